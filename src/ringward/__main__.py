@@ -1,0 +1,5 @@
+import sys
+
+from ringward.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""The plaintext inside a DATA frame: a batch of payload fragments.
+
+Layout (docs/wire-format.md, "Batch"): ``count:u16`` then ``count`` entries,
+each ``msg_no:u64 frag_index:u16 frag_count:u16 flags:u8 length:u16`` and
+``length`` payload bytes. Fixed struct layout because this is the hot path:
+one frame carries many small messages, or one fragment of a large one.
+
+The batch is decrypted plaintext, but a Byzantine member can encrypt any
+bytes it likes under the group key, so this parser is as strict and total as
+the frame decoder.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ringward.errors import WireError
+
+__all__ = ["ENTRY_HEADER", "FLAG_SAFE", "BatchEntry", "decode_batch", "encode_batch"]
+
+COUNT: Final = struct.Struct(">H")
+ENTRY_HEADER: Final = struct.Struct(">QHHBH")
+FLAG_SAFE: Final = 0x01
+_FLAGS_KNOWN: Final = FLAG_SAFE
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEntry:
+    """One payload, or one fragment of a payload too large for a datagram.
+
+    ``msg_no`` numbers the sender's messages; fragments of one message share
+    it and are numbered ``frag_index`` in ``0..frag_count-1``.
+    """
+
+    msg_no: int
+    frag_index: int
+    frag_count: int
+    safe: bool
+    payload: bytes
+
+
+def encode_batch(entries: Sequence[BatchEntry]) -> bytes:
+    """Encode a non-empty batch (raises WireError on out-of-range fields)."""
+    if not 1 <= len(entries) <= 0xFFFF:
+        raise WireError("bad_count", f"batch of {len(entries)} entries")
+    parts = [COUNT.pack(len(entries))]
+    for e in entries:
+        _check_fragment(e.frag_index, e.frag_count)
+        try:
+            parts.append(
+                ENTRY_HEADER.pack(
+                    e.msg_no, e.frag_index, e.frag_count, FLAG_SAFE if e.safe else 0, len(e.payload)
+                )
+            )
+        except struct.error as exc:
+            raise WireError("out_of_range", f"batch entry: {exc}") from None
+        parts.append(e.payload)
+    return b"".join(parts)
+
+
+def decode_batch(data: bytes) -> tuple[BatchEntry, ...]:
+    """Parse a batch or raise WireError. Total: every length is checked
+    against the bytes that remain before it is used."""
+    if len(data) < COUNT.size:
+        raise WireError("short_batch", "batch shorter than its count")
+    (count,) = COUNT.unpack_from(data)
+    if count == 0:
+        raise WireError("bad_count", "empty batch")
+    # Each entry needs at least its header: reject an absurd count before
+    # allocating anything for it.
+    if count * ENTRY_HEADER.size > len(data) - COUNT.size:
+        raise WireError("bad_count", f"{count} entries cannot fit {len(data)} bytes")
+    offset = COUNT.size
+    out: list[BatchEntry] = []
+    for i in range(count):
+        if len(data) - offset < ENTRY_HEADER.size:
+            raise WireError("short_batch", f"entry {i}: truncated header")
+        msg_no, frag_index, frag_count, flags, length = ENTRY_HEADER.unpack_from(data, offset)
+        offset += ENTRY_HEADER.size
+        if flags & ~_FLAGS_KNOWN:
+            raise WireError("reserved_flags", f"entry {i}: flags {flags:#04x}")
+        _check_fragment(frag_index, frag_count)
+        if len(data) - offset < length:
+            raise WireError("short_batch", f"entry {i}: payload truncated")
+        out.append(
+            BatchEntry(
+                msg_no,
+                frag_index,
+                frag_count,
+                bool(flags & FLAG_SAFE),
+                data[offset : offset + length],
+            )
+        )
+        offset += length
+    if offset != len(data):
+        raise WireError("trailing_bytes", f"{len(data) - offset} bytes after the last entry")
+    return tuple(out)
+
+
+def _check_fragment(index: int, count: int) -> None:
+    if not 0 <= index < count:
+        raise WireError("bad_fragment", f"fragment {index} of {count}")
