@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CryptoError",
+    "EventLogError",
     "KeyFileError",
     "RingwardError",
     "RosterError",
@@ -65,3 +66,8 @@ class ConfigError(RingwardError):
 class StateError(RingwardError):
     """An API call that is not valid in the object's current state
     (blame: the caller)."""
+
+
+class EventLogError(RingwardError):
+    """An event log (JSON Lines) that is malformed or violates its schema
+    (blame: whoever wrote the log file)."""
