@@ -4,8 +4,6 @@ bytes, and decoding that encoding gives the same Frame."""
 
 from __future__ import annotations
 
-import sys
-
 if __name__ == "__main__":
     import _harness
 
@@ -13,6 +11,8 @@ if __name__ == "__main__":
 
 from ringward.errors import WireError
 from ringward.wire import decode, encode
+
+import _harness
 
 
 def TestOneInput(data: bytes) -> None:
@@ -33,4 +33,3 @@ def seeds() -> list[bytes]:
 
 if __name__ == "__main__":
     _harness.main(TestOneInput)
-    sys.exit(0)

@@ -44,6 +44,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+# Initial packer buffer; it grows when a body is larger.
+PACK_BUFFER_BYTES = 1024
+
 
 class Spec(Protocol):
     """One field's type: ``check`` maps an unpacked msgpack value to the typed
@@ -263,12 +266,19 @@ def _reject_ext(code: int, data: bytes) -> object:
     raise WireError("bad_msgpack", f"ext type {code} is not allowed")
 
 
+def _pack(obj: object) -> bytes:
+    # A fresh packer with a small initial buffer: msgpack.packb's default
+    # packer reserves 256 KiB per call, which would dominate both the memory
+    # and the time of decoding a small token. Fresh per call: thread-safe.
+    return msgpack.Packer(use_bin_type=True, buf_size=PACK_BUFFER_BYTES).pack(obj)  # type: ignore[no-any-return]
+
+
 def pack_record(spec: Record[T], value: T) -> bytes:
     """Encode ``value`` canonically, after checking it against ``spec`` (so
     a caller cannot emit bytes that its peers would refuse)."""
     obj = spec.dump(value)
     spec.check(obj, spec.cls.__name__, 0)
-    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+    return _pack(obj)
 
 
 def unpack_record(spec: Record[T], data: bytes, depth: int = 0) -> T:
@@ -278,6 +288,6 @@ def unpack_record(spec: Record[T], data: bytes, depth: int = 0) -> T:
     value = spec.check(obj, spec.cls.__name__, depth)
     # Re-pack from the typed value, in schema order: any other key order,
     # integer width or duplicate key yields different bytes.
-    if msgpack.packb(spec.dump(value), use_bin_type=True) != data:
+    if _pack(spec.dump(value)) != data:
         raise WireError("noncanonical", f"{spec.cls.__name__}: not the canonical encoding")
     return value

@@ -111,3 +111,27 @@ BATCH = (
     BatchEntry(msg_no=1, frag_index=0, frag_count=1, safe=False, payload=b"hello"),
     BatchEntry(msg_no=2, frag_index=0, frag_count=2, safe=True, payload=b"first half"),
 )
+
+
+def hex_lines(data: bytes, width: int = 32) -> list[str]:
+    """``data`` as hex, ``width`` bytes per line (the layout of the docs)."""
+    return [data[i : i + width].hex() for i in range(0, len(data), width)]
+
+
+def markdown() -> str:
+    """The test-vector section of docs/wire-format.md, regenerated."""
+    from ringward.wire.batch import encode_batch
+    from ringward.wire.frame import encode
+
+    out: list[str] = []
+    items = [(name, encode(f)) for name, f in frames().items()]
+    items.append(("batch", encode_batch(BATCH)))
+    for name, data in items:
+        out += [f"#### vector `{name}` ({len(data)} bytes)", "", "```hex"]
+        out += hex_lines(data)
+        out += ["```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,22 @@
+"""Invariant: any bytes given as a TOKEN body decode to its typed body or
+raise WireError (nothing else), and an accepted body is canonical: it
+re-encodes to the very same bytes."""
+
+from __future__ import annotations
+
+if __name__ == "__main__":
+    import _harness
+
+    _harness.instrument(["ringward.wire"])
+
+import _harness
+
+TestOneInput = _harness.body_target("TOKEN")
+
+
+def seeds() -> list[bytes]:
+    return _harness.body_seeds("TOKEN")
+
+
+if __name__ == "__main__":
+    _harness.main(TestOneInput)
