@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 # Fuzz smoke: executions per target in `make test` (seconds, not minutes).
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 100000
 
 .PHONY: demo test lint typecheck unit fuzz-smoke soak corpus clean
 

@@ -55,7 +55,7 @@ def test_vector_batch() -> None:
         (b"\x00", "short_batch"),
         (b"\x00\x00", "bad_count"),
         (COUNT.pack(0xFFFF) + b"\0" * 20, "bad_count"),
-        (COUNT.pack(1) + ENTRY_HEADER.pack(1, 0, 1, 0x02, 0), "reserved_flags"),
+        (COUNT.pack(1) + ENTRY_HEADER.pack(1, 0, 1, 0x04, 0), "reserved_flags"),
         (COUNT.pack(1) + ENTRY_HEADER.pack(1, 1, 1, 0, 0), "bad_fragment"),
         (COUNT.pack(1) + ENTRY_HEADER.pack(1, 0, 0, 0, 0), "bad_fragment"),
         (COUNT.pack(1) + ENTRY_HEADER.pack(1, 0, 1, 0, 5) + b"abc", "short_batch"),

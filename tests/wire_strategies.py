@@ -108,6 +108,7 @@ def batch_entries() -> st.SearchStrategy[BatchEntry]:
             frag_count=st.just(count),
             safe=st.booleans(),
             payload=st.binary(max_size=300),
+            recovered=st.booleans(),
         )
     )
 

@@ -19,12 +19,22 @@ from typing import Final
 
 from ringward.errors import WireError
 
-__all__ = ["ENTRY_HEADER", "FLAG_SAFE", "BatchEntry", "decode_batch", "encode_batch"]
+__all__ = [
+    "ENTRY_HEADER",
+    "FLAG_RECOVERED",
+    "FLAG_SAFE",
+    "BatchEntry",
+    "decode_batch",
+    "encode_batch",
+]
 
 COUNT: Final = struct.Struct(">H")
 ENTRY_HEADER: Final = struct.Struct(">QHHBH")
 FLAG_SAFE: Final = 0x01
-_FLAGS_KNOWN: Final = FLAG_SAFE
+# The payload is a complete DATA frame of an old ring, re-broadcast during
+# membership recovery (Totem's encapsulated retransmission).
+FLAG_RECOVERED: Final = 0x02
+_FLAGS_KNOWN: Final = FLAG_SAFE | FLAG_RECOVERED
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,11 @@ class BatchEntry:
     frag_count: int
     safe: bool
     payload: bytes
+    recovered: bool = False
+
+    @property
+    def flags(self) -> int:
+        return (FLAG_SAFE if self.safe else 0) | (FLAG_RECOVERED if self.recovered else 0)
 
 
 def encode_batch(entries: Sequence[BatchEntry]) -> bytes:
@@ -51,9 +66,7 @@ def encode_batch(entries: Sequence[BatchEntry]) -> bytes:
         _check_fragment(e.frag_index, e.frag_count)
         try:
             parts.append(
-                ENTRY_HEADER.pack(
-                    e.msg_no, e.frag_index, e.frag_count, FLAG_SAFE if e.safe else 0, len(e.payload)
-                )
+                ENTRY_HEADER.pack(e.msg_no, e.frag_index, e.frag_count, e.flags, len(e.payload))
             )
         except struct.error as exc:
             raise WireError("out_of_range", f"batch entry: {exc}") from None
@@ -92,6 +105,7 @@ def decode_batch(data: bytes) -> tuple[BatchEntry, ...]:
                 frag_count,
                 bool(flags & FLAG_SAFE),
                 data[offset : offset + length],
+                bool(flags & FLAG_RECOVERED),
             )
         )
         offset += length

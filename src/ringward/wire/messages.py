@@ -135,6 +135,7 @@ class CommitMember:
     node: int
     old_ring: RingId
     aru: int
+    high_seq: int
     high_delivered: int
     received_flg: bool
 
@@ -269,6 +270,7 @@ SCHEMAS: dict[Kind, Record[Any]] = {
                             ("node", NODE),
                             ("old_ring", RING_SPEC),
                             ("aru", U64),
+                            ("high_seq", U64),
                             ("high_delivered", U64),
                             ("received_flg", Bool()),
                         ),

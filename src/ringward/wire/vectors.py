@@ -79,8 +79,8 @@ def frames() -> dict[str, Frame]:
         CommitToken(
             hop=0,
             members=(
-                CommitMember(1, RING, aru=98, high_delivered=98, received_flg=True),
-                CommitMember(3, RING, aru=98, high_delivered=97, received_flg=False),
+                CommitMember(1, RING, aru=98, high_seq=100, high_delivered=98, received_flg=True),
+                CommitMember(3, RING, aru=98, high_seq=99, high_delivered=97, received_flg=False),
             ),
             keys=(SealedKey(1, bytes([0x51]) * 80), SealedKey(3, bytes([0x53]) * 80)),
             key_commit=bytes([0xCC]) * 32,
