@@ -1,0 +1,145 @@
+"""DATA frames in and out, and delivery in agreed / safe order.
+
+A received frame is checked cheaply (ring, member, window, duplicate), then
+opened (AEAD) and its batch parsed, and only then stored: nothing that fails
+to open ever occupies the receive window. Delivery walks the store in seq
+order with no gap; a frame carrying a safe payload waits until every member
+holds it. During recovery the same walk unpacks old-ring frames instead of
+delivering (see recovery.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ringward.engine import recovery
+from ringward.engine.api import Delivered, MessageId
+from ringward.engine.membership import State
+from ringward.engine.ringstore import RingStore
+from ringward.errors import WireError
+from ringward.wire import BatchEntry, DataFrame, Frame, RingId, decode_batch, encode_batch, limits
+from ringward.wire.frame import DATA_PREFIX, HEADER, MAGIC, VERSION
+from ringward.wire.messages import Kind
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+
+__all__ = ["deliver_entries", "deliver_ready", "make_data", "on_data", "open_frame"]
+
+AD_BYTES = HEADER.size + DATA_PREFIX.size
+
+
+def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry]) -> bytes:
+    """Seal, store and broadcast one DATA frame; returns its bytes."""
+    engine.data_counter += 1
+    counter, epoch = engine.data_counter, 0
+    plaintext = encode_batch(entries)
+    body_len = DATA_PREFIX.size + len(plaintext) + limits.AEAD_TAG_BYTES
+    ad = HEADER.pack(
+        MAGIC,
+        VERSION,
+        Kind.DATA,
+        0,
+        engine.cluster_id,
+        engine.node_id,
+        ring.rep,
+        ring.seq,
+        body_len,
+    ) + DATA_PREFIX.pack(seq, epoch, counter)
+    ciphertext = engine.security.seal(epoch, engine.node_id, counter, ad, plaintext)
+    raw = ad + ciphertext
+    assert len(raw) == AD_BYTES + body_len - DATA_PREFIX.size
+    store = engine.new_store if engine.state is State.RECOVERY else engine.store
+    assert store is not None
+    frame = Frame(
+        engine.cluster_id, engine.node_id, ring, DataFrame(seq, epoch, counter, ciphertext)
+    )
+    store.add(seq, raw, frame)
+    store.frames[seq].entries = tuple(entries)
+    engine.send(None, raw)
+    return raw
+
+
+def open_frame(engine: Engine, frame: Frame, raw: bytes) -> tuple[BatchEntry, ...] | None:
+    """Decrypt and parse a DATA frame; None (counted) when it does not open."""
+    body = frame.body
+    assert isinstance(body, DataFrame)
+    plaintext = engine.security.open(
+        body.epoch, frame.sender, body.counter, raw[:AD_BYTES], body.ciphertext
+    )
+    if plaintext is None:
+        engine.drops["bad_aead"] += 1
+        return None
+    try:
+        return decode_batch(plaintext)
+    except WireError as exc:
+        engine.drops[f"batch:{exc.reason}"] += 1
+        return None
+
+
+def _store_for(engine: Engine, ring: RingId) -> tuple[RingStore, tuple[int, ...]] | None:
+    if engine.new_store is not None and engine.pending and ring == engine.new_store.ring:
+        return engine.new_store, engine.pending[1]
+    if engine.store is not None and ring == engine.store.ring:
+        return engine.store, engine.members
+    return None
+
+
+def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
+    body = frame.body
+    assert isinstance(body, DataFrame)
+    found = _store_for(engine, frame.ring)
+    if found is None:
+        engine.foreign(frame)
+        return
+    store, members = found
+    if frame.sender not in members:
+        engine.drops["data_not_member"] += 1
+        return
+    if body.seq <= store.aru or body.seq in store.frames:
+        engine.drops["duplicate"] += 1
+        return
+    if body.seq > store.aru + store.window:
+        engine.drops["beyond_window"] += 1
+        return
+    accept(engine, store, frame, raw)
+    deliver_ready(engine)
+
+
+def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
+    """Open and store a frame whose seq is within the window."""
+    entries = open_frame(engine, frame, raw)
+    body = frame.body
+    assert isinstance(body, DataFrame)
+    if entries is not None and store.add(body.seq, raw, frame):
+        store.frames[body.seq].entries = entries
+
+
+def deliver_ready(engine: Engine) -> None:
+    """Deliver (or, recovering, unpack) every frame that is now in order."""
+    if engine.state is State.OPERATIONAL and engine.store is not None and engine.ring:
+        store = engine.store
+        view = engine.view
+        assert view is not None
+        while store.delivered + 1 in store.frames:
+            seq = store.delivered + 1
+            item = store.frames[seq]
+            entries = item.entries or ()
+            if seq > store.safe_upto and any(e.safe and not e.recovered for e in entries):
+                break
+            deliver_entries(engine, view, seq, item.frame.sender, entries)
+            store.delivered = seq
+        store.collect()
+    elif engine.state is State.RECOVERY and engine.new_store is not None:
+        recovery.unpack_ready(engine)
+
+
+def deliver_entries(
+    engine: Engine, view: str, seq: int, sender: int, entries: tuple[BatchEntry, ...]
+) -> None:
+    for e in entries:
+        if e.recovered:
+            continue
+        payload = engine.assembler.add(sender, e)
+        if payload is not None:
+            engine.emit(Delivered(view, seq, MessageId(sender, e.msg_no), payload, e.safe))

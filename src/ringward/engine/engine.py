@@ -1,0 +1,397 @@
+"""The ring engine: Totem single-ring ordering and membership, sans-IO.
+
+Theory of operation (docs/protocol.md):
+
+* OPERATIONAL — a token circulates the ring in node-id order and is
+  broadcast to every node, so every member sees every transition of the
+  token chain. Its holder re-sends requested frames, broadcasts new DATA
+  frames (global seq = token seq + 1, …), lowers the token's aru if it lacks
+  something, and passes the token on. Frames are delivered in seq order with
+  no gap (agreed); a frame holding a safe payload waits until every member
+  has it (token aru one rotation apart).
+* Token loss, a join, or traffic from a node outside the ring → GATHER:
+  joins (proc and fail sets) are exchanged until every candidate sent the
+  same sets (consensus), or the silent are failed after the consensus timer.
+* COMMIT — the lowest candidate sends a commit token around the new ring
+  twice: the first rotation collects every member's old-ring state, the
+  second tells everyone the full picture.
+* RECOVERY — members re-broadcast, as new-ring frames, the old-ring frames
+  others may lack, until everyone has all of them; then each member delivers
+  the old ring's remaining messages (regular view, then transitional view),
+  installs the new regular view and returns to OPERATIONAL.
+
+Every signed frame leaves through :meth:`Engine._emit_signed` and every
+received frame is checked in :meth:`Engine.receive` before its body is used:
+the two places where the security layer (``FrameSecurity``) plugs in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+
+from ringward.engine import delivery, recovery, token
+from ringward.engine.api import Delivered, MessageId, Outgoing, Ready, ViewInstalled, quorum_size
+from ringward.engine.config import EngineConfig
+from ringward.engine.membership import GatherState, RecoveryPlan, State, regular_view_id
+from ringward.engine.ringstore import Assembler, RingStore
+from ringward.engine.security import FrameSecurity, NullSecurity
+from ringward.engine.sendqueue import SendQueue
+from ringward.errors import ConfigError, RingwardError
+from ringward.wire import (
+    CommitMember,
+    CommitToken,
+    Frame,
+    Join,
+    Kind,
+    RingId,
+    Token,
+    decode,
+    limits,
+    signing_bytes,
+)
+
+__all__ = ["Engine"]
+
+# Timer names, in the order they fire when due together.
+TIMERS = ("token_rtx", "commit_rtx", "token_hold", "token_loss", "join", "consensus")
+
+
+class Engine:
+    """One node's protocol state machine (see module docstring and api.py)."""
+
+    def __init__(
+        self,
+        node_id: int,
+        members: Sequence[int],
+        *,
+        config: EngineConfig | None = None,
+        cluster_id: bytes = bytes(limits.CLUSTER_ID_BYTES),
+        incarnation: int = 0,
+        ring_seq: int = 0,
+        now: float = 0.0,
+        security: FrameSecurity | None = None,
+    ) -> None:
+        self.roster = tuple(sorted(set(members)))
+        if node_id not in self.roster or not 1 <= node_id <= 0xFFFF:
+            raise ConfigError("bad_config", f"node {node_id} is not in the roster {self.roster}")
+        if len(cluster_id) != limits.CLUSTER_ID_BYTES or not 0 <= incarnation < 1 << 31:
+            raise ConfigError("bad_config", "bad cluster id or incarnation")
+        self.node_id = node_id
+        self.config = config or EngineConfig()
+        self.cluster_id = cluster_id
+        self.security: FrameSecurity = security or NullSecurity()
+        self.drops: Counter[str] = Counter()
+        self.quorum = quorum_size(len(self.roster))
+        self.now = now
+        self._ready = Ready()
+        self._timers: dict[str, float] = {}
+        self._msg_no = incarnation << 32
+        cfg = self.config
+        self.sendq = SendQueue(cfg.datagram_bytes_max, cfg.send_queue_max, cfg.payload_bytes_max)
+        self.assembler = Assembler(cfg.payload_bytes_max)
+        # Old-ring frames arrive as fragments during recovery.
+        self.rec_assembler = Assembler(limits.DATAGRAM_BYTES_MAX)
+        self.data_counter = 0
+        # Installed regular configuration (None until the first ring).
+        self.ring: RingId | None = None
+        self.members: tuple[int, ...] = ()
+        self.store: RingStore | None = None
+        self.ring_seq_max = ring_seq
+        # Membership in progress.
+        self.gather: GatherState | None = None
+        self.pending: tuple[RingId, tuple[int, ...]] | None = None
+        self.new_store: RingStore | None = None
+        self.plan: RecoveryPlan | None = None
+        self.recq: SendQueue | None = None
+        self.commit_seen = -1
+        self._last_commit: tuple[int, bytes, int] | None = None
+        self.tokens = token.TokenState()
+        self.state = State.GATHER
+        self.enter_gather(now, reason="start")
+
+    # ------------------------------------------------------------------ verbs
+
+    def receive(self, now: float, datagram: bytes, source: object = None) -> None:
+        """One datagram from the network. Never raises for bad input."""
+        self.now = now
+        try:
+            frame = decode(datagram, max_datagram_bytes=limits.DATAGRAM_BYTES_MAX)
+        except RingwardError as exc:
+            self.drops[exc.reason] += 1
+            return
+        if frame.cluster_id != self.cluster_id:
+            self.drops["foreign_cluster"] += 1
+            return
+        if frame.sender not in self.roster:
+            self.drops["unknown_sender"] += 1
+            return
+        if frame.sender == self.node_id:
+            # Our own frame, re-sent by a member serving a retransmission.
+            self.drops["own_frame"] += 1
+            return
+        if frame.signed and not self.security.verify(
+            frame.sender, signing_bytes(frame), frame.signature
+        ):
+            self.drops["bad_signature"] += 1
+            return
+        handler = _HANDLERS.get(frame.kind)
+        if handler is None:
+            self.drops["unhandled_kind"] += 1
+            return
+        handler(self, frame, datagram)
+
+    def tick(self, now: float) -> None:
+        """Time passed: fire every timer that is due."""
+        self.now = now
+        for name in TIMERS:
+            at = self._timers.get(name)
+            if at is not None and at <= now:
+                del self._timers[name]
+                getattr(self, f"_on_{name}")()
+
+    def submit(self, now: float, payload: bytes, safe: bool = False) -> MessageId:
+        """Queue ``payload`` for total-order broadcast; its id is returned at
+        once. Raises StateError('backpressure') when the send queue is full."""
+        self.now = now
+        self._msg_no += 1
+        self.sendq.push(self._msg_no, bytes(payload), safe=safe)
+        if self.state is State.OPERATIONAL and self.tokens.held is not None:
+            token.release_held(self)
+        return MessageId(self.node_id, self._msg_no)
+
+    def ready(self) -> Ready:
+        """Drain what the engine produced (see api.py for the duties)."""
+        out = self._ready
+        out.deadline = min(self._timers.values()) if self._timers else None
+        self._ready = Ready()
+        return out
+
+    # --------------------------------------------------------- introspection
+
+    @property
+    def view(self) -> str | None:
+        """Id of the installed regular configuration."""
+        return regular_view_id(self.ring) if self.ring else None
+
+    def status(self) -> dict[str, object]:
+        return {
+            "node": self.node_id,
+            "state": self.state.value,
+            "view": self.view,
+            "members": list(self.members),
+            "backlog": len(self.sendq),
+            "drops": dict(self.drops),
+        }
+
+    # ------------------------------------------------------ output helpers
+
+    def next_msg_no(self) -> int:
+        self._msg_no += 1
+        return self._msg_no
+
+    def send(self, dest: int | None, data: bytes) -> None:
+        self._ready.datagrams.append(Outgoing(dest, data))
+
+    def emit(self, event: Delivered | ViewInstalled) -> None:
+        self._ready.events.append(event)
+
+    def emit_view(self, view: str, kind: str, members: Sequence[int]) -> None:
+        assert kind in ("transitional", "regular")
+        self.emit(
+            ViewInstalled(
+                view,
+                "regular" if kind == "regular" else "transitional",
+                tuple(sorted(members)),
+                len(members) >= self.quorum,
+            )
+        )
+
+    def emit_signed(self, ring: RingId, body: object, dest: int | None = None) -> bytes:
+        """Sign, encode and send a frame; returns its bytes."""
+        unsigned = Frame(self.cluster_id, self.node_id, ring, body)  # type: ignore[arg-type]
+        signed_part = signing_bytes(unsigned)
+        raw = signed_part + self.security.sign(signed_part)
+        self.send(dest, raw)
+        return raw
+
+    def set_timer(self, name: str, delay_ms: float) -> None:
+        self._timers[name] = self.now + delay_ms / 1000.0
+
+    def cancel_timer(self, *names: str) -> None:
+        for name in names:
+            self._timers.pop(name, None)
+
+    # ------------------------------------------------------------- gather
+
+    def enter_gather(self, now: float, *, reason: str, add: Sequence[int] = ()) -> None:
+        """Start (or widen) a membership round."""
+        self.now = now
+        if self.state is State.GATHER and self.gather is not None:
+            if self.gather.merge(add, ()):
+                self.send_join()
+            return
+        self.drops[f"gather:{reason}"] += 1  # counted, not an error: a reason to reconfigure
+        self.state = State.GATHER
+        self.gather = GatherState(
+            proc={self.node_id, *self.members, *add}, fail=set(), ring_seq_max=self.ring_seq_max
+        )
+        self.pending = None
+        self.new_store = None
+        self.plan = None
+        self.recq = None
+        self._last_commit = None
+        self.tokens.reset()
+        self.sendq.rewind()
+        self.cancel_timer("token_rtx", "commit_rtx", "token_hold", "token_loss")
+        self.send_join()
+        self.set_timer("consensus", self.config.consensus_timeout_ms)
+
+    def send_join(self) -> None:
+        g = self.gather
+        assert g is not None
+        body = Join(self.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), (), ())
+        ring = self.ring or RingId(self.node_id, 0)
+        raw = self.emit_signed(ring, body)
+        frame = Frame(self.cluster_id, self.node_id, ring, body, raw[-limits.SIGNATURE_BYTES :])
+        g.joins[self.node_id] = (frozenset(g.proc), frozenset(g.fail), frame)
+        self.set_timer("join", self.config.join_timeout_ms)
+
+    def _on_join_frame(self, frame: Frame, raw: bytes) -> None:
+        j = frame.body
+        assert isinstance(j, Join)
+        sender = frame.sender
+        self.ring_seq_max = max(self.ring_seq_max, j.ring_seq)
+        if self.state is not State.GATHER:
+            ring, members = self.pending or (self.ring, self.members)
+            if ring is not None and sender in members and j.ring_seq < ring.seq:
+                self.drops["stale_join"] += 1
+                return
+            self.enter_gather(self.now, reason="join", add=(sender,))
+        g = self.gather
+        assert g is not None
+        if sender in g.fail:
+            self.drops["join_from_failed"] += 1
+            return
+        changed = False
+        if self.node_id in j.fail:
+            # It considers us failed: part ways; the merge comes later.
+            g.fail.add(sender)
+            changed = True
+        else:
+            g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
+            changed = g.merge(j.proc, j.fail)
+        g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
+        if changed:
+            # New sets: everyone gets a full consensus period to agree to
+            # them (Totem re-enters gather), or the first timer to fire
+            # would fail nodes whose matching joins are still in flight.
+            self.set_timer("consensus", self.config.consensus_timeout_ms)
+            self.send_join()
+        # Consensus is only ever reached on hearing from others or on the
+        # consensus timer: a node that just started must not form a ring of
+        # one before anyone could answer.
+        self._check_consensus()
+
+    def _check_consensus(self) -> None:
+        g = self.gather
+        if g is None or self.state is not State.GATHER or not g.consensus():
+            return
+        if g.candidates()[0] == self.node_id:
+            recovery.start_commit(self)
+
+    def _on_join(self) -> None:
+        if self.state is State.GATHER:
+            self.send_join()
+
+    def _on_consensus(self) -> None:
+        if self.state is not State.GATHER or self.gather is None:
+            return
+        silent = self.gather.silent() - {self.node_id}
+        self.gather.fail |= silent
+        self.set_timer("consensus", self.config.consensus_timeout_ms)
+        self.send_join()
+        self._check_consensus()
+
+    # ------------------------------------------------------------ timers
+
+    def _on_token_loss(self) -> None:
+        self.enter_gather(self.now, reason="token_loss")
+
+    def _on_token_rtx(self) -> None:
+        token.retransmit(self)
+
+    def _on_token_hold(self) -> None:
+        token.release_held(self)
+
+    def _on_commit_rtx(self) -> None:
+        if self._last_commit is not None and self.state in (State.COMMIT, State.RECOVERY):
+            dest, raw, _ = self._last_commit
+            self.send(dest, raw)
+            self.set_timer("commit_rtx", self.config.token_retransmit_ms)
+
+    # ---------------------------------------------------- installed views
+
+    def install(self, ring: RingId, members: tuple[int, ...], store: RingStore) -> None:
+        """Install a regular configuration (after recovery)."""
+        self.ring, self.members, self.store = ring, members, store
+        self.ring_seq_max = max(self.ring_seq_max, ring.seq)
+        self.assembler.reset()
+        self.emit_view(regular_view_id(ring), "regular", members)
+        self.state = State.OPERATIONAL
+        self.gather = None
+        self.pending = None
+        self.new_store = None
+        self.plan = None
+        self.recq = None
+        self.cancel_timer("join", "consensus", "commit_rtx")
+        delivery.deliver_ready(self)
+
+    def foreign(self, frame: Frame) -> None:
+        """Ring traffic that is not ours: a node outside our ring is alive
+        (partition healed, restart): merge with it."""
+        if self.state is State.OPERATIONAL and frame.sender not in self.members:
+            self.enter_gather(self.now, reason="foreign", add=(frame.sender,))
+        else:
+            self.drops["foreign_ring"] += 1
+
+    def commit_entry(self) -> CommitMember:
+        """This node's old-ring state for the commit token."""
+        st = self.store
+        old = self.ring or RingId(self.node_id, 0)
+        if st is None:
+            return CommitMember(self.node_id, old, 0, 0, 0, True)
+        return CommitMember(
+            self.node_id, old, st.aru, st.high_seq, st.delivered, st.aru == st.high_seq
+        )
+
+    def set_last_commit(self, dest: int, raw: bytes, hop: int) -> None:
+        """Remember a forwarded commit token; re-send it until progress shows."""
+        self._last_commit = (dest, raw, hop)
+        self.set_timer("commit_rtx", self.config.token_retransmit_ms)
+
+    def digest(self, raw: bytes) -> bytes:
+        return hashlib.blake2b(raw, digest_size=limits.DIGEST_BYTES).digest()
+
+
+def _on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
+    delivery.on_data(engine, frame, raw)
+
+
+def _on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
+    assert isinstance(frame.body, Token)
+    token.on_token(engine, frame, raw)
+
+
+def _on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
+    assert isinstance(frame.body, CommitToken)
+    recovery.on_commit(engine, frame, raw)
+
+
+_HANDLERS = {
+    Kind.DATA: _on_data,
+    Kind.TOKEN: _on_token,
+    Kind.JOIN: Engine._on_join_frame,
+    Kind.COMMIT: _on_commit,
+}

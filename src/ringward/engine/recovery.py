@@ -1,0 +1,240 @@
+"""Commit and recovery: from consensus to an installed new ring.
+
+The commit token (docs/protocol.md, "Commit"): the representative — the
+lowest candidate — sends it around the new ring twice. Hop ``k`` is held by
+``members[k % n]``; in the first rotation (hops 0..n-1) each member appends
+its old-ring state and moves to COMMIT; in the second (hops n..2n-1) each
+member sees everyone's state and moves to RECOVERY; hop 2n brings it back to
+the representative, which starts the new ring's token. Each forward is
+re-sent until the next holder shows progress.
+
+Recovery (Totem's encapsulated retransmission): each member re-broadcasts,
+as new-ring frames flagged *recovered*, the frames of its old ring that some
+member of its transitional configuration may lack (those above the lowest
+aru). They ride the ordinary token machinery, so loss is repaired by the
+ordinary retransmission requests. When a quiet rotation shows every member
+holds every recovery frame, each member delivers the rest of its old ring —
+in the old regular view up to the highest point any survivor already
+delivered there (and further while only agreed frames follow), the rest in
+the transitional view — and installs the new regular view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from ringward.engine import delivery
+from ringward.engine.membership import State, plan_recovery, transitional_view_id
+from ringward.engine.ringstore import RingStore
+from ringward.engine.sendqueue import SendQueue
+from ringward.errors import WireError
+from ringward.wire import CommitMember, CommitToken, DataFrame, Frame, Join, RingId, decode, limits
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+
+__all__ = ["finish", "on_commit", "start_commit", "unpack_ready"]
+
+# Ring sequence numbers advance by 4 per new ring, as in Totem.
+RING_SEQ_STEP = 4
+
+
+def start_commit(engine: Engine) -> None:
+    """Consensus reached and we are the representative: form the ring."""
+    g = engine.gather
+    assert g is not None
+    members = tuple(g.candidates())
+    seq = max(g.ring_seq_max, engine.ring_seq_max) + RING_SEQ_STEP
+    ring = RingId(engine.node_id, seq)
+    cert = tuple(g.joins[n][2] for n in members)
+    ct = CommitToken(hop=0, members=(), keys=(), key_commit=bytes(limits.DIGEST_BYTES), cert=cert)
+    _process(engine, ring, members, ct)
+
+
+def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
+    """A commit token from the network: check its certificate, then process."""
+    ct = frame.body
+    assert isinstance(ct, CommitToken)
+    sets = {(j.body.proc, j.body.fail) for j in ct.cert if isinstance(j.body, Join)}
+    if len(sets) != 1 or len(ct.cert) == 0:
+        engine.drops["commit_bad_cert"] += 1
+        return
+    proc, fail = sets.pop()
+    members = tuple(sorted(set(proc) - set(fail)))
+    signers = tuple(j.sender for j in ct.cert)
+    if (
+        signers != members
+        or frame.ring.rep != members[0]
+        or frame.sender not in members
+        or engine.node_id not in members
+        or any(not engine.security.verify(j.sender, _signing(j), j.signature) for j in ct.cert)
+    ):
+        engine.drops["commit_bad_cert"] += 1
+        return
+    _process(engine, frame.ring, members, ct)
+
+
+def _signing(frame: Frame) -> bytes:
+    from ringward.wire import signing_bytes
+
+    return signing_bytes(frame)
+
+
+def _process(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken) -> None:
+    n = len(members)
+    me = engine.node_id
+    if ct.hop % n != members.index(me):
+        engine.drops["commit_not_mine"] += 1
+        return
+    if engine.ring is not None and ring.seq <= engine.ring.seq:
+        engine.drops["commit_stale"] += 1
+        return
+    same = engine.pending == (ring, members)
+    if same and ct.hop <= engine.commit_seen:
+        engine.drops["commit_duplicate"] += 1
+        return
+    if ct.hop < n:
+        _first_rotation(engine, ring, members, ct)
+    elif ct.hop < 2 * n:
+        _second_rotation(engine, ring, members, ct, same)
+    elif same and engine.state is State.RECOVERY and ct.hop == 2 * n:
+        from ringward.engine import token
+
+        engine.commit_seen = ct.hop
+        engine.cancel_timer("commit_rtx")
+        token.start_ring(engine)
+    else:
+        engine.drops["commit_unexpected"] += 1
+
+
+def _first_rotation(
+    engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken
+) -> None:
+    g = engine.gather
+    cert_sets = {
+        (frozenset(j.body.proc), frozenset(j.body.fail))
+        for j in ct.cert
+        if isinstance(j.body, Join)
+    }
+    if (
+        engine.state is not State.GATHER
+        or g is None
+        or cert_sets != {(frozenset(g.proc), frozenset(g.fail))}
+        or tuple(e.node for e in ct.members) != members[: ct.hop]
+    ):
+        engine.drops["commit_mismatch"] += 1
+        return
+    engine.state = State.COMMIT
+    engine.pending = (ring, members)
+    engine.commit_seen = ct.hop
+    engine.cancel_timer("join", "consensus")
+    engine.set_timer("token_loss", engine.config.token_timeout_ms)
+    entries = (*ct.members, engine.commit_entry())
+    _forward(engine, ring, members, dataclasses.replace(ct, hop=ct.hop + 1, members=entries))
+
+
+def _second_rotation(
+    engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken, same: bool
+) -> None:
+    if not same or engine.state is not State.COMMIT:
+        engine.drops["commit_unexpected"] += 1
+        return
+    if tuple(e.node for e in ct.members) != members:
+        engine.drops["commit_mismatch"] += 1
+        return
+    engine.commit_seen = ct.hop
+    _enter_recovery(engine, {e.node: e for e in ct.members})
+    _forward(engine, ring, members, dataclasses.replace(ct, hop=ct.hop + 1))
+
+
+def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken) -> None:
+    dest = members[ct.hop % len(members)]
+    if dest == engine.node_id:
+        _process(engine, ring, members, ct)  # a ring of one: straight back to us
+        return
+    raw = engine.emit_signed(ring, ct, dest)
+    engine.set_last_commit(dest, raw, ct.hop)
+
+
+def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
+    assert engine.pending is not None
+    ring, _ = engine.pending
+    cfg = engine.config
+    engine.state = State.RECOVERY
+    engine.new_store = RingStore(ring, cfg.receive_window_frames_max)
+    engine.recq = SendQueue(
+        cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
+    )
+    engine.tokens.reset()
+    engine.rec_assembler.reset()
+    engine.data_counter = 0
+    engine.set_timer("token_loss", cfg.token_timeout_ms)
+    if engine.ring is None or engine.store is None:
+        engine.plan = None
+        return
+    plan = plan_recovery(engine.node_id, engine.ring, entries)
+    engine.plan = plan
+    for seq in range(plan.low_aru + 1, plan.high_seq + 1):
+        item = engine.store.frames.get(seq)
+        if item is not None and plan.responsible(seq, engine.node_id, entries):
+            engine.recq.push(engine.next_msg_no(), item.raw, safe=False, recovered=True)
+
+
+def unpack_ready(engine: Engine) -> None:
+    """Walk the new ring's frames in order, unpacking recovered old-ring
+    frames; stop at the first frame with application payloads (those wait
+    for the new view)."""
+    store = engine.new_store
+    assert store is not None
+    while store.delivered + 1 in store.frames:
+        seq = store.delivered + 1
+        item = store.frames[seq]
+        entries = item.entries or ()
+        if any(not e.recovered for e in entries):
+            break
+        for e in entries:
+            old_raw = engine.rec_assembler.add(item.frame.sender, e)
+            if old_raw is not None:
+                _absorb(engine, old_raw)
+        store.delivered = seq
+
+
+def _absorb(engine: Engine, raw: bytes) -> None:
+    """An old-ring frame recovered through the new ring."""
+    old = engine.store
+    if old is None or engine.plan is None:
+        return
+    try:
+        frame = decode(raw)
+    except WireError as exc:
+        engine.drops[f"recovered:{exc.reason}"] += 1
+        return
+    body = frame.body
+    if not isinstance(body, DataFrame) or frame.ring != old.ring:
+        return  # another old ring's recovery: not ours to deliver
+    if body.seq > old.aru and body.seq not in old.frames:
+        delivery.accept(engine, old, frame, raw)
+
+
+def finish(engine: Engine) -> None:
+    """Recovery complete: deliver the old ring per EVS, install the new one."""
+    assert engine.pending is not None and engine.new_store is not None
+    unpack_ready(engine)
+    ring, members = engine.pending
+    plan, old, view = engine.plan, engine.store, engine.view
+    if plan is not None and old is not None and view is not None and engine.ring is not None:
+        while old.delivered + 1 in old.frames:
+            seq = old.delivered + 1
+            item = old.frames[seq]
+            entries = item.entries or ()
+            if seq > plan.deliver_upto and any(e.safe and not e.recovered for e in entries):
+                break
+            delivery.deliver_entries(engine, view, seq, item.frame.sender, entries)
+            old.delivered = seq
+        trans = transitional_view_id(ring, engine.ring)
+        engine.emit_view(trans, "transitional", plan.trans)
+        for seq in sorted(s for s in old.frames if s > old.delivered):
+            item = old.frames[seq]
+            delivery.deliver_entries(engine, trans, seq, item.frame.sender, item.entries or ())
+    engine.install(ring, members, engine.new_store)

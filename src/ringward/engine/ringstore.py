@@ -1,0 +1,120 @@
+"""The receiver side of ordering: one ring's frames, aru and delivery cursor.
+
+Invariants (docs/protocol.md, "Ordering"):
+
+* ``aru`` — every frame with seq 1..aru has been received (Totem's
+  ``my_aru``); frames are only accepted in ``(aru, aru + window]``, so the
+  store never holds more than ``window`` frames.
+* ``delivered`` — frames 1..delivered have been handed to delivery, in seq
+  order, with no gap.
+* ``safe_upto`` — every member of the ring has received frames 1..safe_upto
+  (learned from the token's aru one rotation apart).
+* A frame is discarded once it is both delivered and safe: nobody can ask
+  for it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ringward.wire import BatchEntry, Frame, RingId
+
+__all__ = ["Assembler", "RingStore", "Stored"]
+
+
+@dataclass(slots=True)
+class Stored:
+    """A received DATA frame: its exact bytes (for retransmission and
+    recovery) and, once opened, its batch."""
+
+    raw: bytes
+    frame: Frame
+    entries: tuple[BatchEntry, ...] | None = None
+
+
+class RingStore:
+    """Frames of one ring (see module docstring)."""
+
+    def __init__(self, ring: RingId, window: int) -> None:
+        self.ring = ring
+        self.window = window
+        self.frames: dict[int, Stored] = {}
+        self.aru = 0
+        self.high_seq = 0
+        self.delivered = 0
+        self.safe_upto = 0
+
+    def add(self, seq: int, raw: bytes, frame: Frame) -> bool:
+        """Store a frame; False if it is a duplicate, already discarded or
+        beyond the receive window."""
+        if seq <= self.aru or seq in self.frames or seq > self.aru + self.window:
+            return False
+        self.frames[seq] = Stored(raw, frame)
+        self.high_seq = max(self.high_seq, seq)
+        while self.aru + 1 in self.frames:
+            self.aru += 1
+        return True
+
+    def missing(self, upto: int, limit: int) -> list[int]:
+        """Seqs in ``(aru, upto]`` not received, at most ``limit``."""
+        out: list[int] = []
+        seq = self.aru + 1
+        upto = min(upto, self.aru + self.window)
+        while seq <= upto and len(out) < limit:
+            if seq not in self.frames:
+                out.append(seq)
+            seq += 1
+        return out
+
+    def mark_safe(self, seq: int) -> None:
+        self.safe_upto = max(self.safe_upto, min(seq, self.aru))
+
+    def collect(self) -> None:
+        """Discard frames that are delivered and safe."""
+        floor = min(self.delivered, self.safe_upto)
+        for seq in [s for s in self.frames if s <= floor]:
+            del self.frames[seq]
+
+
+@dataclass(slots=True)
+class _Partial:
+    msg_no: int
+    frag_count: int
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+class Assembler:
+    """Reassembly of fragmented payloads, one in progress per sender (a
+    sender's fragments arrive in order: the send queue never interleaves)."""
+
+    def __init__(self, payload_bytes_max: int) -> None:
+        self.payload_bytes_max = payload_bytes_max
+        self._partial: dict[int, _Partial] = {}
+
+    def add(self, sender: int, entry: BatchEntry) -> bytes | None:
+        """Feed one entry; the whole payload when it completes a message,
+        None otherwise (out-of-order or oversize fragments are dropped)."""
+        if entry.frag_count == 1:
+            self._partial.pop(sender, None)
+            return entry.payload
+        p = self._partial.get(sender)
+        if entry.frag_index == 0:
+            p = self._partial[sender] = _Partial(entry.msg_no, entry.frag_count)
+        if p is None or p.msg_no != entry.msg_no or entry.frag_index != len(p.parts):
+            self._partial.pop(sender, None)
+            return None
+        p.size += len(entry.payload)
+        if p.frag_count != entry.frag_count or p.size > self.payload_bytes_max:
+            self._partial.pop(sender, None)
+            return None
+        p.parts.append(entry.payload)
+        if len(p.parts) < p.frag_count:
+            return None
+        del self._partial[sender]
+        return b"".join(p.parts)
+
+    def reset(self) -> None:
+        """A configuration change: incomplete payloads are dropped (their
+        senders send them again, whole, in the next ring)."""
+        self._partial.clear()

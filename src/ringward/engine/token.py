@@ -1,0 +1,334 @@
+"""The regular token: observing the chain, and the holder's visit.
+
+Every member sees every token (tokens are broadcast), so:
+
+* the token-loss timer restarts on any token of the ring, and the previous
+  holder stops re-sending its token once a later hop appears;
+* safe delivery is learned by observation (Totem's two-visit rule, here
+  available to every member, not only the holder): if the tokens at hops
+  ``h-n`` and ``h`` — one rotation apart, made by the same member — both
+  carry an aru of at least ``s``, then every member held ``s`` at its visit
+  in between. A member lacking ``s`` would have lowered the aru below ``s``
+  at that visit, and only it could raise it again, at its next visit, which
+  comes after hop ``h``.
+
+The holder's visit (Totem's ``orf_token`` processing, docs/protocol.md):
+serve retransmission requests, broadcast new frames within flow control
+(window, per-visit maximum, fair share of the backlog, and never more than
+half the receive window beyond the ring's aru, which bounds every buffer),
+add its own gaps to the request list, lower or reset the aru, account fcc
+and backlog, then sign and broadcast the next token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ringward.engine import delivery, recovery
+from ringward.engine.membership import State
+from ringward.engine.ringstore import RingStore
+from ringward.engine.sendqueue import SendQueue
+from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, limits
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+
+__all__ = ["TokenState", "on_token", "release_held", "retransmit", "start_ring"]
+
+U32_MAX = (1 << 32) - 1
+
+
+@dataclass(slots=True)
+class _Visit:
+    seq: int
+    backlog: int
+    aru: int
+
+
+@dataclass(slots=True)
+class TokenState:
+    """Per-ring token bookkeeping of one node."""
+
+    hop_seen: int = -1
+    hop_done: int = -1
+    seq_at: dict[int, int] = field(default_factory=dict)
+    aru_at: dict[int, int] = field(default_factory=dict)
+    last_sent: tuple[int, bytes] | None = None
+    held: tuple[Frame, bytes] | None = None
+    arrived: float = 0.0
+    my_fcc: int = 0
+    my_backlog: int = 0
+    prev_visit: _Visit | None = None
+    aru_stuck: int = 0
+    idle_visits: int = 0
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+def active(engine: Engine) -> tuple[RingId, tuple[int, ...], RingStore] | None:
+    """The ring whose token this node follows now, if any."""
+    if engine.state is State.OPERATIONAL and engine.ring and engine.store:
+        return engine.ring, engine.members, engine.store
+    if engine.state is State.RECOVERY and engine.pending and engine.new_store:
+        return engine.pending[0], engine.pending[1], engine.new_store
+    return None
+
+
+def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
+    tk = frame.body
+    assert isinstance(tk, Token)
+    cur = active(engine)
+    if cur is None or frame.ring != cur[0]:
+        if frame.ring in (engine.ring, engine.pending[0] if engine.pending else None):
+            engine.drops["stale_token"] += 1
+        else:
+            engine.foreign(frame)
+        return
+    _, members, store = cur
+    if frame.sender not in members or tk.succ not in members:
+        engine.drops["token_not_member"] += 1
+        return
+    ts = engine.tokens
+    if tk.hop > ts.hop_seen:
+        _observe(engine, ts, tk, members, store)
+    if tk.succ == engine.node_id and tk.hop > ts.hop_done and ts.held is None:
+        ts.arrived = engine.now
+        visit(engine, frame, raw)
+
+
+def _observe(
+    engine: Engine, ts: TokenState, tk: Token, members: tuple[int, ...], store: RingStore
+) -> None:
+    _record(ts, tk.hop, tk.seq, tk.aru, len(members))
+    engine.set_timer("token_loss", engine.config.token_timeout_ms)
+    if ts.last_sent is not None and tk.hop > ts.last_sent[0]:
+        ts.last_sent = None
+        engine.cancel_timer("token_rtx")
+    if engine.state is State.RECOVERY:
+        engine.cancel_timer("commit_rtx")  # the new ring runs: the commit made it
+    if _learn_safe(ts, tk.hop, len(members), store):
+        delivery.deliver_ready(engine)
+
+
+def _record(ts: TokenState, hop: int, seq: int, aru: int, n: int) -> None:
+    ts.hop_seen = max(ts.hop_seen, hop)
+    ts.seq_at[hop] = seq
+    ts.aru_at[hop] = aru
+    for old in [h for h in ts.seq_at if h < hop - 2 * n]:
+        del ts.seq_at[old]
+        ts.aru_at.pop(old, None)
+
+
+def _learn_safe(ts: TokenState, hop: int, n: int, store: RingStore) -> bool:
+    """Apply the two-visit rule to the token at ``hop`` (module docstring)."""
+    before = ts.aru_at.get(hop - n)
+    if before is None:
+        return False
+    old = store.safe_upto
+    store.mark_safe(min(ts.aru_at[hop], before))
+    return store.safe_upto > old
+
+
+def _seq_one_rotation_ago(ts: TokenState, hop: int, n: int) -> int | None:
+    known = [h for h in ts.seq_at if h <= hop - n + 1]
+    return ts.seq_at[max(known)] if known else None
+
+
+def start_ring(engine: Engine) -> None:
+    """The representative starts the new ring's token (after the commit
+    token's second rotation): a visit of a virtual hop-0 token."""
+    cur = active(engine)
+    assert cur is not None
+    ring, _, _ = cur
+    zero = Token(0, engine.node_id, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, 0, 0))
+    frame = Frame(engine.cluster_id, engine.node_id, ring, zero, bytes(limits.SIGNATURE_BYTES))
+    visit(engine, frame, b"")
+
+
+def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
+    """Process the token as its holder and pass it on."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    cur = active(engine)
+    assert cur is not None
+    ring, members, store = cur
+    cfg, ts, me = engine.config, engine.tokens, engine.node_id
+    recovering = engine.state is State.RECOVERY
+    queue = engine.recq if recovering else engine.sendq
+    assert queue is not None
+    sent, rtr_left = _serve_retransmissions(engine, tk, store)
+    done = recovering and _recovery_complete(ts, tk, store, len(queue))
+    # The visit that completes recovery sends nothing new, so every other
+    # member sees the same quiet rotation and completes on its next visit.
+    budget = 0 if done else _budget(engine, tk, store, queue, sent)
+    seq, refs = tk.seq, []
+    while budget > 0:
+        entries = queue.next_batch()
+        if not entries:
+            break
+        seq += 1
+        out = delivery.make_data(engine, ring, seq, entries)
+        refs.append(FrameRef(seq, engine.digest(out)))
+        budget -= 1
+    new = len(refs)
+    back = _seq_one_rotation_ago(ts, tk.hop, len(members))
+    wanted = store.missing(back if back is not None else 0, cfg.rtr_entries_max)
+    rtr = tuple(sorted(set(rtr_left) | set(wanted)))[: cfg.rtr_entries_max]
+    aru, aru_id = tk.aru, tk.aru_id
+    if store.aru < aru or aru_id in (me, 0):
+        aru, aru_id = store.aru, (0 if store.aru >= seq else me)
+    if _aru_stuck(engine, ts, aru, aru_id, seq):
+        return
+    fcc = max(0, tk.fcc - ts.my_fcc) + sent + new
+    ts.my_fcc = sent + new
+    mine = queue.frames_pending
+    backlog = min(U32_MAX, max(0, tk.backlog - ts.my_backlog) + mine)
+    ts.my_backlog = mine
+    idle = sent + new == 0 and not rtr and aru == seq and not engine.sendq.frames_pending
+    ts.idle_visits = ts.idle_visits + 1 if idle and not recovering else 0
+    if _hold(engine, ts, frame, raw):
+        return
+    nxt = Token(
+        hop=tk.hop + 1,
+        succ=members[(members.index(me) + 1) % len(members)],
+        seq=seq,
+        aru=aru,
+        aru_id=aru_id,
+        rtr=rtr,
+        fcc=min(U32_MAX, fcc),
+        backlog=backlog,
+        frames=tuple(refs),
+        prev=engine.digest(raw),
+        load=_load(engine, store, ts),
+    )
+    _forward(engine, ring, nxt, members)
+    ts.prev_visit = _Visit(seq, backlog, aru)
+    if done:
+        recovery.finish(engine)
+    else:
+        delivery.deliver_ready(engine)
+
+
+def _serve_retransmissions(engine: Engine, tk: Token, store: RingStore) -> tuple[int, list[int]]:
+    sent, left = 0, []
+    for seq in tk.rtr:
+        item = store.frames.get(seq)
+        if item is not None and sent < engine.config.max_messages:
+            engine.send(None, item.raw)
+            sent += 1
+        elif seq > store.safe_upto:  # a request for a safe frame is stale
+            left.append(seq)
+    return sent, left
+
+
+def _budget(engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: int) -> int:
+    cfg, ts = engine.config, engine.tokens
+    window_left = cfg.window_size - max(0, tk.fcc - ts.my_fcc) - sent
+    # Never run further than half the receive window ahead of what every
+    # member has: the bound that keeps every member's buffers finite.
+    room = min(tk.aru, store.aru) + cfg.receive_window_frames_max // 2 - tk.seq
+    budget = min(cfg.max_messages - sent, window_left, room)
+    total = max(0, tk.backlog - ts.my_backlog) + queue.frames_pending
+    if total > cfg.window_size and queue.frames_pending:
+        # Totem's fairness: share the window by backlog.
+        budget = min(budget, max(1, cfg.window_size * queue.frames_pending // total))
+    return max(0, budget)
+
+
+def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int) -> bool:
+    """All recovery frames are out and every member has all of them: no
+    member had anything pending at either end of the last rotation, the seq
+    did not move, and the aru equalled the seq at both ends (the two-visit
+    rule of the module docstring)."""
+    pv = ts.prev_visit
+    return (
+        pending == 0
+        and pv is not None
+        and pv.backlog == 0
+        and tk.backlog == 0
+        and pv.aru == pv.seq == tk.seq
+        and tk.aru == tk.seq
+        and store.aru >= tk.seq
+    )
+
+
+def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) -> bool:
+    """Totem's fail_recv_const: the same member holds the aru down for too
+    many rotations while the ring moves on -> reconfigure without it."""
+    pv = ts.prev_visit
+    if pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id):
+        ts.aru_stuck += 1
+    else:
+        ts.aru_stuck = 0
+    if ts.aru_stuck < engine.config.fail_recv_const:
+        return False
+    engine.enter_gather(engine.now, reason="fail_recv")
+    if engine.gather is not None:
+        engine.gather.fail.add(aru_id)
+        engine.send_join()
+    return True
+
+
+def _hold(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> bool:
+    """An idle ring slows down: keep the token a while (a submit releases it)."""
+    cfg = engine.config
+    if ts.idle_visits < cfg.seqno_unchanged_const or cfg.token_hold_idle_ms == 0:
+        return False
+    ts.held = (frame, raw)
+    engine.set_timer("token_hold", cfg.token_hold_idle_ms)
+    return True
+
+
+def release_held(engine: Engine) -> None:
+    """Process a held token now (timer, or new work arrived)."""
+    ts = engine.tokens
+    held, ts.held = ts.held, None
+    engine.cancel_timer("token_hold")
+    if held is None or active(engine) is None:
+        return
+    ts.idle_visits = 0
+    visit(engine, *held)
+
+
+def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:
+    ts = engine.tokens
+    out = engine.emit_signed(ring, nxt)
+    ts.hop_done = nxt.hop - 1
+    _record(ts, nxt.hop, nxt.seq, nxt.aru, len(members))
+    ts.last_sent = (nxt.hop, out)
+    engine.set_timer("token_loss", engine.config.token_timeout_ms)
+    cur = active(engine)
+    if cur is not None:
+        _learn_safe(ts, nxt.hop, len(members), cur[2])
+    if nxt.succ == engine.node_id:
+        # A ring of one: the token comes straight back. Take the next visit
+        # from a timer so time advances between visits.
+        frame = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
+        ts.held = (frame, out)
+        ts.arrived = engine.now
+        busy = engine.sendq.frames_pending or engine.state is State.RECOVERY
+        engine.set_timer("token_hold", 0.1 if busy else engine.config.token_hold_idle_ms)
+    else:
+        engine.set_timer("token_rtx", engine.config.token_retransmit_ms)
+
+
+def retransmit(engine: Engine) -> None:
+    """No later hop seen since we passed the token: send it again."""
+    ts = engine.tokens
+    if ts.last_sent is None or active(engine) is None:
+        return
+    engine.send(None, ts.last_sent[1])
+    engine.set_timer("token_rtx", engine.config.token_retransmit_ms)
+
+
+def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
+    cfg = engine.config
+    held_ms = int((engine.now - ts.arrived) * 1000)
+    return LoadReport(
+        backlog=min(U32_MAX, len(engine.sendq)),
+        rx_queue=0,
+        hold_ms=min(U32_MAX, max(0, held_ms)),
+        memory_permille=min(0xFFFF, len(store.frames) * 1000 // cfg.receive_window_frames_max),
+    )
