@@ -10,10 +10,13 @@ monotonic in the runtime):
 
 After any verb the driver calls ``ready()`` once and must, in this order:
 
-1. send every ``Outgoing`` in ``datagrams`` (``dest`` None = every other
+1. if ``persist_ring_seq`` is set, store it durably (it is passed back as
+   ``ring_seq`` when the node starts again, so ring ids never repeat even
+   when every node restarts) — before sending anything;
+2. send every ``Outgoing`` in ``datagrams`` (``dest`` None = every other
    member of the roster; the engine never sends to itself);
-2. hand every event in ``events`` to the application, in order;
-3. arrange a ``tick`` at ``deadline`` (None: no timer pending).
+3. hand every event in ``events`` to the application, in order;
+4. arrange a ``tick`` at ``deadline`` (None: no timer pending).
 
 No verb raises for a peer's bad input: such datagrams are dropped and counted
 in ``Engine.drops`` under the WireError/CryptoError reason.
@@ -99,6 +102,7 @@ class Ready:
     datagrams: list[Outgoing] = field(default_factory=list)
     events: list[EngineEvent] = field(default_factory=list)
     deadline: float | None = None
+    persist_ring_seq: int | None = None
 
 
 def quorum_size(roster_size: int) -> int:

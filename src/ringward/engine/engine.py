@@ -99,6 +99,7 @@ class Engine:
         self.members: tuple[int, ...] = ()
         self.store: RingStore | None = None
         self.ring_seq_max = ring_seq
+        self._persisted = ring_seq
         # Membership in progress.
         self.gather: GatherState | None = None
         self.pending: tuple[RingId, tuple[int, ...]] | None = None
@@ -165,6 +166,8 @@ class Engine:
         """Drain what the engine produced (see api.py for the duties)."""
         out = self._ready
         out.deadline = min(self._timers.values()) if self._timers else None
+        if self.ring_seq_max > self._persisted:
+            out.persist_ring_seq = self._persisted = self.ring_seq_max
         self._ready = Ready()
         return out
 
@@ -234,9 +237,16 @@ class Engine:
             return
         self.drops[f"gather:{reason}"] += 1  # counted, not an error: a reason to reconfigure
         self.state = State.GATHER
+        # Back from a failed COMMIT or RECOVERY, the previous round's sets
+        # stand (Totem clears the fail set only on entering OPERATIONAL):
+        # forgetting them would re-admit the nodes just failed and loop.
+        kept = self.gather
         self.gather = GatherState(
-            proc={self.node_id, *self.members, *add}, fail=set(), ring_seq_max=self.ring_seq_max
+            proc={self.node_id, *self.members, *add, *(kept.proc if kept else ())},
+            fail=set(kept.fail) if kept else set(),
+            ring_seq_max=self.ring_seq_max,
         )
+        self.gather.fail.discard(self.node_id)
         self.pending = None
         self.new_store = None
         self.plan = None
@@ -267,6 +277,14 @@ class Engine:
             ring, members = self.pending or (self.ring, self.members)
             if ring is not None and sender in members and j.ring_seq < ring.seq:
                 self.drops["stale_join"] += 1
+                return
+            failed = self.gather.fail if self.gather is not None else set()
+            if self.node_id in j.fail or self.node_id not in j.proc or sender in failed:
+                # It is not trying to join us (it failed us, or does not know
+                # us yet): restarting our membership would only start a loop
+                # of rings that it leaves again. Our ring traffic will reach
+                # it as foreign traffic, and the merge starts from there.
+                self.drops["join_not_for_us"] += 1
                 return
             self.enter_gather(self.now, reason="join", add=(sender,))
         g = self.gather

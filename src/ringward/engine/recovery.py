@@ -47,6 +47,7 @@ def start_commit(engine: Engine) -> None:
     members = tuple(g.candidates())
     seq = max(g.ring_seq_max, engine.ring_seq_max) + RING_SEQ_STEP
     ring = RingId(engine.node_id, seq)
+    engine.ring_seq_max = seq
     cert = tuple(g.joins[n][2] for n in members)
     ct = CommitToken(hop=0, members=(), keys=(), key_commit=bytes(limits.DIGEST_BYTES), cert=cert)
     _process(engine, ring, members, ct)
@@ -127,6 +128,7 @@ def _first_rotation(
         return
     engine.state = State.COMMIT
     engine.pending = (ring, members)
+    engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")
     engine.set_timer("token_loss", engine.config.token_timeout_ms)

@@ -1,0 +1,81 @@
+"""The seeded simulator against the real engine: hundreds of worlds per run.
+
+Each case is one seed, one ring size (1-9) and one fault mix; a failure
+prints the violated guarantees, the first offending events and the
+``ringward sim`` command that reproduces it. The soak variant runs thousands
+of longer seeds: ``RINGWARD_SOAK=1 pytest -m slow tests/test_sim_matrix.py``
+(``make soak`` with the variable set).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ringward.sim.faults import FaultSpec
+from ringward.sim.runner import Scenario, engine_available, run_scenario
+from ringward.sim.world import SimulationError, WorldLimits
+
+MIXES = (
+    "none",
+    "loss=0.05",
+    "dup=0.05,reorder=0.1",
+    "delay=0.5..5,reorder=0.2",
+    "partition",
+    "crash",
+    "pause",
+    "slow",
+    "loss=0.02,dup=0.02,reorder=0.05,partition,crash,pause,slow",
+)
+SIZES = range(1, 10)
+# 9 sizes x 9 mixes: every 81 consecutive seeds cover every (size, mix) pair
+# once; 243 seeds cover each three times with different worlds.
+SEEDS = range(1, 1 + int(os.environ.get("RINGWARD_SIM_SEEDS", "243")))
+# Rings of at most 9 nodes at 50 msg/s stay under ~30k entries per virtual
+# second; a storm must fail in seconds, not minutes.
+LIMITS = WorldLimits(events_per_s_max=100_000)
+
+
+def scenario_for(seed: int, *, duration: float, rate: float) -> Scenario:
+    size = SIZES[seed % len(SIZES)]
+    mix = MIXES[(seed // len(SIZES)) % len(MIXES)]
+    return Scenario(
+        nodes=size, seed=seed, duration=duration, rate=rate, faults=FaultSpec.parse(mix)
+    )
+
+
+def verdict(scenario: Scenario) -> str | None:
+    """None when the run holds every guarantee; else what to print."""
+    try:
+        result = run_scenario(scenario, limits=LIMITS)
+    except SimulationError as exc:
+        return f"{exc}\nreproduce: {scenario.command()}"
+    return None if result.ok else result.failure_text()
+
+
+needs_engine = pytest.mark.skipif(not engine_available(), reason="engine not yet merged")
+
+
+@needs_engine
+@pytest.mark.parametrize("seed", SEEDS)
+def test_seed(seed: int) -> None:
+    # Short worlds: 2 virtual seconds of faults, then the quiet period.
+    failure = verdict(scenario_for(seed, duration=2.0, rate=50.0))
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+
+
+@needs_engine
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("RINGWARD_SOAK") != "1", reason="soak: set RINGWARD_SOAK=1")
+def test_soak() -> None:
+    count = int(os.environ.get("RINGWARD_SOAK_SEEDS", "3000"))
+    failures = []
+    for seed in range(100_000, 100_000 + count):
+        failure = verdict(scenario_for(seed, duration=10.0, rate=200.0))
+        if failure is not None:
+            failures.append(failure)
+    assert not failures, f"{len(failures)} of {count} seeds failed:\n\n" + "\n\n".join(
+        failures[:20]
+    )
