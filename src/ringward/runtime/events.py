@@ -1,0 +1,120 @@
+"""What a running node hands the application: typed, immutable events.
+
+The engine speaks in ``Delivered`` / ``ViewInstalled`` (engine/api.py); the
+runtime turns them into the public vocabulary below. ``ViewChanged`` adds
+``joined`` and ``left`` (relative to the previous configuration this node
+installed, transitional or regular), which the engine does not compute.
+``Evicted`` and ``Rejected`` belong to the fault detector, which does not
+exist yet: they are defined now so that applications can match on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ringward.engine.api import MessageId
+
+__all__ = [
+    "Delivered",
+    "Event",
+    "Evicted",
+    "MessageId",
+    "NodeStatus",
+    "Rejected",
+    "ViewChanged",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message delivered in the agreed total order.
+
+    ``seq`` is the ring sequence number of the frame that completed the
+    message (several small messages of one frame share it); ``view`` is the
+    id of the configuration it was delivered in; ``safe`` is true when it was
+    delivered as safe (every member of ``view`` holds it). ``msg_id`` equals
+    what :meth:`Node.broadcast` returned to the sender.
+    """
+
+    sender: int
+    payload: bytes
+    seq: int
+    safe: bool
+    view: str
+    msg_id: MessageId
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChanged:
+    """A configuration installed (extended virtual synchrony).
+
+    ``kind`` is ``transitional`` (the survivors of the previous regular
+    configuration, delivered before the remaining old messages) or
+    ``regular``. ``members``, ``joined`` and ``left`` are ascending node ids;
+    ``joined`` / ``left`` compare with the previous configuration this node
+    installed (on the first view ``joined`` is every member). ``quorate`` is
+    true when ``members`` hold a quorum of the roster (DESIGN.md §1).
+    """
+
+    view_id: str
+    kind: Literal["transitional", "regular"]
+    members: tuple[int, ...]
+    joined: tuple[int, ...]
+    left: tuple[int, ...]
+    quorate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """``target`` was evicted from the group for ``reason``; ``proof`` names
+    the kind of transferable evidence, or is None when f+1 members accused
+    it without proof. (Produced by the fault detector, not yet built.)"""
+
+    target: int
+    reason: str
+    proof: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """This node was evicted for ``reason``; it rejoins by itself once
+    healthy. (Produced by the fault detector, not yet built.)"""
+
+    reason: str
+
+
+Event = Delivered | ViewChanged | Evicted | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A snapshot of one running node (:meth:`Node.status`).
+
+    ``state`` is the engine's Totem state (operational, gather, commit,
+    recovery). ``token_rotations_per_s`` is averaged since the previous
+    ``status()`` call or view change. ``backlog`` counts messages queued in
+    the engine and not yet broadcast; ``event_backlog`` events waiting for
+    the application. ``reading_paused`` is true while the runtime stops
+    reading the socket because the application is behind; ``pressure`` counts
+    how often that happened. ``drops`` counts discarded datagrams by reason:
+    the engine's reasons as they are, the runtime's prefixed ``runtime.``.
+    """
+
+    node_id: int
+    name: str
+    state: str
+    view: str | None
+    members: tuple[int, ...]
+    quorate: bool
+    token_rotations_per_s: float
+    backlog: int
+    event_backlog: int
+    reading_paused: bool
+    pressure: int
+    broadcasts: int
+    deliveries: int
+    datagrams_received: int
+    datagrams_sent: int
+    drops: Mapping[str, int]
