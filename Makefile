@@ -46,9 +46,10 @@ unit: $(VENV)/.installed-dev
 fuzz-smoke: $(VENV)/.installed-dev
 	$(PY) fuzz/smoke.py --runs $(FUZZ_RUNS)
 
-# Long runs, not part of `make test`.
+# Long runs, not part of `make test`: thousands of simulator seeds
+# (RINGWARD_SOAK_SEEDS, default 3000).
 soak: $(VENV)/.installed-dev
-	$(BIN)/pytest -m slow -p no:cacheprovider
+	RINGWARD_SOAK=1 $(BIN)/pytest -m slow -q -p no:cacheprovider tests/test_sim_matrix.py
 
 # Regenerate the seed corpora under fuzz/corpus/ from real encodings.
 corpus: $(VENV)/.installed-dev

@@ -24,6 +24,8 @@ RECORD = struct.Struct(">HB")
 CONFIG = EngineConfig(send_queue_max=64, receive_window_frames_max=256)
 # Records per input: bounds one execution's work.
 RECORDS_MAX = 200
+# Executions in `make test`'s smoke run (each builds and drives an engine).
+SMOKE_RUNS = 5000
 
 
 def TestOneInput(data: bytes) -> None:
