@@ -53,6 +53,10 @@ class EngineConfig:
     send_queue_max: int = 10_000
     # Frames kept for retransmission / not yet delivered, per ring.
     receive_window_frames_max: int = 4096
+    # Frames a sender sends under one epoch's data key before moving to the
+    # next (HKDF from the ring key): keeps the data under one AES-GCM key
+    # far below its bounds (2^24 frames of 64 KiB = 2^40 bytes).
+    epoch_frames: int = 1 << 24
 
     def __post_init__(self) -> None:
         checks = [
@@ -71,6 +75,7 @@ class EngineConfig:
             ("datagram_bytes_max", 512 <= self.datagram_bytes_max <= limits.DATAGRAM_BYTES_MAX),
             ("payload_bytes_max", 1 <= self.payload_bytes_max <= 64 << 20),
             ("send_queue_max", self.send_queue_max >= 1),
+            ("epoch_frames", 1 <= self.epoch_frames <= 1 << 32),
             (
                 "receive_window_frames_max",
                 self.window_size * 4 <= self.receive_window_frames_max,

@@ -32,7 +32,8 @@ AD_BYTES = HEADER.size + DATA_PREFIX.size
 def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry]) -> bytes:
     """Seal, store and broadcast one DATA frame; returns its bytes."""
     engine.data_counter += 1
-    counter, epoch = engine.data_counter, 0
+    counter = engine.data_counter
+    epoch = (counter - 1) // engine.config.epoch_frames
     plaintext = encode_batch(entries)
     body_len = DATA_PREFIX.size + len(plaintext) + limits.AEAD_TAG_BYTES
     ad = HEADER.pack(
@@ -46,7 +47,7 @@ def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry])
         ring.seq,
         body_len,
     ) + DATA_PREFIX.pack(seq, epoch, counter)
-    ciphertext = engine.security.seal(epoch, engine.node_id, counter, ad, plaintext)
+    ciphertext = engine.security.seal(ring, epoch, engine.node_id, counter, ad, plaintext)
     raw = ad + ciphertext
     assert len(raw) == AD_BYTES + body_len - DATA_PREFIX.size
     store = engine.new_store if engine.state is State.RECOVERY else engine.store
@@ -64,8 +65,13 @@ def open_frame(engine: Engine, frame: Frame, raw: bytes) -> tuple[BatchEntry, ..
     """Decrypt and parse a DATA frame; None (counted) when it does not open."""
     body = frame.body
     assert isinstance(body, DataFrame)
+    if body.counter == 0 or body.epoch != (body.counter - 1) // engine.config.epoch_frames:
+        # The epoch follows from the counter: a frame cannot make us derive
+        # keys for arbitrary epochs.
+        engine.drops["bad_epoch"] += 1
+        return None
     plaintext = engine.security.open(
-        body.epoch, frame.sender, body.counter, raw[:AD_BYTES], body.ciphertext
+        frame.ring, body.epoch, frame.sender, body.counter, raw[:AD_BYTES], body.ciphertext
     )
     if plaintext is None:
         engine.drops["bad_aead"] += 1
@@ -90,7 +96,9 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     assert isinstance(body, DataFrame)
     found = _store_for(engine, frame.ring)
     if found is None:
-        engine.foreign(frame)
+        # Unsigned: anyone can forge its header, so it proves nothing about
+        # a foreign ring (merges start from signed tokens and joins).
+        engine.drops["foreign_data"] += 1
         return
     store, members = found
     if frame.sender not in members:

@@ -107,6 +107,11 @@ class Engine:
         self.plan: RecoveryPlan | None = None
         self.recq: SendQueue | None = None
         self.commit_seen = -1
+        self.key_commit = b""
+        # Last join processed from each node: a replayed copy restarts nothing.
+        self._last_join: dict[int, bytes] = {}
+        # (sender, ring) of foreign tokens that already started a merge.
+        self._merged_from: set[tuple[int, RingId]] = set()
         self._last_commit: tuple[int, bytes, int] | None = None
         self.tokens = token.TokenState()
         self.state = State.GATHER
@@ -252,6 +257,7 @@ class Engine:
         self.plan = None
         self.recq = None
         self._last_commit = None
+        self.security.retire({self.ring} if self.ring else ())
         self.tokens.reset()
         self.sendq.rewind()
         self.cancel_timer("token_rtx", "commit_rtx", "token_hold", "token_loss")
@@ -272,6 +278,11 @@ class Engine:
         j = frame.body
         assert isinstance(j, Join)
         sender = frame.sender
+        fingerprint = self.digest(raw)
+        if self.state is not State.GATHER and self._last_join.get(sender) == fingerprint:
+            self.drops["join_replay"] += 1
+            return
+        self._last_join[sender] = fingerprint
         self.ring_seq_max = max(self.ring_seq_max, j.ring_seq)
         if self.state is not State.GATHER:
             ring, members = self.pending or (self.ring, self.members)
@@ -355,6 +366,10 @@ class Engine:
         """Install a regular configuration (after recovery)."""
         self.ring, self.members, self.store = ring, members, store
         self.ring_seq_max = max(self.ring_seq_max, ring.seq)
+        # The old ring's frames are delivered: its key goes, so nothing sent
+        # in the old ring is readable here any more either.
+        self.security.retire({ring})
+        self._merged_from.clear()
         self.assembler.reset()
         self.emit_view(regular_view_id(ring), "regular", members)
         self.state = State.OPERATIONAL
@@ -367,9 +382,17 @@ class Engine:
         delivery.deliver_ready(self)
 
     def foreign(self, frame: Frame) -> None:
-        """Ring traffic that is not ours: a node outside our ring is alive
-        (partition healed, restart): merge with it."""
-        if self.state is State.OPERATIONAL and frame.sender not in self.members:
+        """A signed token of a ring that is not ours: a node outside our ring
+        is alive (partition healed, restart): merge with it. Once per
+        (sender, ring), so a replayed old token restarts nothing twice."""
+        key = (frame.sender, frame.ring)
+        if (
+            self.state is State.OPERATIONAL
+            and frame.sender not in self.members
+            and key not in self._merged_from
+            and len(self._merged_from) < limits.NODES_MAX
+        ):
+            self._merged_from.add(key)
             self.enter_gather(self.now, reason="foreign", add=(frame.sender,))
         else:
             self.drops["foreign_ring"] += 1

@@ -22,6 +22,7 @@ the transitional view — and installs the new regular view.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from typing import TYPE_CHECKING
 
 from ringward.engine import delivery
@@ -49,7 +50,8 @@ def start_commit(engine: Engine) -> None:
     ring = RingId(engine.node_id, seq)
     engine.ring_seq_max = seq
     cert = tuple(g.joins[n][2] for n in members)
-    ct = CommitToken(hop=0, members=(), keys=(), key_commit=bytes(limits.DIGEST_BYTES), cert=cert)
+    keys, key_commit = engine.security.new_ring_key(ring, members)
+    ct = CommitToken(hop=0, members=(), keys=keys, key_commit=key_commit, cert=cert)
     _process(engine, ring, members, ct)
 
 
@@ -126,6 +128,15 @@ def _first_rotation(
     ):
         engine.drops["commit_mismatch"] += 1
         return
+    mine = [k.sealed for k in ct.keys if k.node == engine.node_id]
+    if len(mine) > 1 or not engine.security.accept_ring_key(
+        ring, mine[0] if mine else None, ct.key_commit
+    ):
+        # No key for us, or not the key the commitment names: a
+        # representative handing out different keys is refused.
+        engine.drops["commit_bad_key"] += 1
+        return
+    engine.key_commit = ct.key_commit
     engine.state = State.COMMIT
     engine.pending = (ring, members)
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
@@ -142,7 +153,9 @@ def _second_rotation(
     if not same or engine.state is not State.COMMIT:
         engine.drops["commit_unexpected"] += 1
         return
-    if tuple(e.node for e in ct.members) != members:
+    if tuple(e.node for e in ct.members) != members or not hmac.compare_digest(
+        ct.key_commit, engine.key_commit
+    ):
         engine.drops["commit_mismatch"] += 1
         return
     engine.commit_seen = ct.hop
