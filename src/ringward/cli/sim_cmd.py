@@ -50,6 +50,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="run the whole quiet period even after the ring has settled",
     )
+    p.add_argument(
+        "--security",
+        action="store_true",
+        help="sign and encrypt for real (Ed25519, AES-256-GCM, per-view group keys)",
+    )
     p.set_defaults(func=run)
 
 
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         faults=FaultSpec.parse(args.faults),
         quiet=args.quiet,
         early_stop=not args.no_early_stop,
+        security=args.security,
     )
     try:
         result = run_scenario(scenario)

@@ -49,6 +49,7 @@ from types import MappingProxyType, TracebackType
 from typing import Final, Literal, TextIO
 
 from ringward.crypto.identity import Identity
+from ringward.crypto.ringsec import RingSecurity
 from ringward.crypto.roster import Roster
 from ringward.engine import Engine, EngineConfig, FrameSecurity, MessageId
 from ringward.engine.api import Delivered as EngineDelivered
@@ -100,8 +101,11 @@ class Node:
     ``config`` overrides the EngineConfig derived from the roster's params
     (see :func:`ringward.runtime.engine_config`). ``event_log`` is a path
     (truncated) or an open text stream for the JSON Lines event log.
-    ``security`` builds the engine's FrameSecurity; None is the crash-fault
-    model (no signatures, no encryption). ``event_queue_max`` bounds the
+    ``security`` builds the engine's FrameSecurity; None (the default) is
+    :class:`ringward.crypto.RingSecurity`: every signed frame Ed25519-signed
+    by its maker, every payload AES-GCM-encrypted under the view's group key.
+    ``lambda roster, identity, node: NullSecurity()`` switches both off
+    (crash-fault model; for benchmarks only). ``event_queue_max`` bounds the
     events waiting for the application (see the module docstring).
     ``ring_seq_file`` keeps the highest ring sequence across restarts
     (:mod:`ringward.runtime.ringseq`); without it the node starts from 0
@@ -193,7 +197,7 @@ class Node:
             security = (
                 self._security(self.roster, self._identity, self.node_id)
                 if self._security
-                else None
+                else RingSecurity.from_roster(self.roster, self._identity)
             )
             self._engine = Engine(
                 self.node_id,

@@ -39,6 +39,7 @@ from typing import Any, Final, cast
 
 from ringward.engine.config import EngineConfig
 from ringward.errors import ConfigError, StateError
+from ringward.sim.keys import SimKeys
 from ringward.sim.eventlog import Event, to_json
 from ringward.sim.faults import Episode, EpisodeKind, FaultSpec, plan_faults
 from ringward.sim.network import LinkModel, Network
@@ -87,6 +88,9 @@ class Scenario:
     early_stop: bool = True
     settle_margin: float | None = None
     config: EngineConfig | None = None
+    # Real signatures and encryption (RingSecurity with seed-derived node
+    # keys) instead of the crash-model NullSecurity.
+    security: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -134,6 +138,8 @@ class Scenario:
             words += ["--quiet", _num(self.quiet)]
         if not self.early_stop:
             words.append("--no-early-stop")
+        if self.security:
+            words.append("--security")
         text = shlex.join(words)
         if self.config is not None and self.config != EngineConfig():
             text += f"  # with {self.config!r}"
@@ -258,15 +264,24 @@ def _engine_class() -> Any:
         raise StateError("sim.no_engine", f"ringward.engine.Engine is unavailable: {exc}") from exc
 
 
-def real_engine_factory(config: EngineConfig | None = None) -> EngineFactory:
-    """A factory building ``ringward.engine.Engine`` with ``config``."""
+def real_engine_factory(
+    config: EngineConfig | None = None, keys: SimKeys | None = None
+) -> EngineFactory:
+    """A factory building ``ringward.engine.Engine`` with ``config``, and
+    with real frame security when ``keys`` are given."""
     engine_class = _engine_class()
 
     def make(
         node: int, roster: tuple[int, ...], incarnation: int, now: float, ring_seq: int
     ) -> EngineLike:
         engine = engine_class(
-            node, roster, config=config, incarnation=incarnation, ring_seq=ring_seq, now=now
+            node,
+            roster,
+            config=config,
+            incarnation=incarnation,
+            ring_seq=ring_seq,
+            now=now,
+            security=keys.security(node) if keys is not None else None,
         )
         return cast(EngineLike, engine)
 
@@ -386,7 +401,8 @@ def run_scenario(
 
     wall_start = time.perf_counter()
     roster = tuple(range(1, scenario.nodes + 1))
-    factory = engine_factory or real_engine_factory(scenario.config)
+    keys = SimKeys(scenario.seed, roster) if scenario.security else None
+    factory = engine_factory or real_engine_factory(scenario.config, keys)
     # Not for secrets: a reproducible stream is the point (S311).
     net_rng = random.Random(f"{scenario.seed}:net")  # noqa: S311
     network = Network(roster, net_rng, scenario.faults.link_model(LinkModel()))
