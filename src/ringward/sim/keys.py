@@ -41,6 +41,4 @@ class SimKeys:
 
     def security(self, node: int) -> RingSecurity:
         """A fresh RingSecurity for ``node`` (a restart loses its ring keys)."""
-        return RingSecurity(
-            self.identities[node], node, self.signing_keys, self.encryption_keys
-        )
+        return RingSecurity(self.identities[node], node, self.signing_keys, self.encryption_keys)

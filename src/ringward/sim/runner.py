@@ -39,9 +39,9 @@ from typing import Any, Final, cast
 
 from ringward.engine.config import EngineConfig
 from ringward.errors import ConfigError, StateError
-from ringward.sim.keys import SimKeys
 from ringward.sim.eventlog import Event, to_json
 from ringward.sim.faults import Episode, EpisodeKind, FaultSpec, plan_faults
+from ringward.sim.keys import SimKeys
 from ringward.sim.network import LinkModel, Network
 from ringward.sim.report import GUARANTEES, Report
 from ringward.sim.world import EngineFactory, EngineLike, Interceptor, World, WorldLimits
