@@ -78,20 +78,40 @@ def test_assembler_drops_out_of_order_and_oversize() -> None:
     assert asm.add(1, BatchEntry(6, 1, 2, False, b"cd")) == b"abcd"
 
 
+def _d(seq: int) -> bytes:
+    return seq.to_bytes(32, "big")
+
+
 def test_ringstore_window_and_aru() -> None:
     store = RingStore(R, window=8)
     frame = object()
-    assert store.add(2, b"2", frame)  # type: ignore[arg-type]
+    assert store.add(2, b"2", frame, _d(2))  # type: ignore[arg-type]
     assert store.aru == 0 and store.missing(5, 10) == [1, 3, 4, 5]
-    assert store.add(1, b"1", frame)  # type: ignore[arg-type]
+    assert store.add(1, b"1", frame, _d(1))  # type: ignore[arg-type]
+    assert store.aru == 0, "unconfirmed frames do not count as held"
+    store.confirm(1, _d(1))
+    store.confirm(2, _d(2))
     assert store.aru == 2
-    assert not store.add(2, b"2", frame)  # type: ignore[arg-type]
-    assert not store.add(11, b"11", frame)  # type: ignore[arg-type]  # beyond aru + window
+    assert not store.add(2, b"2", frame, _d(2))  # type: ignore[arg-type]
+    assert not store.add(11, b"11", frame, _d(11))  # type: ignore[arg-type]  # beyond window
     store.delivered = 2
     store.mark_safe(5)  # clamped to aru
     assert store.safe_upto == 2
     store.collect()
     assert store.frames == {}
+
+
+def test_ringstore_discards_a_frame_its_token_contradicts() -> None:
+    store = RingStore(R, window=8)
+    frame = object()
+    assert store.add(1, b"forged", frame, _d(99))  # type: ignore[arg-type]
+    assert not store.confirm(1, _d(1))  # the token says otherwise
+    assert 1 not in store.frames and store.missing(1, 10) == [1]
+    assert not store.add(1, b"forged", frame, _d(99))  # type: ignore[arg-type]
+    assert store.add(1, b"real", frame, _d(1))  # type: ignore[arg-type]
+    assert store.aru == 1
+    # The first signed digest for a seq stands.
+    assert store.confirm(1, _d(7)) and store.confirmed[1] == _d(1)
 
 
 def test_gather_consensus() -> None:

@@ -26,8 +26,11 @@ def test_every_target_has_seeds() -> None:
 def test_seeds_match_generator() -> None:
     # The committed corpus is what make_corpus.py produces from real encodings.
     for name in targets.names():
+        module = targets.load(name)
+        if getattr(module, "SEEDS_RECORDED", False):
+            continue  # recorded traffic: changes with the engine, any copy serves
         stored = {p.read_bytes() for p in (targets.CORPUS_DIR / name).iterdir()}
-        assert set(targets.load(name).seeds()) <= stored, f"{name}: run `make corpus`"
+        assert set(module.seeds()) <= stored, f"{name}: run `make corpus`"
 
 
 @pytest.mark.parametrize(("name", "path"), CASES, ids=[f"{n}/{p.name[:12]}" for n, p in CASES])

@@ -55,7 +55,9 @@ def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry])
     frame = Frame(
         engine.cluster_id, engine.node_id, ring, DataFrame(seq, epoch, counter, ciphertext)
     )
-    store.add(seq, raw, frame)
+    digest = engine.digest(raw)
+    store.confirm(seq, digest)  # our own frame: our token will list this digest
+    store.add(seq, raw, frame, digest)
     store.frames[seq].entries = tuple(entries)
     engine.send(None, raw)
     return raw
@@ -119,8 +121,12 @@ def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
     entries = open_frame(engine, frame, raw)
     body = frame.body
     assert isinstance(body, DataFrame)
-    if entries is not None and store.add(body.seq, raw, frame):
+    if entries is None:
+        return
+    if store.add(body.seq, raw, frame, engine.digest(raw)):
         store.frames[body.seq].entries = entries
+    else:
+        engine.drops["digest_mismatch"] += 1
 
 
 def deliver_ready(engine: Engine) -> None:
@@ -129,7 +135,7 @@ def deliver_ready(engine: Engine) -> None:
         store = engine.store
         view = engine.view
         assert view is not None
-        while store.delivered + 1 in store.frames:
+        while store.is_confirmed(store.delivered + 1):
             seq = store.delivered + 1
             item = store.frames[seq]
             entries = item.entries or ()

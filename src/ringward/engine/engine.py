@@ -54,6 +54,9 @@ from ringward.wire import (
 
 __all__ = ["Engine"]
 
+# Longest wait between two merge attempts started by one foreign node.
+MERGE_BACKOFF_MAX_S = 10.0
+
 # Timer names, in the order they fire when due together.
 TIMERS = ("token_rtx", "commit_rtx", "token_hold", "token_loss", "join", "consensus")
 
@@ -108,10 +111,11 @@ class Engine:
         self.recq: SendQueue | None = None
         self.commit_seen = -1
         self.key_commit = b""
-        # Last join processed from each node: a replayed copy restarts nothing.
-        self._last_join: dict[int, bytes] = {}
-        # (sender, ring) of foreign tokens that already started a merge.
-        self._merged_from: set[tuple[int, RingId]] = set()
+        # Per foreign sender: (time before which its tokens start no merge,
+        # the next back-off). Replayed old tokens of a node that is gone can
+        # then cost at most one failed round per back-off period, while a
+        # live foreign ring is still merged with, later if not sooner.
+        self._merge_backoff: dict[int, tuple[float, float]] = {}
         self._last_commit: tuple[int, bytes, int] | None = None
         self.tokens = token.TokenState()
         self.state = State.GATHER
@@ -278,11 +282,6 @@ class Engine:
         j = frame.body
         assert isinstance(j, Join)
         sender = frame.sender
-        fingerprint = self.digest(raw)
-        if self.state is not State.GATHER and self._last_join.get(sender) == fingerprint:
-            self.drops["join_replay"] += 1
-            return
-        self._last_join[sender] = fingerprint
         self.ring_seq_max = max(self.ring_seq_max, j.ring_seq)
         if self.state is not State.GATHER:
             ring, members = self.pending or (self.ring, self.members)
@@ -296,6 +295,11 @@ class Engine:
                 # of rings that it leaves again. Our ring traffic will reach
                 # it as foreign traffic, and the merge starts from there.
                 self.drops["join_not_for_us"] += 1
+                return
+            if sender not in members and not self._may_merge(sender):
+                # An outsider's join (perhaps a replayed one of a node that
+                # is gone) restarts membership once per back-off period.
+                self.drops["join_backoff"] += 1
                 return
             self.enter_gather(self.now, reason="join", add=(sender,))
         g = self.gather
@@ -369,7 +373,8 @@ class Engine:
         # The old ring's frames are delivered: its key goes, so nothing sent
         # in the old ring is readable here any more either.
         self.security.retire({ring})
-        self._merged_from.clear()
+        for member in members:
+            self._merge_backoff.pop(member, None)
         self.assembler.reset()
         self.emit_view(regular_view_id(ring), "regular", members)
         self.state = State.OPERATIONAL
@@ -383,19 +388,27 @@ class Engine:
 
     def foreign(self, frame: Frame) -> None:
         """A signed token of a ring that is not ours: a node outside our ring
-        is alive (partition healed, restart): merge with it. Once per
-        (sender, ring), so a replayed old token restarts nothing twice."""
-        key = (frame.sender, frame.ring)
+        is alive (partition healed, restart): merge with it — at most once
+        per back-off period per sender, doubling up to MERGE_BACKOFF_MAX_S,
+        so replayed old tokens cannot keep the ring reconfiguring."""
+        sender = frame.sender
         if (
-            self.state is State.OPERATIONAL
-            and frame.sender not in self.members
-            and key not in self._merged_from
-            and len(self._merged_from) < limits.NODES_MAX
+            self.state is not State.OPERATIONAL
+            or sender in self.members
+            or not self._may_merge(sender)
         ):
-            self._merged_from.add(key)
-            self.enter_gather(self.now, reason="foreign", add=(frame.sender,))
-        else:
             self.drops["foreign_ring"] += 1
+            return
+        self.enter_gather(self.now, reason="foreign", add=(sender,))
+
+    def _may_merge(self, sender: int) -> bool:
+        """Whether an outsider may start a membership round now; if so, the
+        next time it may is one back-off later (doubling, capped)."""
+        until, delay = self._merge_backoff.get(sender, (0.0, self.config.merge_timeout_ms / 1000.0))
+        if self.now < until:
+            return False
+        self._merge_backoff[sender] = (self.now + delay, min(2 * delay, MERGE_BACKOFF_MAX_S))
+        return True
 
     def commit_entry(self) -> CommitMember:
         """This node's old-ring state for the commit token."""
@@ -425,6 +438,10 @@ def _on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     token.on_token(engine, frame, raw)
 
 
+def _on_token_request(engine: Engine, frame: Frame, raw: bytes) -> None:
+    token.on_token_request(engine, frame)
+
+
 def _on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
     assert isinstance(frame.body, CommitToken)
     recovery.on_commit(engine, frame, raw)
@@ -435,4 +452,5 @@ _HANDLERS = {
     Kind.TOKEN: _on_token,
     Kind.JOIN: Engine._on_join_frame,
     Kind.COMMIT: _on_commit,
+    Kind.TOKEN_REQUEST: _on_token_request,
 }

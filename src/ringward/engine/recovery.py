@@ -25,12 +25,22 @@ import dataclasses
 import hmac
 from typing import TYPE_CHECKING
 
-from ringward.engine import delivery
+from ringward.engine import delivery, token
 from ringward.engine.membership import State, plan_recovery, transitional_view_id
 from ringward.engine.ringstore import RingStore
 from ringward.engine.sendqueue import SendQueue
 from ringward.errors import WireError
-from ringward.wire import CommitMember, CommitToken, DataFrame, Frame, Join, RingId, decode, limits
+from ringward.wire import (
+    CommitMember,
+    CommitToken,
+    DataFrame,
+    Frame,
+    Join,
+    RingId,
+    Token,
+    decode,
+    limits,
+)
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
@@ -102,8 +112,6 @@ def _process(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
     elif ct.hop < 2 * n:
         _second_rotation(engine, ring, members, ct, same)
     elif same and engine.state is State.RECOVERY and ct.hop == 2 * n:
-        from ringward.engine import token
-
         engine.commit_seen = ct.hop
         engine.cancel_timer("commit_rtx")
         token.start_ring(engine)
@@ -194,6 +202,11 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         item = engine.store.frames.get(seq)
         if item is not None and plan.responsible(seq, engine.node_id, entries):
             engine.recq.push(engine.next_msg_no(), item.raw, safe=False, recovered=True)
+    # And every old token that vouches for those frames, from every member:
+    # then all survivors hold the same confirmations and decide alike.
+    for _, (raw, top) in sorted(engine.store.tokens.items()):
+        if top > plan.low_aru:
+            engine.recq.push(engine.next_msg_no(), raw, safe=False, recovered=True)
 
 
 def unpack_ready(engine: Engine) -> None:
@@ -202,7 +215,7 @@ def unpack_ready(engine: Engine) -> None:
     for the new view)."""
     store = engine.new_store
     assert store is not None
-    while store.delivered + 1 in store.frames:
+    while store.is_confirmed(store.delivered + 1):
         seq = store.delivered + 1
         item = store.frames[seq]
         entries = item.entries or ()
@@ -225,10 +238,17 @@ def _absorb(engine: Engine, raw: bytes) -> None:
     except WireError as exc:
         engine.drops[f"recovered:{exc.reason}"] += 1
         return
-    body = frame.body
-    if not isinstance(body, DataFrame) or frame.ring != old.ring:
+    if frame.ring != old.ring:
         return  # another old ring's recovery: not ours to deliver
-    if body.seq > old.aru and body.seq not in old.frames:
+    body = frame.body
+    if isinstance(body, Token):
+        if frame.sender in engine.members and engine.security.verify(
+            frame.sender, _signing(frame), frame.signature
+        ):
+            token.confirm(engine, old, frame, raw)
+        else:
+            engine.drops["recovered:bad_token"] += 1
+    elif isinstance(body, DataFrame) and body.seq > old.aru and body.seq not in old.frames:
         delivery.accept(engine, old, frame, raw)
 
 
@@ -239,7 +259,7 @@ def finish(engine: Engine) -> None:
     ring, members = engine.pending
     plan, old, view = engine.plan, engine.store, engine.view
     if plan is not None and old is not None and view is not None and engine.ring is not None:
-        while old.delivered + 1 in old.frames:
+        while old.is_confirmed(old.delivered + 1):
             seq = old.delivered + 1
             item = old.frames[seq]
             entries = item.entries or ()
@@ -249,7 +269,7 @@ def finish(engine: Engine) -> None:
             old.delivered = seq
         trans = transitional_view_id(ring, engine.ring)
         engine.emit_view(trans, "transitional", plan.trans)
-        for seq in sorted(s for s in old.frames if s > old.delivered):
+        for seq in sorted(s for s in old.frames if s > old.delivered and old.is_confirmed(s)):
             item = old.frames[seq]
             delivery.deliver_entries(engine, trans, seq, item.frame.sender, item.entries or ())
     engine.install(ring, members, engine.new_store)

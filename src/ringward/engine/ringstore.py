@@ -2,9 +2,13 @@
 
 Invariants (docs/protocol.md, "Ordering"):
 
-* ``aru`` — every frame with seq 1..aru has been received (Totem's
-  ``my_aru``); frames are only accepted in ``(aru, aru + window]``, so the
-  store never holds more than ``window`` frames.
+* ``aru`` — every frame with seq 1..aru has been received *and confirmed*
+  (Totem's ``my_aru``): its BLAKE2b-256 digest equals the one its
+  originator's signed token lists. A frame is delivered, counted in the aru
+  (and so reported as held, which safe delivery relies on) only once
+  confirmed; a frame whose digest contradicts its token is discarded and
+  requested again. Frames are only accepted in ``(aru, aru + window]``, so
+  the store never holds more than ``window`` frames.
 * ``delivered`` — frames 1..delivered have been handed to delivery, in seq
   order, with no gap.
 * ``safe_upto`` — every member of the ring has received frames 1..safe_upto
@@ -15,6 +19,7 @@ Invariants (docs/protocol.md, "Ordering"):
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from ringward.wire import BatchEntry, Frame, RingId
@@ -29,6 +34,7 @@ class Stored:
 
     raw: bytes
     frame: Frame
+    digest: bytes
     entries: tuple[BatchEntry, ...] | None = None
 
 
@@ -43,17 +49,47 @@ class RingStore:
         self.high_seq = 0
         self.delivered = 0
         self.safe_upto = 0
+        # seq -> digest, from the signed tokens that list each frame.
+        self.confirmed: dict[int, bytes] = {}
+        # Tokens (hop -> bytes) that list frames still held: re-broadcast in
+        # recovery so every survivor can confirm what it recovers.
+        self.tokens: dict[int, tuple[bytes, int]] = {}
+        self.floor = 0
 
-    def add(self, seq: int, raw: bytes, frame: Frame) -> bool:
-        """Store a frame; False if it is a duplicate, already discarded or
-        beyond the receive window."""
+    def add(self, seq: int, raw: bytes, frame: Frame, digest: bytes) -> bool:
+        """Store a frame; False if it is a duplicate, already discarded,
+        beyond the receive window, or contradicts its token's digest."""
         if seq <= self.aru or seq in self.frames or seq > self.aru + self.window:
             return False
-        self.frames[seq] = Stored(raw, frame)
+        known = self.confirmed.get(seq)
+        if known is not None and not hmac.compare_digest(known, digest):
+            return False
+        self.frames[seq] = Stored(raw, frame, digest)
         self.high_seq = max(self.high_seq, seq)
-        while self.aru + 1 in self.frames:
-            self.aru += 1
+        self._advance()
         return True
+
+    def confirm(self, seq: int, digest: bytes) -> bool:
+        """Record a signed token's digest for ``seq``; False when a stored
+        frame contradicted it (the frame is discarded, to be re-requested)."""
+        if seq <= self.floor or seq > self.aru + self.window or seq in self.confirmed:
+            return True  # the first signed statement for a seq stands
+        self.confirmed[seq] = digest
+        item = self.frames.get(seq)
+        if item is not None and not hmac.compare_digest(item.digest, digest):
+            del self.frames[seq]
+            return False
+        self._advance()
+        return True
+
+    def is_confirmed(self, seq: int) -> bool:
+        item = self.frames.get(seq)
+        known = self.confirmed.get(seq)
+        return item is not None and known is not None and hmac.compare_digest(known, item.digest)
+
+    def _advance(self) -> None:
+        while self.is_confirmed(self.aru + 1):
+            self.aru += 1
 
     def missing(self, upto: int, limit: int) -> list[int]:
         """Seqs in ``(aru, upto]`` not received, at most ``limit``."""
@@ -72,8 +108,15 @@ class RingStore:
     def collect(self) -> None:
         """Discard frames that are delivered and safe."""
         floor = min(self.delivered, self.safe_upto)
+        if floor <= self.floor:
+            return
+        self.floor = floor
         for seq in [s for s in self.frames if s <= floor]:
             del self.frames[seq]
+        for seq in [s for s in self.confirmed if s <= floor]:
+            del self.confirmed[seq]
+        for hop in [h for h, (_, top) in self.tokens.items() if top <= floor]:
+            del self.tokens[hop]
 
 
 @dataclass(slots=True)

@@ -29,12 +29,20 @@ from ringward.engine import delivery, recovery
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
 from ringward.engine.sendqueue import SendQueue
-from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, limits
+from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, TokenRequest, limits
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["TokenState", "on_token", "release_held", "retransmit", "start_ring"]
+__all__ = [
+    "TokenState",
+    "confirm",
+    "on_token",
+    "on_token_request",
+    "release_held",
+    "retransmit",
+    "start_ring",
+]
 
 U32_MAX = (1 << 32) - 1
 
@@ -62,6 +70,11 @@ class TokenState:
     prev_visit: _Visit | None = None
     aru_stuck: int = 0
     idle_visits: int = 0
+    # Hops observed beyond the contiguous prefix, and when each missing one
+    # was last asked for (TOKEN_REQUEST to its producer).
+    hop_contig: int = 0
+    seen_hops: set[int] = field(default_factory=set)
+    asked: dict[int, tuple[float, int]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -81,7 +94,14 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     assert isinstance(tk, Token)
     cur = active(engine)
     if cur is None or frame.ring != cur[0]:
-        if frame.ring in (engine.ring, engine.pending[0] if engine.pending else None):
+        old = engine.store
+        if old is not None and frame.ring == old.ring and frame.sender in engine.members:
+            # A late token of the installed ring: still vouches for frames
+            # that recovery may need.
+            confirm(engine, old, frame, raw)
+            delivery.deliver_ready(engine)
+            engine.drops["stale_token"] += 1
+        elif engine.pending is not None and frame.ring == engine.pending[0]:
             engine.drops["stale_token"] += 1
         else:
             engine.foreign(frame)
@@ -91,6 +111,10 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
         engine.drops["token_not_member"] += 1
         return
     ts = engine.tokens
+    confirm(engine, store, frame, raw)
+    if tk.frames:
+        delivery.deliver_ready(engine)
+    _track_hops(engine, ts, tk.hop, members)
     if tk.hop > ts.hop_seen:
         _observe(engine, ts, tk, members, store)
     if tk.succ == engine.node_id and tk.hop > ts.hop_done and ts.held is None:
@@ -110,6 +134,79 @@ def _observe(
         engine.cancel_timer("commit_rtx")  # the new ring runs: the commit made it
     if _learn_safe(ts, tk.hop, len(members), store):
         delivery.deliver_ready(engine)
+
+
+def confirm(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
+    """Record the digests a verified token lists for the frames its holder
+    originated; a stored frame that contradicts them is discarded. Delivery
+    is the caller's to trigger (this runs inside recovery's unpacking too)."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    if not tk.frames:
+        return
+    top = 0
+    for ref in tk.frames:
+        if not store.confirm(ref.seq, ref.digest):
+            engine.drops["digest_mismatch"] += 1
+        top = max(top, ref.seq)
+    if top > store.floor and len(store.tokens) < store.window:
+        store.tokens[tk.hop] = (raw, top)
+
+
+# Missing hops asked for at once: bounds the requests one token can cause.
+ASK_MAX = 8
+# Attempts per missing hop. A token that lists frames someone still lacks is
+# kept by its maker; one it no longer has vouches only for frames every
+# member already confirmed (they are safe), so giving up on it loses nothing.
+ASK_TRIES = 5
+# Hops tracked behind the newest: a memory bound, far above what loss needs.
+HOPS_TRACKED_PER_NODE = 64
+
+
+def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ...]) -> None:
+    """Every member must see every token (they vouch for frames): a gap in
+    the hops seen is asked for from the member that made the missing token."""
+    n = len(members)
+    ts.seen_hops.add(hop)
+    if hop - ts.hop_contig > HOPS_TRACKED_PER_NODE * n:
+        ts.hop_contig = hop - HOPS_TRACKED_PER_NODE * n
+    while ts.hop_contig + 1 in ts.seen_hops:
+        ts.hop_contig += 1
+    ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
+    retry = engine.config.token_retransmit_ms / 1000.0
+    asked = 0
+    for missing in range(ts.hop_contig + 1, hop):
+        if missing in ts.seen_hops or asked >= ASK_MAX:
+            continue
+        producer = members[(missing - 1) % n]
+        last, tries = ts.asked.get(missing, (-retry, 0))
+        if tries >= ASK_TRIES:
+            ts.seen_hops.add(missing)  # given up: let the prefix move on
+        elif producer != engine.node_id and engine.now - last >= retry:
+            ts.asked[missing] = (engine.now, tries + 1)
+            asked += 1
+            cur = active(engine)
+            assert cur is not None
+            engine.emit_signed(cur[0], TokenRequest(missing), producer)
+    for old in [h for h in ts.asked if h <= ts.hop_contig]:
+        del ts.asked[old]
+
+
+def on_token_request(engine: Engine, frame: Frame) -> None:
+    """Send a member the token it missed, if we made it and it listed frames."""
+    req = frame.body
+    assert isinstance(req, TokenRequest)
+    for store in (engine.new_store, engine.store):
+        if store is not None and store.ring == frame.ring:
+            held = store.tokens.get(req.hop)
+            if held is not None and decode_sender(held[0]) == engine.node_id:
+                engine.send(frame.sender, held[0])
+            return
+
+
+def decode_sender(raw: bytes) -> int:
+    """The sender field of a frame's header (already validated frames only)."""
+    return int.from_bytes(raw[13:15], "big")
 
 
 def _record(ts: TokenState, hop: int, seq: int, aru: int, n: int) -> None:
@@ -295,6 +392,10 @@ def release_held(engine: Engine) -> None:
 def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:
     ts = engine.tokens
     out = engine.emit_signed(ring, nxt)
+    cur = active(engine)
+    if nxt.frames and cur is not None and len(cur[2].tokens) < cur[2].window:
+        cur[2].tokens[nxt.hop] = (out, max(ref.seq for ref in nxt.frames))
+    ts.seen_hops.add(nxt.hop)
     ts.hop_done = nxt.hop - 1
     _record(ts, nxt.hop, nxt.seq, nxt.aru, len(members))
     ts.last_sent = (nxt.hop, out)

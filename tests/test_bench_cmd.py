@@ -1,0 +1,53 @@
+"""`ringward bench --json`: one object with the documented keys.
+
+Real processes on loopback; no assertion on timing beyond "positive".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RINGWARD = str(Path(sys.executable).with_name("ringward"))
+REQUIRED = (
+    "nodes",
+    "size",
+    "duration_s",
+    "delivered_msgs_per_s",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "cpu_s_per_1000_msgs",
+)
+
+
+def test_bench_json() -> None:
+    proc = subprocess.run(
+        [RINGWARD, "bench", "--nodes", "3", "--size", "100", "--duration", "3", "--json"],
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    lines = proc.stdout.decode().strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for key in REQUIRED:
+        assert isinstance(result[key], int | float), key
+        assert result[key] > 0, key
+    assert result["nodes"] == 3
+    assert result["size"] == 100
+    assert len(result["per_node"]) == 3
+    assert result["security"].startswith("on")
+
+
+def test_bench_refuses_bad_size() -> None:
+    proc = subprocess.run(
+        [RINGWARD, "bench", "--size", "0", "--duration", "1"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert b"--size" in proc.stderr
