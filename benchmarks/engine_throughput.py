@@ -8,6 +8,9 @@ engines divided by the CPU seconds spent in them, i.e. the delivery rate one
 engine sustains on one core. A benchmark, not a test: nothing is asserted.
 
     .venv/bin/python benchmarks/engine_throughput.py [--seconds 3] [--json]
+
+Each case runs with security off (NullSecurity) and on (RingSecurity:
+Ed25519 tokens verified by every member, AES-256-GCM payloads).
 """
 
 from __future__ import annotations
@@ -18,14 +21,20 @@ import time
 from collections import deque
 
 from ringward.engine import Delivered, Engine, EngineConfig
+from ringward.sim.keys import SimKeys
 
 # Messages each node keeps queued: enough that every token visit is full.
 QUEUE_TARGET = 400
 
 
-def run(nodes: int, size: int, seconds: float, config: EngineConfig) -> dict[str, float]:
+def run(
+    nodes: int, size: int, seconds: float, config: EngineConfig, *, secure: bool
+) -> dict[str, float]:
     ids = tuple(range(1, nodes + 1))
-    engines = {i: Engine(i, ids, config=config) for i in ids}
+    keys = SimKeys(1, ids) if secure else None
+    engines = {
+        i: Engine(i, ids, config=config, security=keys.security(i) if keys else None) for i in ids
+    }
     wire: deque[tuple[int, bytes]] = deque()
     timers: dict[int, float | None] = {}
     now = 0.0
@@ -80,6 +89,7 @@ def run(nodes: int, size: int, seconds: float, config: EngineConfig) -> dict[str
     return {
         "nodes": nodes,
         "size": size,
+        "security": secure,
         "deliveries_per_engine_s": count / cpu,
         "mb_per_engine_s": count * size / cpu / 1e6,
     }
@@ -91,15 +101,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     config = EngineConfig()
-    rows = [run(n, size, args.seconds, config) for n in (3, 5) for size in (100, 1024)]
+    rows = [
+        run(n, size, args.seconds, config, secure=secure)
+        for n in (3, 5)
+        for size in (100, 1024)
+        for secure in (False, True)
+    ]
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"{'nodes':>5} {'payload':>8} {'deliveries/s/engine':>20} {'MB/s/engine':>12}")
+    print(f"{'nodes':>5} {'payload':>8} {'security':>8} {'deliveries/s/engine':>20} {'MB/s':>7}")
     for r in rows:
         print(
-            f"{r['nodes']:>5} {r['size']:>7}B {r['deliveries_per_engine_s']:>20,.0f}"
-            f" {r['mb_per_engine_s']:>12.1f}"
+            f"{r['nodes']:>5} {r['size']:>7}B {'on' if r['security'] else 'off':>8}"
+            f" {r['deliveries_per_engine_s']:>20,.0f} {r['mb_per_engine_s']:>7.1f}"
         )
 
 
