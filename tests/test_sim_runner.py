@@ -167,7 +167,9 @@ def test_one_node_ring() -> None:
 
 @pytest.fixture
 def toy_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "real_engine_factory", lambda config=None: sequencer_factory)
+    monkeypatch.setattr(
+        runner, "real_engine_factory", lambda config=None, keys=None: sequencer_factory
+    )
 
 
 @pytest.mark.usefixtures("toy_engine")
@@ -209,7 +211,7 @@ def test_cli_failure_exits_one_and_prints_the_command(
     ) -> DuplicatingEngine:
         return DuplicatingEngine(node, roster, incarnation=inc, now=now)
 
-    monkeypatch.setattr(runner, "real_engine_factory", lambda config=None: broken)
+    monkeypatch.setattr(runner, "real_engine_factory", lambda config=None, keys=None: broken)
     assert main(["sim", "--nodes", "3", "--duration", "1", "--seed", "8"]) == 1
     out = capsys.readouterr().out
     assert "G2 no duplication" in out
@@ -224,7 +226,7 @@ def test_cli_engine_exception_exits_one_with_the_command(
     ) -> RaisingEngine:
         return RaisingEngine(node, roster, incarnation=inc, now=now)
 
-    monkeypatch.setattr(runner, "real_engine_factory", lambda config=None: raising)
+    monkeypatch.setattr(runner, "real_engine_factory", lambda config=None, keys=None: raising)
     assert main(["sim", "--nodes", "2", "--duration", "1"]) == 1
     out = capsys.readouterr().out
     assert "simulation failed: node " in out and "[sim.engine_raised]" in out

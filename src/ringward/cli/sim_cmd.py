@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ringward.sim.attacks import ATTACKS, run_attack
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario, run_scenario
 from ringward.sim.world import SimulationError
@@ -55,6 +56,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="sign and encrypt for real (Ed25519, AES-256-GCM, per-view group keys)",
     )
+    p.add_argument(
+        "--attack",
+        choices=sorted(ATTACKS),
+        help="mount one attack on a secured ring (implies --security); exit 0 only if "
+        "the attack's expectation and every guarantee held (see docs/simulator.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         early_stop=not args.no_early_stop,
         security=args.security,
     )
+    if args.attack:
+        return _run_attack(args.attack, scenario, args.log)
     try:
         result = run_scenario(scenario)
     except SimulationError as exc:
@@ -85,3 +94,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(result.failure_text())
     return 1
+
+
+def _run_attack(name: str, scenario: Scenario, log: str | None) -> int:
+    try:
+        outcome = run_attack(name, scenario)
+    except SimulationError as exc:
+        print(f"simulation failed: {exc.message} [{exc.reason}]")
+        print(f"reproduce: {scenario.command()} --attack {name}")
+        return 1
+    if log:
+        outcome.result.write_log(log)
+    verdict = "held" if outcome.held else "BROKEN"
+    print(f"attack {name}: expected {outcome.expectation}: {verdict} ({outcome.detail})")
+    if not outcome.result.ok:
+        print(outcome.result.failure_text())
+    if not outcome.held:
+        print(f"reproduce: {outcome.result.scenario.command()} --attack {name}")
+    return 0 if outcome.held else 1

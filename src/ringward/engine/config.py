@@ -57,6 +57,10 @@ class EngineConfig:
     # next (HKDF from the ring key): keeps the data under one AES-GCM key
     # far below its bounds (2^24 frames of 64 KiB = 2^40 bytes).
     epoch_frames: int = 1 << 24
+    # The representative starts a new ring (same members, fresh group key)
+    # this often: the key of a long-lived view does not live forever, and a
+    # key that leaks exposes at most one interval. 0 disables.
+    rekey_interval_ms: int = 3_600_000
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +80,10 @@ class EngineConfig:
             ("payload_bytes_max", 1 <= self.payload_bytes_max <= 64 << 20),
             ("send_queue_max", self.send_queue_max >= 1),
             ("epoch_frames", 1 <= self.epoch_frames <= 1 << 32),
+            (
+                "rekey_interval_ms",
+                self.rekey_interval_ms == 0 or self.rekey_interval_ms >= 10 * self.token_timeout_ms,
+            ),
             (
                 "receive_window_frames_max",
                 self.window_size * 4 <= self.receive_window_frames_max,

@@ -58,7 +58,7 @@ __all__ = ["Engine"]
 MERGE_BACKOFF_MAX_S = 10.0
 
 # Timer names, in the order they fire when due together.
-TIMERS = ("token_rtx", "commit_rtx", "token_hold", "token_loss", "join", "consensus")
+TIMERS = ("token_rtx", "commit_rtx", "token_hold", "token_loss", "join", "consensus", "rekey")
 
 
 class Engine:
@@ -358,6 +358,13 @@ class Engine:
     def _on_token_hold(self) -> None:
         token.release_held(self)
 
+    def _on_rekey(self) -> None:
+        """Time for a fresh group key: the representative starts a new ring
+        with the same members (a membership round that changes nothing but
+        the ring id and the key)."""
+        if self.state is State.OPERATIONAL and self.members and self.members[0] == self.node_id:
+            self.enter_gather(self.now, reason="rekey")
+
     def _on_commit_rtx(self) -> None:
         if self._last_commit is not None and self.state in (State.COMMIT, State.RECOVERY):
             dest, raw, _ = self._last_commit
@@ -383,7 +390,9 @@ class Engine:
         self.new_store = None
         self.plan = None
         self.recq = None
-        self.cancel_timer("join", "consensus", "commit_rtx")
+        self.cancel_timer("join", "consensus", "commit_rtx", "rekey")
+        if members[0] == self.node_id and self.config.rekey_interval_ms:
+            self.set_timer("rekey", self.config.rekey_interval_ms)
         delivery.deliver_ready(self)
 
     def foreign(self, frame: Frame) -> None:

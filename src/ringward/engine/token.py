@@ -75,6 +75,8 @@ class TokenState:
     hop_contig: int = 0
     seen_hops: set[int] = field(default_factory=set)
     asked: dict[int, tuple[float, int]] = field(default_factory=dict)
+    # Retransmission requests seen at our visits: seq -> consecutive visits.
+    rtr_seen: dict[int, int] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -308,11 +310,29 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         delivery.deliver_ready(engine)
 
 
+# Visits a request must have stayed unanswered before any holder, not only
+# the frame's originator, serves it.
+RTR_FALLBACK_VISITS = 3
+
+
 def _serve_retransmissions(engine: Engine, tk: Token, store: RingStore) -> tuple[int, list[int]]:
+    """Serve the token's retransmission requests. The originator of a frame
+    serves it; others only once a request has outlived RTR_FALLBACK_VISITS
+    of our visits. So a member that alters what it retransmits cannot keep a
+    requester from the clean copy (its copy fails the digest check, and the
+    originator's arrives too), at the price of a rotation of latency when the
+    originator's own copy is lost."""
+    ts = engine.tokens
+    ts.rtr_seen = {s: ts.rtr_seen.get(s, 0) + 1 for s in tk.rtr}
     sent, left = 0, []
     for seq in tk.rtr:
         item = store.frames.get(seq)
-        if item is not None and sent < engine.config.max_messages:
+        mine = item is not None and item.frame.sender == engine.node_id
+        if (
+            item is not None
+            and sent < engine.config.max_messages
+            and (mine or ts.rtr_seen[seq] >= RTR_FALLBACK_VISITS)
+        ):
             engine.send(None, item.raw)
             sent += 1
         elif seq > store.safe_upto:  # a request for a safe frame is stale

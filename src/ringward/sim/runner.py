@@ -393,6 +393,7 @@ def run_scenario(
     engine_factory: EngineFactory | None = None,
     interceptor: Interceptor | None = None,
     limits: WorldLimits | None = None,
+    byzantine: Mapping[int, str] | None = None,
 ) -> Result:
     """Run ``scenario`` and check its log. ``engine_factory`` None: the real
     engine with ``scenario.config``. Raises SimulationError when a bound is
@@ -408,6 +409,8 @@ def run_scenario(
     network = Network(roster, net_rng, scenario.faults.link_model(LinkModel()))
     world = World(roster, factory, network, limits=limits, interceptor=interceptor)
     world.start()
+    for node, behaviour in sorted((byzantine or {}).items()):
+        world.mark_byzantine(node, behaviour)  # before its first misdeed
     episodes = plan_faults(scenario.faults, roster, scenario.duration, scenario.seed)
     for episode in episodes:
         world.schedule(episode.start_s, _START[episode.kind], world, episode)
@@ -419,7 +422,8 @@ def run_scenario(
     _quiet(world, scenario)
     world.retire_all()
     events = tuple(world.events)
-    report = check(events, expect_up=set(roster))
+    # Byzantine nodes are left out of every guarantee (their log events too).
+    report = check(events, expect_up=set(roster) - set(byzantine or {}))
     return Result(
         scenario, events, report, _stats(world, time.perf_counter() - wall_start), episodes
     )
