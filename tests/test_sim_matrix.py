@@ -40,8 +40,15 @@ LIMITS = WorldLimits(events_per_s_max=100_000)
 def scenario_for(seed: int, *, duration: float, rate: float) -> Scenario:
     size = SIZES[seed % len(SIZES)]
     mix = MIXES[(seed // len(SIZES)) % len(MIXES)]
+    # Every third seed signs and encrypts for real: the crash-model
+    # guarantees must hold with security on too.
     return Scenario(
-        nodes=size, seed=seed, duration=duration, rate=rate, faults=FaultSpec.parse(mix)
+        nodes=size,
+        seed=seed,
+        duration=duration,
+        rate=rate,
+        faults=FaultSpec.parse(mix),
+        security=(seed + seed // 9) % 3 == 0,
     )
 
 
