@@ -346,6 +346,27 @@ def test_safe_in_regular_may_arrive_in_transitional() -> None:
     assert guarantees(log.events, converge=False) == {5}
 
 
+def test_safe_in_transitional_reaches_a_member_that_failed_recovery() -> None:
+    """Regression (soak seed 100013): 1 and 2 complete recovery into r2 and
+    deliver safe b in t12 = {1, 2, 3}; 3 fails to complete it (paused), never
+    installs t12, and delivers b in its own transitional t3. 3 received b
+    (recovery ends only when every member holds every frame): no violation.
+    Had 3 never delivered b, it would be one."""
+    log = Log()
+    log.view([1, 2, 3], "r1", "regular", [1, 2, 3])
+    log.send(2, "b", safe=True)
+    log.view([1, 2], "t12", "transitional", [1, 2, 3])
+    log.deliver(1, "t12", 1, "b")
+    log.deliver(2, "t12", 1, "b")
+    log.view([1, 2], "r2", "regular", [1, 2, 3])
+    log.view([3], "t3", "transitional", [3])
+    log.deliver(3, "t3", 1, "b")
+    log.view([3], "r3", "regular", [3])
+    assert 5 not in guarantees(log.events, converge=False)
+    del log.events[find(log.events, DeliverEvent, node=3)]
+    assert 5 in guarantees(log.events)
+
+
 def test_same_view_different_members_breaks_agreement() -> None:
     ev = base_log()
     i = find(ev, ViewEvent, node=2, view="t1")

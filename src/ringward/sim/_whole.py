@@ -213,6 +213,7 @@ def _check_home(visit: Visit, home_of: dict[str, tuple[str, DeliverEvent]], out:
 def check_safe(rp: Replay, out: Collector, *, converge: bool) -> None:
     """Guarantee 5: a safe delivery in C reached every non-crashed member of C."""
     cover: dict[int, set[str]] = {}  # id(visit) -> ids, built on first need
+    ever: dict[int, set[str]] = {}  # node -> every id it delivered
     judged: set[tuple[str, str]] = set()
     crashed_ever = {n for n, lives in rp.lives.items() if any(life.crashed for life in lives)}
     for lives in rp.lives.values():
@@ -226,10 +227,19 @@ def check_safe(rp: Replay, out: Collector, *, converge: bool) -> None:
                             visit,
                             d,
                             cover=cover,
+                            ever=ever,
                             crashed=crashed_ever,
                             converge=converge,
                             out=out,
                         )
+
+
+def _ever(rp: Replay, node: int, ever: dict[int, set[str]]) -> set[str]:
+    """Every id ``node`` delivered, in any view (cached in ``ever``)."""
+    ids = ever.get(node)
+    if ids is None:
+        ids = ever[node] = set(rp.delivered_by(node))
+    return ids
 
 
 def _covered(visit: Visit, cover: dict[int, set[str]]) -> set[str]:
@@ -247,6 +257,7 @@ def _safe_one(
     d: DeliverEvent,
     *,
     cover: dict[int, set[str]],
+    ever: dict[int, set[str]],
     crashed: set[int],
     converge: bool,
     out: Collector,
@@ -256,6 +267,13 @@ def _safe_one(
         if q in rp.byzantine:
             continue
         theirs = rp.visit_of.get((q, view.view))
+        if theirs is None and view.kind == "transitional" and d.id in _ever(rp, q, ever):
+            # A transitional configuration is named by the members that
+            # recovered the old ring together; one that failed to complete
+            # the recovery (paused, cut off) never installs it, but it did
+            # receive m — recovery ends only once every member holds every
+            # frame — and delivers m in its own transitional configuration.
+            continue
         if theirs is None:
             # Safe in C needs q's acknowledgement in C, which q can give only
             # after installing C: excused only by a crash (or a cut log).
