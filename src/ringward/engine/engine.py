@@ -402,15 +402,19 @@ class Engine:
         so replayed old tokens cannot keep the ring reconfiguring."""
         sender = frame.sender
         g = self.gather
-        if self.state is State.GATHER and g is not None and sender not in g.proc | g.fail:
+        if (
+            self.state is State.GATHER
+            and g is not None
+            and sender not in g.proc | g.fail
+            and self._may_merge(sender)
+        ):
             # Gathering (a node that just started, say) and a ring is out
             # there: propose to include its members rather than wait for the
             # consensus timer, form a ring alone, and merge afterwards.
-            if self._may_merge(sender):
-                g.merge((sender,), ())
-                self.set_timer("consensus", self.config.consensus_timeout_ms)
-                self.send_join()
-                return
+            g.merge((sender,), ())
+            self.set_timer("consensus", self.config.consensus_timeout_ms)
+            self.send_join()
+            return
         if (
             self.state is not State.OPERATIONAL
             or sender in self.members
