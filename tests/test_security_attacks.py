@@ -68,3 +68,46 @@ def test_long_lived_view_is_rekeyed_on_time() -> None:
     assert result.ok, result.failure_text()
     regular = {e.view for e in result.events if isinstance(e, ViewEvent) and e.kind == "regular"}
     assert len(regular) >= 4, regular
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (#6): a receiver that did not see the previous token cannot tell the "
+    "claimed seq is not the holder's; only convicting and evicting the liar ends it",
+)
+def test_member_cannot_claim_another_members_seq_in_its_token() -> None:
+    """Member 4 re-signs each token it makes so that its frame list also
+    claims the previous holder's last seq, with a bogus digest (the first
+    signed digest for a seq stands: believed, it would make the real frame
+    undeliverable). Receivers that saw the previous token ignore listed seqs
+    outside the holder's own range and count the rule break: nothing stalls,
+    nothing is lost. (A receiver that missed the previous token cannot tell;
+    convicting the liar is the fault detector's job.)"""
+    import dataclasses
+
+    from ringward.sim.interface import Datagram
+    from ringward.sim.keys import SimKeys
+    from ringward.wire import Frame, FrameRef, Kind, Token, decode, encode, signing_bytes
+
+    keys = SimKeys(11, (1, 2, 3, 4))
+    me = keys.identities[4]
+    rewritten = 0
+
+    def lie(now: float, d: Datagram) -> list[Datagram]:
+        nonlocal rewritten
+        frame = decode(d.data)
+        body = frame.body
+        if frame.kind is Kind.TOKEN and d.src == 4 and isinstance(body, Token) and body.seq > 3:
+            bogus = (FrameRef(body.seq - len(body.frames), bytes(32)), *body.frames)
+            fake = dataclasses.replace(body, frames=bogus)
+            unsigned = Frame(frame.cluster_id, 4, frame.ring, fake)
+            rewritten += 1
+            signed = Frame(frame.cluster_id, 4, frame.ring, fake, me.sign(signing_bytes(unsigned)))
+            return [Datagram(4, d.dest, encode(signed))]
+        return [d]
+
+    scenario = Scenario(nodes=4, seed=11, duration=3.0, rate=60.0, security=True)
+    result = run_scenario(scenario, interceptor=lie, byzantine={4: "claim-seq"})
+    assert rewritten > 50
+    assert result.ok, result.failure_text()
+    assert result.stats.engine_drops.get("token_rule:frames", 0) > 0

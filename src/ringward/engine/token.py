@@ -113,7 +113,7 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
         engine.drops["token_not_member"] += 1
         return
     ts = engine.tokens
-    confirm(engine, store, frame, raw)
+    confirm(engine, store, frame, raw, ts.seq_at.get(tk.hop - 1))
     if tk.frames:
         delivery.deliver_ready(engine)
     _track_hops(engine, ts, tk.hop, members)
@@ -138,16 +138,29 @@ def _observe(
         delivery.deliver_ready(engine)
 
 
-def confirm(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
+def confirm(
+    engine: Engine, store: RingStore, frame: Frame, raw: bytes, prev_seq: int | None = None
+) -> None:
     """Record the digests a verified token lists for the frames its holder
     originated; a stored frame that contradicts them is discarded. Delivery
-    is the caller's to trigger (this runs inside recovery's unpacking too)."""
+    is the caller's to trigger (this runs inside recovery's unpacking too).
+
+    The holder's new frames take the seqs right after the previous token's
+    (``prev_seq``, when this member saw that token): a listed seq outside
+    ``prev_seq+1 .. tk.seq`` claims another member's frame — the first signed
+    digest for a seq stands, so a lie would make that frame undeliverable —
+    and is ignored and counted (a rule break the fault detector will turn
+    into evidence). Without ``prev_seq`` only ``<= tk.seq`` is checked."""
     tk = frame.body
     assert isinstance(tk, Token)
-    if not tk.frames:
+    low = prev_seq if prev_seq is not None else -1
+    refs = [ref for ref in tk.frames if low < ref.seq <= tk.seq]
+    if len(refs) != len(tk.frames):
+        engine.drops["token_rule:frames"] += 1
+    if not refs:
         return
     top = 0
-    for ref in tk.frames:
+    for ref in refs:
         if not store.confirm(ref.seq, ref.digest):
             engine.drops["digest_mismatch"] += 1
         top = max(top, ref.seq)
