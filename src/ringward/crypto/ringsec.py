@@ -35,6 +35,7 @@ from ringward.crypto.identity import Identity
 from ringward.crypto.roster import Roster
 from ringward.errors import ConfigError, CryptoError
 from ringward.wire import RingId, SealedKey, limits
+from ringward.wire.frame import data_nonce
 
 __all__ = ["RingSecurity", "commitment_context"]
 
@@ -46,10 +47,6 @@ CIPHERS_MAX = 8
 def commitment_context(ring: RingId) -> bytes:
     """What a ring key's commitment is bound to: the ring id."""
     return b"ringward ring key v1\x00" + ring.rep.to_bytes(2, "big") + ring.seq.to_bytes(8, "big")
-
-
-def _nonce(sender: int, counter: int) -> bytes:
-    return sender.to_bytes(4, "big") + counter.to_bytes(8, "big")
 
 
 class RingSecurity:
@@ -123,7 +120,7 @@ class RingSecurity:
         cipher = self._cipher(ring, epoch)
         if cipher is None:
             raise CryptoError("no_ring_key", f"no key for ring {ring.rep}.{ring.seq}")
-        return cipher.encrypt(_nonce(sender, counter), plaintext, ad)
+        return cipher.encrypt(data_nonce(sender, counter), plaintext, ad)
 
     def open(
         self, ring: RingId, epoch: int, sender: int, counter: int, ad: bytes, ciphertext: bytes
@@ -132,7 +129,7 @@ class RingSecurity:
         if cipher is None:
             return None
         try:
-            return cipher.decrypt(_nonce(sender, counter), ciphertext, ad)
+            return cipher.decrypt(data_nonce(sender, counter), ciphertext, ad)
         except InvalidTag:
             return None
 

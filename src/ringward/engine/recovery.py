@@ -204,9 +204,9 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
             engine.recq.push(engine.next_msg_no(), item.raw, safe=False, recovered=True)
     # And every old token that vouches for those frames, from every member:
     # then all survivors hold the same confirmations and decide alike.
-    for _, (raw, top) in sorted(engine.store.tokens.items()):
-        if top > plan.low_aru:
-            engine.recq.push(engine.next_msg_no(), raw, safe=False, recovered=True)
+    for _, held in sorted(engine.store.tokens.items()):
+        if held.top > plan.low_aru:
+            engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
 
 
 def unpack_ready(engine: Engine) -> None:

@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 
 from ringward.wire import BatchEntry, Frame, RingId
 
-__all__ = ["Assembler", "RingStore", "Stored"]
+__all__ = ["Assembler", "HeldToken", "RingStore", "Stored"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldToken:
+    """A token that vouches for frames still held: its bytes, the highest
+    seq it lists, and the member that made (signed) it."""
+
+    raw: bytes
+    top: int
+    maker: int
 
 
 @dataclass(slots=True)
@@ -53,7 +63,7 @@ class RingStore:
         self.confirmed: dict[int, bytes] = {}
         # Tokens (hop -> bytes) that list frames still held: re-broadcast in
         # recovery so every survivor can confirm what it recovers.
-        self.tokens: dict[int, tuple[bytes, int]] = {}
+        self.tokens: dict[int, HeldToken] = {}
         self.floor = 0
 
     def add(self, seq: int, raw: bytes, frame: Frame, digest: bytes) -> bool:
@@ -115,7 +125,7 @@ class RingStore:
             del self.frames[seq]
         for seq in [s for s in self.confirmed if s <= floor]:
             del self.confirmed[seq]
-        for hop in [h for h, (_, top) in self.tokens.items() if top <= floor]:
+        for hop in [h for h, held in self.tokens.items() if held.top <= floor]:
             del self.tokens[hop]
 
 

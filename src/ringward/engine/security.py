@@ -22,14 +22,9 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from ringward.wire import RingId, SealedKey, limits
+from ringward.wire.frame import data_nonce
 
-__all__ = ["FrameSecurity", "NullSecurity", "nonce"]
-
-
-def nonce(sender: int, counter: int) -> bytes:
-    """The 12-byte AEAD nonce of a DATA frame: sender (u32) || counter (u64).
-    Derived, never carried (docs/wire-format.md, DATA)."""
-    return sender.to_bytes(4, "big") + counter.to_bytes(8, "big")
+__all__ = ["FrameSecurity", "NullSecurity"]
 
 
 class FrameSecurity(Protocol):
@@ -110,6 +105,6 @@ class NullSecurity:
     @staticmethod
     def _tag(epoch: int, sender: int, counter: int, ad: bytes, body: bytes) -> bytes:
         h = hashlib.blake2b(digest_size=limits.AEAD_TAG_BYTES)
-        h.update(epoch.to_bytes(4, "big") + nonce(sender, counter) + ad)
+        h.update(epoch.to_bytes(4, "big") + data_nonce(sender, counter) + ad)
         h.update(body)
         return h.digest()

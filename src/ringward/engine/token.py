@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import delivery, recovery
 from ringward.engine.membership import State
-from ringward.engine.ringstore import RingStore
+from ringward.engine.ringstore import HeldToken, RingStore
 from ringward.engine.sendqueue import SendQueue
 from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, TokenRequest, limits
 
@@ -165,7 +165,7 @@ def confirm(
             engine.drops["digest_mismatch"] += 1
         top = max(top, ref.seq)
     if top > store.floor and len(store.tokens) < store.window:
-        store.tokens[tk.hop] = (raw, top)
+        store.tokens[tk.hop] = HeldToken(raw, top, frame.sender)
 
 
 # Missing hops asked for at once: bounds the requests one token can cause.
@@ -214,14 +214,9 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
     for store in (engine.new_store, engine.store):
         if store is not None and store.ring == frame.ring:
             held = store.tokens.get(req.hop)
-            if held is not None and decode_sender(held[0]) == engine.node_id:
-                engine.send(frame.sender, held[0])
+            if held is not None and held.maker == engine.node_id:
+                engine.send(frame.sender, held.raw)
             return
-
-
-def decode_sender(raw: bytes) -> int:
-    """The sender field of a frame's header (already validated frames only)."""
-    return int.from_bytes(raw[13:15], "big")
 
 
 def _record(ts: TokenState, hop: int, seq: int, aru: int, n: int) -> None:
@@ -427,7 +422,8 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     out = engine.emit_signed(ring, nxt)
     cur = active(engine)
     if nxt.frames and cur is not None and len(cur[2].tokens) < cur[2].window:
-        cur[2].tokens[nxt.hop] = (out, max(ref.seq for ref in nxt.frames))
+        top = max(ref.seq for ref in nxt.frames)
+        cur[2].tokens[nxt.hop] = HeldToken(out, top, engine.node_id)
     ts.seen_hops.add(nxt.hop)
     ts.hop_done = nxt.hop - 1
     _record(ts, nxt.hop, nxt.seq, nxt.aru, len(members))

@@ -379,7 +379,7 @@ class Node:
         engine = self._engine
         assert engine is not None
         ready = engine.ready()
-        persist = getattr(ready, "persist_ring_seq", None)
+        persist = ready.persist_ring_seq
         if persist is not None and self._ring_seq_file is not None:
             # Durable before anything that depends on it leaves the node.
             try:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import nacl.signing
 
 from ringward.engine import Engine
+from ringward.engine.delivery import AD_BYTES
 from ringward.errors import ConfigError
 from ringward.sim.eventlog import DeliverEvent, ViewEvent
 from ringward.sim.interface import Datagram, EngineFactory, Interceptor
@@ -54,8 +55,6 @@ from ringward.wire import (
 from ringward.wire.frame import DATA_PREFIX, HEADER
 
 __all__ = ["ATTACKS", "AttackOutcome", "run_attack"]
-
-AD_BYTES = HEADER.size + DATA_PREFIX.size
 
 
 @dataclass(frozen=True, slots=True)

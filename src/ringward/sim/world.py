@@ -406,7 +406,7 @@ class World:
             ready = n.engine.ready()
         except Exception as exc:
             raise self._engine_failed(n, "ready", exc) from exc
-        persist = getattr(ready, "persist_ring_seq", None)
+        persist = ready.persist_ring_seq
         if persist is not None:
             n.disk_ring_seq = persist  # written before anything is sent
         for out in ready.datagrams:

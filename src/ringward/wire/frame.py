@@ -31,6 +31,7 @@ __all__ = [
     "MAGIC",
     "VERSION",
     "Frame",
+    "data_nonce",
     "decode",
     "decode_nested",
     "encode",
@@ -163,6 +164,12 @@ def _header(frame: Frame, body_len: int) -> bytes:
         )
     except struct.error as exc:
         raise WireError("out_of_range", f"header: {exc}") from None
+
+
+def data_nonce(sender: int, counter: int) -> bytes:
+    """The 12-byte AEAD nonce of a DATA frame: sender (u32) || counter (u64).
+    Derived, never carried (docs/wire-format.md, DATA)."""
+    return sender.to_bytes(4, "big") + counter.to_bytes(8, "big")
 
 
 def signing_bytes(frame: Frame) -> bytes:
