@@ -15,9 +15,12 @@ partition, crash, pause, slow, or none.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
+from ringward.errors import ConfigError
 from ringward.sim.attacks import ATTACKS, run_attack
+from ringward.sim.byzantine import BEHAVIOURS, parse_spec, run_byzantine
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario, run_scenario
 from ringward.sim.world import SimulationError
@@ -62,6 +65,14 @@ def register(sub: Any) -> None:
         help="mount one attack on a secured ring (implies --security); exit 0 only if "
         "the attack's expectation and every guarantee held (see docs/simulator.md)",
     )
+    p.add_argument(
+        "--byzantine",
+        metavar="ID:BEHAVIOUR[,...]",
+        help="make members Byzantine (implies --security); behaviours: "
+        + ", ".join(b if b != "frame" else "frame:TARGET" for b in BEHAVIOURS)
+        + "; exit 0 only if each expectation (docs/fault-detector.md) and every "
+        "guarantee among the correct members held",
+    )
     p.set_defaults(func=run)
 
 
@@ -78,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.attack:
         return _run_attack(args.attack, scenario, args.log)
+    if args.byzantine:
+        return _run_byzantine(args.byzantine, scenario, args.log)
     try:
         result = run_scenario(scenario)
     except SimulationError as exc:
@@ -111,4 +124,25 @@ def _run_attack(name: str, scenario: Scenario, log: str | None) -> int:
         print(outcome.result.failure_text())
     if not outcome.held:
         print(f"reproduce: {outcome.result.scenario.command()} --attack {name}")
+    return 0 if outcome.held else 1
+
+
+def _run_byzantine(spec: str, scenario: Scenario, log: str | None) -> int:
+    try:
+        parsed = parse_spec(spec, scenario.nodes)
+        outcome = run_byzantine(dataclasses.replace(scenario, security=True), parsed)
+    except ConfigError as exc:
+        print(f"ringward sim: {exc.message}")
+        return 2
+    except SimulationError as exc:
+        print(f"simulation failed: {exc.message} [{exc.reason}]")
+        print(f"reproduce: {scenario.command()} --byzantine {spec}")
+        return 1
+    if log:
+        outcome.result.write_log(log)
+    print(f"byzantine {spec}: {'held' if outcome.held else 'BROKEN'} ({outcome.detail})")
+    if not outcome.result.ok:
+        print(outcome.result.failure_text())
+    if not outcome.held:
+        print(f"reproduce: {outcome.result.scenario.command()} --byzantine {spec}")
     return 0 if outcome.held else 1

@@ -30,9 +30,12 @@ from typing import Literal
 __all__ = [
     "Delivered",
     "EngineEvent",
+    "Evicted",
     "MessageId",
     "Outgoing",
     "Ready",
+    "Rejected",
+    "Rejoined",
     "ViewInstalled",
 ]
 
@@ -92,7 +95,35 @@ class ViewInstalled:
     quorate: bool
 
 
-EngineEvent = Delivered | ViewInstalled
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """The regular view just installed leaves out ``target`` because of
+    evidence every member checked: ``proof`` True when the target's own
+    signed statements convict it (``reason`` ``equivocation``, ``overload``,
+    ``rule:<name>``), False when f+1 members accused it (``accused``)."""
+
+    target: int
+    reason: str
+    proof: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """This node was evicted (``reason`` as in :class:`Evicted`). It sends
+    no ring traffic until its cool-down ends and it rejoins by itself."""
+
+    reason: str
+    cooldown_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rejoined:
+    """This node, once rejected, is a member of a regular view again."""
+
+    view: str
+
+
+EngineEvent = Delivered | ViewInstalled | Evicted | Rejected | Rejoined
 
 
 @dataclass(slots=True)

@@ -61,6 +61,31 @@ class EngineConfig:
     # this often: the key of a long-lived view does not live forever, and a
     # key that leaks exposes at most one interval. 0 disables.
     rekey_interval_ms: int = 3_600_000
+    # Fault detector (docs/fault-detector.md). Off: only Totem's failure
+    # detection runs (a crashed or silent node still leaves the ring).
+    fault_detector: bool = True
+    # A peer's decaying suspicion score at which this node accuses it.
+    suspicion_threshold: int = 100
+    # Scores halve this often.
+    suspicion_half_life_ms: int = 10_000
+    # A visit observed to last longer than this share of token_timeout_ms
+    # (per mille) counts as a slow hold. Above three token retransmission
+    # periods (3/4.2 of the timeout), so a token lost twice on its way to the
+    # holder does not count against it; far above token_hold_idle_ms.
+    slow_hold_permille: int = 750
+    # Consecutive overloaded self-reports (LoadReport) that convict a node
+    # of overload, and what "overloaded" means: a receive queue this long,
+    # a token held this long (its wait in the receive queue included), or
+    # this much of the frame buffer budget in use.
+    overload_reports: int = 3
+    overload_rx_queue: int = 2000
+    overload_hold_ms: int = 500
+    overload_memory_permille: int = 900
+    # A rejected node waits this long before rejoining, doubled for each
+    # further eviction within evict_window_ms, up to evict_cooldown_max_ms.
+    evict_cooldown_ms: int = 3000
+    evict_cooldown_max_ms: int = 300_000
+    evict_window_ms: int = 600_000
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,10 +113,28 @@ class EngineConfig:
                 "receive_window_frames_max",
                 self.window_size * 4 <= self.receive_window_frames_max,
             ),
+            ("suspicion_threshold", 1 <= self.suspicion_threshold <= 1_000_000),
+            ("suspicion_half_life_ms", 1 <= self.suspicion_half_life_ms <= 3_600_000),
+            (
+                "slow_hold_permille",
+                self.token_hold_idle_ms < self.slow_hold_ms < self.token_timeout_ms,
+            ),
+            ("overload_reports", 1 <= self.overload_reports <= limits.PROOF_STATEMENTS_MAX),
+            ("overload_rx_queue", self.overload_rx_queue >= 1),
+            ("overload_hold_ms", 1 <= self.overload_hold_ms <= 600_000),
+            ("overload_memory_permille", 1 <= self.overload_memory_permille <= 1000),
+            ("evict_cooldown_ms", 1 <= self.evict_cooldown_ms <= self.evict_cooldown_max_ms),
+            ("evict_cooldown_max_ms", self.evict_cooldown_max_ms <= 86_400_000),
+            ("evict_window_ms", self.evict_window_ms >= 0),
         ]
         for name, ok in checks:
             if not ok:
                 raise ConfigError("bad_config", f"{name}={getattr(self, name)} is out of range")
+
+    @property
+    def slow_hold_ms(self) -> float:
+        """A visit longer than this is a slow hold (fault detector)."""
+        return self.token_timeout_ms * self.slow_hold_permille / 1000
 
     @property
     def token_retransmit_ms(self) -> float:

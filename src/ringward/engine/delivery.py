@@ -93,6 +93,11 @@ def _store_for(engine: Engine, ring: RingId) -> tuple[RingStore, tuple[int, ...]
     return None
 
 
+# Seqs whose latest copy's arrival time is kept (the fault detector checks
+# that requested retransmissions were served).
+DUPS_TRACKED = 1024
+
+
 def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     body = frame.body
     assert isinstance(body, DataFrame)
@@ -106,6 +111,10 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     if frame.sender not in members:
         engine.drops["data_not_member"] += 1
         return
+    copies = engine.tokens.dup_at
+    if len(copies) >= DUPS_TRACKED:
+        copies.clear()  # a bound; only recent copies matter (fault detector)
+    copies[body.seq] = engine.now
     if body.seq <= store.aru or body.seq in store.frames:
         engine.drops["duplicate"] += 1
         return

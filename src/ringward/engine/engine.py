@@ -31,9 +31,18 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-from ringward.engine import delivery, recovery, token
-from ringward.engine.api import Delivered, MessageId, Outgoing, Ready, ViewInstalled, quorum_size
+from ringward.engine import delivery, faults, recovery, token
+from ringward.engine.api import (
+    EngineEvent,
+    MessageId,
+    Outgoing,
+    Ready,
+    Rejected,
+    ViewInstalled,
+    quorum_size,
+)
 from ringward.engine.config import EngineConfig
+from ringward.engine.detector import Detector, Verdict
 from ringward.engine.membership import GatherState, RecoveryPlan, State, regular_view_id
 from ringward.engine.ringstore import Assembler, RingStore
 from ringward.engine.security import FrameSecurity, NullSecurity
@@ -58,7 +67,18 @@ __all__ = ["Engine"]
 MERGE_BACKOFF_MAX_S = 10.0
 
 # Timer names, in the order they fire when due together.
-TIMERS = ("token_rtx", "commit_rtx", "token_hold", "token_loss", "join", "consensus", "rekey")
+TIMERS = (
+    "token_rtx",
+    "commit_rtx",
+    "token_hold",
+    "token_loss",
+    "join",
+    "consensus",
+    "rekey",
+    "rejoin",
+)
+# Rings whose membership is remembered (to check proofs about them).
+RINGS_KEPT = 4
 
 
 class Engine:
@@ -118,6 +138,20 @@ class Engine:
         self._merge_backoff: dict[int, tuple[float, float]] = {}
         self._last_commit: tuple[int, bytes, int] | None = None
         self.tokens = token.TokenState()
+        # Fault detector (engine/faults.py): whose visit the token died at, the members of
+        # recent rings, the driver-reported receive queue, and whether we are
+        # coming back from a rejection.
+        self.detector = Detector(node_id, self.roster, self.config)
+        self.loss_blame: tuple[int, float] | None = None
+        self.known_rings: dict[RingId, tuple[int, ...]] = {}
+        self.rx_queue = 0
+        self.rx_wait_s = 0.0
+        self.rx_wait_peak_s = 0.0  # since our last token: what we report
+        # Each member's current run of overloaded signed load reports (kept
+        # across rings: the token losses an overload causes end rings).
+        self.overload_run: dict[int, list[Frame]] = {}
+        self.rejoining = False
+        self.installed_at = now
         self.state = State.GATHER
         self.enter_gather(now, reason="start")
 
@@ -126,25 +160,17 @@ class Engine:
     def receive(self, now: float, datagram: bytes, source: object = None) -> None:
         """One datagram from the network. Never raises for bad input."""
         self.now = now
+        if self.state is State.REJECTED:
+            self.drops["rejected"] += 1
+            return
         try:
             frame = decode(datagram, max_datagram_bytes=limits.DATAGRAM_BYTES_MAX)
         except RingwardError as exc:
             self.drops[exc.reason] += 1
             return
-        if frame.cluster_id != self.cluster_id:
-            self.drops["foreign_cluster"] += 1
-            return
-        if frame.sender not in self.roster:
-            self.drops["unknown_sender"] += 1
-            return
-        if frame.sender == self.node_id:
-            # Our own frame, re-sent by a member serving a retransmission.
-            self.drops["own_frame"] += 1
-            return
-        if frame.signed and not self.security.verify(
-            frame.sender, signing_bytes(frame), frame.signature
-        ):
-            self.drops["bad_signature"] += 1
+        refused = self._refuse(frame)
+        if refused is not None:
+            self.drops[refused] += 1
             return
         handler = _HANDLERS.get(frame.kind)
         if handler is None:
@@ -152,10 +178,28 @@ class Engine:
             return
         handler(self, frame, datagram)
 
+    def _refuse(self, frame: Frame) -> str | None:
+        """Why a decoded frame is dropped before any handler sees it."""
+        if frame.cluster_id != self.cluster_id:
+            return "foreign_cluster"
+        if frame.sender not in self.roster:
+            return "unknown_sender"
+        if frame.sender == self.node_id:
+            # Our own frame, re-sent by a member serving a retransmission.
+            return "own_frame"
+        if frame.signed and not self.security.verify(
+            frame.sender, signing_bytes(frame), frame.signature
+        ):
+            return "bad_signature"
+        return None
+
     def tick(self, now: float) -> None:
         """Time passed: fire every timer that is due."""
         self.now = now
         for name in TIMERS:
+            if self.state is State.REJECTED and name != "rejoin":
+                self._timers.pop(name, None)  # set by the visit that convicted us
+                continue
             at = self._timers.get(name)
             if at is not None and at <= now:
                 del self._timers[name]
@@ -170,6 +214,16 @@ class Engine:
         if self.state is State.OPERATIONAL and self.tokens.held is not None:
             token.release_held(self)
         return MessageId(self.node_id, self._msg_no)
+
+    def note_receive_queue(self, datagrams: int, waited_s: float = 0.0) -> None:
+        """The driver's receive backlog (datagrams waiting for ``receive``)
+        and how long the datagram it passes next waited in it: part of the
+        load this node reports, signed, in its tokens (an overloaded node is
+        evicted on its own reports, and rejoins once healthy). Optional; a
+        driver that never calls it reports no receive pressure."""
+        self.rx_queue = max(0, datagrams)
+        self.rx_wait_s = max(0.0, waited_s)
+        self.rx_wait_peak_s = max(self.rx_wait_peak_s, self.rx_wait_s)
 
     def ready(self) -> Ready:
         """Drain what the engine produced (see api.py for the duties)."""
@@ -188,13 +242,18 @@ class Engine:
         return regular_view_id(self.ring) if self.ring else None
 
     def status(self) -> dict[str, object]:
+        """A snapshot for operators: state, view, backlog, drop counters,
+        each peer's suspicion scores by signal, and current verdicts."""
         return {
             "node": self.node_id,
             "state": self.state.value,
             "view": self.view,
             "members": list(self.members),
             "backlog": len(self.sendq),
+            "token_hops": max(self.tokens.hop_seen, 0),
             "drops": dict(self.drops),
+            "scores": self.detector.scores(self.now),
+            "verdicts": {t: v.reason for t, v in sorted(self.detector.verdicts.items())},
         }
 
     # ------------------------------------------------------ output helpers
@@ -206,7 +265,7 @@ class Engine:
     def send(self, dest: int | None, data: bytes) -> None:
         self._ready.datagrams.append(Outgoing(dest, data))
 
-    def emit(self, event: Delivered | ViewInstalled) -> None:
+    def emit(self, event: EngineEvent) -> None:
         self._ready.events.append(event)
 
     def emit_view(self, view: str, kind: str, members: Sequence[int]) -> None:
@@ -220,11 +279,17 @@ class Engine:
             )
         )
 
-    def emit_signed(self, ring: RingId, body: object, dest: int | None = None) -> bytes:
-        """Sign, encode and send a frame; returns its bytes."""
+    def sign_frame(self, ring: RingId, body: object) -> tuple[Frame, bytes]:
+        """Sign and encode a frame without sending it."""
         unsigned = Frame(self.cluster_id, self.node_id, ring, body)  # type: ignore[arg-type]
         signed_part = signing_bytes(unsigned)
-        raw = signed_part + self.security.sign(signed_part)
+        signature = self.security.sign(signed_part)
+        frame = Frame(self.cluster_id, self.node_id, ring, body, signature)  # type: ignore[arg-type]
+        return frame, signed_part + signature
+
+    def emit_signed(self, ring: RingId, body: object, dest: int | None = None) -> bytes:
+        """Sign, encode and send a frame; returns its bytes."""
+        _, raw = self.sign_frame(ring, body)
         self.send(dest, raw)
         return raw
 
@@ -240,6 +305,8 @@ class Engine:
     def enter_gather(self, now: float, *, reason: str, add: Sequence[int] = ()) -> None:
         """Start (or widen) a membership round."""
         self.now = now
+        if self.state is State.REJECTED:
+            return  # only the rejoin timer ends a rejection
         if self.state is State.GATHER and self.gather is not None:
             if self.gather.merge(add, ()):
                 self.send_join()
@@ -256,6 +323,7 @@ class Engine:
             ring_seq_max=self.ring_seq_max,
         )
         self.gather.fail.discard(self.node_id)
+        self.gather.fail |= {n for n in self.gather.proc if self.banned(n)}
         self.pending = None
         self.new_store = None
         self.plan = None
@@ -271,7 +339,10 @@ class Engine:
     def send_join(self) -> None:
         g = self.gather
         assert g is not None
-        body = Join(self.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), (), ())
+        proofs, accusations = faults.join_evidence(self)
+        body = Join(
+            self.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accusations
+        )
         ring = self.ring or RingId(self.node_id, 0)
         raw = self.emit_signed(ring, body)
         frame = Frame(self.cluster_id, self.node_id, ring, body, raw[-limits.SIGNATURE_BYTES :])
@@ -282,6 +353,13 @@ class Engine:
         j = frame.body
         assert isinstance(j, Join)
         sender = frame.sender
+        if self.banned(sender):
+            # Evicted, its cool-down not over: its joins start nothing.
+            self.drops["join_banned"] += 1
+            return
+        faults.on_join(self, frame)
+        if self.state is State.REJECTED or sender in self.detector.verdicts:
+            return  # its evidence convicted us, or it convicted itself
         self.ring_seq_max = max(self.ring_seq_max, j.ring_seq)
         if self.state is not State.GATHER:
             ring, members = self.pending or (self.ring, self.members)
@@ -301,6 +379,7 @@ class Engine:
                 # is gone) restarts membership once per back-off period.
                 self.drops["join_backoff"] += 1
                 return
+            faults.on_restart_by_join(self, frame)
             self.enter_gather(self.now, reason="join", add=(sender,))
         g = self.gather
         assert g is not None
@@ -314,6 +393,10 @@ class Engine:
             changed = True
         else:
             g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
+            # Fail sets are unioned on trust, as in Totem: refusing claims
+            # about nodes we still hear was tried and split partitioned
+            # rings into singletons that never re-merged (SECURITY.md: a
+            # Byzantine member can keep a live node out of one ring).
             changed = g.merge(j.proc, j.fail)
         g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
         if changed:
@@ -350,6 +433,7 @@ class Engine:
     # ------------------------------------------------------------ timers
 
     def _on_token_loss(self) -> None:
+        faults.on_token_loss(self)
         self.enter_gather(self.now, reason="token_loss")
 
     def _on_token_rtx(self) -> None:
@@ -365,6 +449,45 @@ class Engine:
         if self.state is State.OPERATIONAL and self.members and self.members[0] == self.node_id:
             self.enter_gather(self.now, reason="rekey")
 
+    def _on_rejoin(self) -> None:
+        """The cool-down of our eviction is over: rejoin through a normal
+        join, once our own load is back under the limits."""
+        if self.state is not State.REJECTED:
+            return
+        if (
+            self.rx_queue >= self.config.overload_rx_queue
+            or self.rx_wait_s * 1000 >= self.config.overload_hold_ms
+        ):
+            self.set_timer("rejoin", self.config.evict_cooldown_ms)
+            return
+        self.detector.forgive(self.now, self.node_id, self.ring_seq_max)
+        self.rejoining = True
+        self.state = State.OPERATIONAL  # enter_gather below starts a fresh round
+        self.gather = None
+        self.enter_gather(self.now, reason="rejoin")
+
+    def reject(self, verdict: Verdict) -> None:
+        """We were evicted: stand down for the cool-down (the same one every
+        member computes from the same evidence), keeping what the
+        application queued; then rejoin by ourselves."""
+        if self.state is State.REJECTED:
+            return
+        cooldown = self.detector.cooldown_s(self.node_id)
+        self.drops[f"rejected:{verdict.reason}"] += 1
+        self.state = State.REJECTED
+        self.gather = None
+        self.pending = None
+        self.new_store = None
+        self.plan = None
+        self.recq = None
+        self._last_commit = None
+        self.tokens.reset()
+        self.sendq.rewind()
+        for name in TIMERS:
+            self.cancel_timer(name)
+        self.set_timer("rejoin", cooldown * 1000)
+        self.emit(Rejected(verdict.reason, cooldown))
+
     def _on_commit_rtx(self) -> None:
         if self._last_commit is not None and self.state in (State.COMMIT, State.RECOVERY):
             dest, raw, _ = self._last_commit
@@ -377,6 +500,10 @@ class Engine:
         """Install a regular configuration (after recovery)."""
         self.ring, self.members, self.store = ring, members, store
         self.ring_seq_max = max(self.ring_seq_max, ring.seq)
+        self.known_rings[ring] = members
+        self.installed_at = self.now
+        while len(self.known_rings) > RINGS_KEPT:
+            del self.known_rings[min(self.known_rings)]
         # The old ring's frames are delivered: its key goes, so nothing sent
         # in the old ring is readable here any more either.
         self.security.retire({ring})
@@ -393,6 +520,7 @@ class Engine:
         self.cancel_timer("join", "consensus", "commit_rtx", "rekey")
         if members[0] == self.node_id and self.config.rekey_interval_ms:
             self.set_timer("rekey", self.config.rekey_interval_ms)
+        faults.on_install(self, members, regular_view_id(ring))
         delivery.deliver_ready(self)
 
     def foreign(self, frame: Frame) -> None:
@@ -401,6 +529,9 @@ class Engine:
         per back-off period per sender, doubling up to MERGE_BACKOFF_MAX_S,
         so replayed old tokens cannot keep the ring reconfiguring."""
         sender = frame.sender
+        if self.banned(sender):
+            self.drops["foreign_banned"] += 1
+            return
         g = self.gather
         if (
             self.state is State.GATHER
@@ -423,6 +554,16 @@ class Engine:
             self.drops["foreign_ring"] += 1
             return
         self.enter_gather(self.now, reason="foreign", add=(sender,))
+
+    def banned(self, node: int) -> bool:
+        """Whether ``node`` is evicted and its cool-down not over (a verdict
+        whose cool-down ended is forgiven here: it may join again)."""
+        if node not in self.detector.verdicts or node == self.node_id:
+            return False
+        if self.detector.banned(self.now, node):
+            return True
+        self.detector.forgive(self.now, node, self.ring_seq_max)
+        return False
 
     def _may_merge(self, sender: int) -> bool:
         """Whether an outsider may start a membership round now; if so, the
@@ -465,6 +606,14 @@ def _on_token_request(engine: Engine, frame: Frame, raw: bytes) -> None:
     token.on_token_request(engine, frame)
 
 
+def _on_accusation(engine: Engine, frame: Frame, raw: bytes) -> None:
+    faults.on_accusation(engine, frame)
+
+
+def _on_proof(engine: Engine, frame: Frame, raw: bytes) -> None:
+    faults.on_proof(engine, frame)
+
+
 def _on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
     assert isinstance(frame.body, CommitToken)
     recovery.on_commit(engine, frame, raw)
@@ -476,4 +625,6 @@ _HANDLERS = {
     Kind.JOIN: Engine._on_join_frame,
     Kind.COMMIT: _on_commit,
     Kind.TOKEN_REQUEST: _on_token_request,
+    Kind.ACCUSATION: _on_accusation,
+    Kind.PROOF: _on_proof,
 }

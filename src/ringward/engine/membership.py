@@ -30,6 +30,8 @@ class State(enum.Enum):
     COMMIT = "commit"
     RECOVERY = "recovery"
     OPERATIONAL = "operational"
+    # Evicted: no ring traffic until the cool-down ends (ringward's addition).
+    REJECTED = "rejected"
 
 
 def regular_view_id(ring: RingId) -> str:

@@ -25,7 +25,7 @@ import dataclasses
 import hmac
 from typing import TYPE_CHECKING
 
-from ringward.engine import delivery, token
+from ringward.engine import delivery, faults, token
 from ringward.engine.membership import State, plan_recovery, transitional_view_id
 from ringward.engine.ringstore import RingStore
 from ringward.engine.sendqueue import SendQueue
@@ -75,6 +75,13 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
         return
     proc, fail = sets.pop()
     members = tuple(sorted(set(proc) - set(fail)))
+    if engine.state is State.GATHER:
+        # The evidence behind the new ring's fail set, as its members saw it.
+        for j in ct.cert:
+            if isinstance(j.body, Join):
+                faults.absorb(engine, j.body.proofs, j.body.accusations)
+    if engine.state not in (State.GATHER, State.COMMIT, State.RECOVERY, State.OPERATIONAL):
+        return  # the evidence convicted us
     signers = tuple(j.sender for j in ct.cert)
     if (
         signers != members
@@ -147,6 +154,7 @@ def _first_rotation(
     engine.key_commit = ct.key_commit
     engine.state = State.COMMIT
     engine.pending = (ring, members)
+    engine.known_rings[ring] = members
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ringward.engine import delivery, recovery
+from ringward.engine import delivery, faults, recovery
 from ringward.engine.membership import State
 from ringward.engine.ringstore import HeldToken, RingStore
 from ringward.engine.sendqueue import SendQueue
@@ -75,8 +75,21 @@ class TokenState:
     hop_contig: int = 0
     seen_hops: set[int] = field(default_factory=set)
     asked: dict[int, tuple[float, int]] = field(default_factory=dict)
-    # Retransmission requests seen at our visits: seq -> consecutive visits.
-    rtr_seen: dict[int, int] = field(default_factory=dict)
+    # Retransmission requests seen in the chain: seq -> (first hop, last hop).
+    rtr_watch: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Fault detector (engine/faults.py): recent tokens by hop (raw, frame)
+    # and when each was first seen; hops whose predecessor was fetched; the hop of the last
+    # accusation counted as false per accuser; the last token's successor.
+    raw_at: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
+    seen_at: dict[int, float] = field(default_factory=dict)
+    asked_prev: set[int] = field(default_factory=set)
+    false_at: dict[int, int] = field(default_factory=dict)
+    # Served requests to verify at the server's next visit, and when a
+    # duplicate copy of each seq last arrived.
+    withhold_check: dict[tuple[int, int], float] = field(default_factory=dict)
+    dup_at: dict[int, float] = field(default_factory=dict)
+    last_succ: int | None = None
+    last_seen_t: float = -1e9
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -112,6 +125,8 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     if frame.sender not in members or tk.succ not in members:
         engine.drops["token_not_member"] += 1
         return
+    if not faults.observe_token(engine, frame, raw, members, store) or active(engine) != cur:
+        return  # it convicted its maker, or a verdict restarted membership
     ts = engine.tokens
     confirm(engine, store, frame, raw, ts.seq_at.get(tk.hop - 1))
     if tk.frames:
@@ -128,6 +143,8 @@ def _observe(
     engine: Engine, ts: TokenState, tk: Token, members: tuple[int, ...], store: RingStore
 ) -> None:
     _record(ts, tk.hop, tk.seq, tk.aru, len(members))
+    _watch_requests(ts, tk, len(members))
+    ts.last_succ, ts.last_seen_t = tk.succ, engine.now
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
     if ts.last_sent is not None and tk.hop > ts.last_sent[0]:
         ts.last_sent = None
@@ -216,7 +233,15 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
             held = store.tokens.get(req.hop)
             if held is not None and held.maker == engine.node_id:
                 engine.send(frame.sender, held.raw)
-            return
+                return
+            break
+    cur = active(engine)
+    seen = engine.tokens.raw_at.get(req.hop)
+    if cur is not None and cur[0] == frame.ring and seen is not None:
+        # Any token we saw, whoever made it: it is signed by its maker, and
+        # a member that saw another version for this hop needs ours to prove
+        # the equivocation.
+        engine.send(frame.sender, seen[0])
 
 
 def _record(ts: TokenState, hop: int, seq: int, aru: int, n: int) -> None:
@@ -251,6 +276,7 @@ def start_ring(engine: Engine) -> None:
     ring, _, _ = cur
     zero = Token(0, engine.node_id, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, 0, 0))
     frame = Frame(engine.cluster_id, engine.node_id, ring, zero, bytes(limits.SIGNATURE_BYTES))
+    engine.tokens.arrived = engine.now  # the visit's hold time starts now
     visit(engine, frame, b"")
 
 
@@ -265,7 +291,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     recovering = engine.state is State.RECOVERY
     queue = engine.recq if recovering else engine.sendq
     assert queue is not None
-    sent, rtr_left = _serve_retransmissions(engine, tk, store)
+    sent, rtr_left = _serve_retransmissions(engine, tk, store, len(members))
     done = recovering and _recovery_complete(ts, tk, store, len(queue))
     # The visit that completes recovery sends nothing new, so every other
     # member sees the same quiet rotation and completes on its next visit.
@@ -318,32 +344,49 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         delivery.deliver_ready(engine)
 
 
-# Visits a request must have stayed unanswered before any holder, not only
-# the frame's originator, serves it.
+# Rotations a request must have stayed in the token chain before any
+# holder, not only the frame's originator, serves it.
 RTR_FALLBACK_VISITS = 3
 
 
-def _serve_retransmissions(engine: Engine, tk: Token, store: RingStore) -> tuple[int, list[int]]:
-    """Serve the token's retransmission requests. The originator of a frame
-    serves it; others only once a request has outlived RTR_FALLBACK_VISITS
-    of our visits. So a member that alters what it retransmits cannot keep a
-    requester from the clean copy (its copy fails the digest check, and the
-    originator's arrives too), at the price of a rotation of latency when the
-    originator's own copy is lost."""
-    ts = engine.tokens
-    ts.rtr_seen = {s: ts.rtr_seen.get(s, 0) + 1 for s in tk.rtr}
-    sent, left = 0, []
+def _watch_requests(ts: TokenState, tk: Token, n: int) -> None:
+    """Every member sees every token's requests: remember since which hop
+    each seq has been asked for, without a rotation's gap."""
     for seq in tk.rtr:
+        first, _ = ts.rtr_watch.get(seq, (tk.hop, tk.hop))
+        ts.rtr_watch[seq] = (first, tk.hop)
+    for seq in [s for s, (_, last) in ts.rtr_watch.items() if last < tk.hop - n]:
+        del ts.rtr_watch[seq]
+
+
+def _serve_retransmissions(
+    engine: Engine, tk: Token, store: RingStore, n: int
+) -> tuple[int, list[int]]:
+    """Serve retransmission requests. The originator of a frame serves the
+    requests in the token it holds; any other member serves a frame once
+    requests for it have stood in the token chain for RTR_FALLBACK_VISITS
+    rotations - whether or not they reach it: a member that erases requests
+    from the tokens it passes on, or alters what it retransmits, cannot keep
+    a requester from a clean copy (an altered copy fails the digest check).
+    The price is a few rotations of latency when the originator's own copy
+    is lost."""
+    ts = engine.tokens
+    sent, left = 0, []
+    late = tk.hop - RTR_FALLBACK_VISITS * n
+    stale = [s for s, (first, _) in ts.rtr_watch.items() if first <= late and s not in tk.rtr]
+    for seq in (*tk.rtr, *sorted(stale)):
         item = store.frames.get(seq)
         mine = item is not None and item.frame.sender == engine.node_id
+        watched = ts.rtr_watch.get(seq, (tk.hop, tk.hop))[0] <= late
         if (
             item is not None
             and sent < engine.config.max_messages
-            and (mine or ts.rtr_seen[seq] >= RTR_FALLBACK_VISITS)
+            and ((mine and seq in tk.rtr) or watched)
         ):
             engine.send(None, item.raw)
             sent += 1
-        elif seq > store.safe_upto:  # a request for a safe frame is stale
+            ts.rtr_watch.pop(seq, None)
+        elif seq in tk.rtr and seq > store.safe_upto:  # a request for a safe frame is stale
             left.append(seq)
     return sent, left
 
@@ -420,6 +463,13 @@ def release_held(engine: Engine) -> None:
 def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:
     ts = engine.tokens
     out = engine.emit_signed(ring, nxt)
+    faults.own_token(
+        engine,
+        Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :]),
+        out,
+        members,
+    )
+    ts.last_succ, ts.last_seen_t = nxt.succ, engine.now
     cur = active(engine)
     if nxt.frames and cur is not None and len(cur[2].tokens) < cur[2].window:
         top = max(ref.seq for ref in nxt.frames)
@@ -455,10 +505,15 @@ def retransmit(engine: Engine) -> None:
 
 def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
     cfg = engine.config
-    held_ms = int((engine.now - ts.arrived) * 1000)
+    # From the token's arrival at the node (the driver's receive queue
+    # included) to its forwarding; or, if longer, the longest any datagram
+    # waited in the receive queue since our previous token.
+    held_s = max(engine.now - ts.arrived + engine.rx_wait_s, engine.rx_wait_peak_s)
+    engine.rx_wait_peak_s = 0.0
+    held_ms = int(held_s * 1000)
     return LoadReport(
         backlog=min(U32_MAX, len(engine.sendq)),
-        rx_queue=0,
+        rx_queue=min(U32_MAX, engine.rx_queue),
         hold_ms=min(U32_MAX, max(0, held_ms)),
         memory_permille=min(0xFFFF, len(store.frames) * 1000 // cfg.receive_window_frames_max),
     )

@@ -15,9 +15,17 @@ import time
 from os import PathLike
 from typing import TextIO
 
-from ringward.engine.api import Delivered as EngineDelivered
-from ringward.engine.api import MessageId, ViewInstalled
-from ringward.sim.eventlog import DeliverEvent, Event, SendEvent, ViewEvent, to_json
+from ringward.engine.api import EngineEvent, Evicted, MessageId, Rejected, Rejoined, ViewInstalled
+from ringward.sim.eventlog import (
+    DeliverEvent,
+    Event,
+    EvictEvent,
+    RejectedEvent,
+    RejoinEvent,
+    SendEvent,
+    ViewEvent,
+    to_json,
+)
 
 __all__ = ["EventLogWriter", "payload_digest"]
 
@@ -62,7 +70,24 @@ class EventLogWriter:
             )
         )
 
-    def engine_event(self, event: EngineDelivered | ViewInstalled) -> None:
+    def engine_event(self, event: EngineEvent) -> None:
+        if isinstance(event, Evicted):
+            self._write(
+                EvictEvent(
+                    t=self._t(),
+                    node=self._node,
+                    target=event.target,
+                    reason=event.reason,
+                    proof=event.proof,
+                )
+            )
+            return
+        if isinstance(event, Rejected):
+            self._write(RejectedEvent(t=self._t(), node=self._node, reason=event.reason))
+            return
+        if isinstance(event, Rejoined):
+            self._write(RejoinEvent(t=self._t(), node=self._node))
+            return
         if isinstance(event, ViewInstalled):
             self._write(
                 ViewEvent(

@@ -68,21 +68,24 @@ class ViewChanged:
 
 @dataclass(frozen=True, slots=True)
 class Evicted:
-    """``target`` was evicted from the group for ``reason``; ``proof`` names
-    the kind of transferable evidence, or is None when f+1 members accused
-    it without proof. (Produced by the fault detector, not yet built.)"""
+    """``target`` was evicted from the group for ``reason`` (``equivocation``,
+    ``rule:<name>``, ``overload``: its own signed statements convict it,
+    ``proof`` True; ``accused``: f+1 members accused it, ``proof`` False).
+    Emitted by every member installing the view that leaves it out."""
 
     target: int
     reason: str
-    proof: str | None
+    proof: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """This node was evicted for ``reason``; it rejoins by itself once
-    healthy. (Produced by the fault detector, not yet built.)"""
+    """This node was evicted for ``reason``; it sends no ring traffic for
+    ``cooldown_s`` and then rejoins by itself once healthy (a
+    :class:`ViewChanged` with it as a member follows)."""
 
     reason: str
+    cooldown_s: float
 
 
 Event = Delivered | ViewChanged | Evicted | Rejected

@@ -53,11 +53,20 @@ from ringward.crypto.ringsec import RingSecurity
 from ringward.crypto.roster import Roster
 from ringward.engine import Engine, EngineConfig, FrameSecurity, MessageId
 from ringward.engine.api import Delivered as EngineDelivered
-from ringward.engine.api import ViewInstalled
+from ringward.engine.api import EngineEvent, Rejoined
+from ringward.engine.api import Evicted as EngineEvicted
+from ringward.engine.api import Rejected as EngineRejected
 from ringward.errors import ConfigError, RingwardError, StateError
 from ringward.runtime.config import engine_config
 from ringward.runtime.eventlog import EventLogWriter
-from ringward.runtime.events import Delivered, Event, NodeStatus, ViewChanged
+from ringward.runtime.events import (
+    Delivered,
+    Event,
+    Evicted,
+    NodeStatus,
+    Rejected,
+    ViewChanged,
+)
 from ringward.runtime.ringseq import load_ring_seq, store_ring_seq
 from ringward.runtime.udp import Peers, SockAddr, open_socket, resolve_peers, split_bind
 from ringward.wire import limits
@@ -423,9 +432,31 @@ class Node:
         else:
             self._sent += 1
 
-    def _emit(self, event: EngineDelivered | ViewInstalled) -> None:
+    def _emit(self, event: EngineEvent) -> None:
         if self._log is not None:
             self._log.engine_event(event)
+        if isinstance(event, EngineEvicted):
+            logger.warning(
+                "node %s: evicted node %s (%s, %s)",
+                self.name,
+                event.target,
+                event.reason,
+                "proof" if event.proof else "accusations",
+            )
+            self._events.append(Evicted(event.target, event.reason, event.proof))
+            return
+        if isinstance(event, EngineRejected):
+            logger.warning(
+                "node %s: rejected (%s); rejoining in %.1f s",
+                self.name,
+                event.reason,
+                event.cooldown_s,
+            )
+            self._events.append(Rejected(event.reason, event.cooldown_s))
+            return
+        if isinstance(event, Rejoined):
+            logger.info("node %s: rejoined in view %s", self.name, event.view)
+            return
         if isinstance(event, EngineDelivered):
             self._deliveries += 1
             self._events.append(

@@ -394,6 +394,7 @@ def run_scenario(
     interceptor: Interceptor | None = None,
     limits: WorldLimits | None = None,
     byzantine: Mapping[int, str] | None = None,
+    setup: Callable[[World], None] | None = None,
 ) -> Result:
     """Run ``scenario`` and check its log. ``engine_factory`` None: the real
     engine with ``scenario.config``. Raises SimulationError when a bound is
@@ -411,6 +412,8 @@ def run_scenario(
     world.start()
     for node, behaviour in sorted((byzantine or {}).items()):
         world.mark_byzantine(node, behaviour)  # before its first misdeed
+    if setup is not None:
+        setup(world)
     episodes = plan_faults(scenario.faults, roster, scenario.duration, scenario.seed)
     for episode in episodes:
         world.schedule(episode.start_s, _START[episode.kind], world, episode)
@@ -423,7 +426,9 @@ def run_scenario(
     world.retire_all()
     events = tuple(world.events)
     # Byzantine nodes are left out of every guarantee (their log events too).
-    report = check(events, expect_up=set(roster) - set(byzantine or {}))
+    report = check(
+        events, expect_up=set(roster) - set(byzantine or {}), forbid_correct_evictions=True
+    )
     return Result(
         scenario, events, report, _stats(world, time.perf_counter() - wall_start), episodes
     )

@@ -42,13 +42,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ringward.engine.api import Delivered, MessageId, ViewInstalled
+from ringward.engine.api import (
+    Delivered,
+    EngineEvent,
+    Evicted,
+    MessageId,
+    Rejected,
+    Rejoined,
+)
 from ringward.errors import StateError
 from ringward.sim.eventlog import (
     ByzantineEvent,
     CrashEvent,
     DeliverEvent,
     Event,
+    EvictEvent,
+    RejectedEvent,
+    RejoinEvent,
     RestartEvent,
     SendEvent,
     ViewEvent,
@@ -97,7 +107,7 @@ class _Node:
     timer_due: bool = False  # came due while paused: fire at resume
     ticked_at: float | None = None  # last verb was a tick at this time
     draining: bool = False  # a drain entry is scheduled (slow node busy)
-    inbox: deque[tuple[int, bytes]] = field(default_factory=deque)
+    inbox: deque[tuple[int, bytes, float]] = field(default_factory=deque)
     byzantine: bool = False
 
 
@@ -353,9 +363,9 @@ class World:
             if len(n.inbox) >= self.limits.inbox_max:
                 self.counters.drops["inbox_overflow"] += 1
             else:
-                n.inbox.append((src, data))
+                n.inbox.append((src, data, self.now))
             return
-        self._receive(n, src, data)
+        self._receive(n, src, data, self.now)
         if n.slow_s > 0.0:
             n.draining = True
             self.schedule(self.now + n.slow_s, self._drain, n, n.epoch)
@@ -366,15 +376,20 @@ class World:
         n.draining = False
         # Bounded by inbox_max: arrivals during the loop are queued behind.
         while n.inbox and n.engine is not None and not n.paused:
-            src, data = n.inbox.popleft()
-            self._receive(n, src, data)
+            src, data, arrived = n.inbox.popleft()
+            self._receive(n, src, data, arrived)
             if n.slow_s > 0.0:
                 n.draining = True
                 self.schedule(self.now + n.slow_s, self._drain, n, n.epoch)
                 return
 
-    def _receive(self, n: _Node, src: int, data: bytes) -> None:
+    def _receive(self, n: _Node, src: int, data: bytes, arrived: float) -> None:
         assert n.engine is not None
+        note = getattr(n.engine, "note_receive_queue", None)
+        if note is not None:
+            # Its receive backlog and how long this datagram waited in it:
+            # part of the load it reports in its signed tokens.
+            note(len(n.inbox), self.now - arrived)
         try:
             n.engine.receive(self.now, data, src)
         except Exception as exc:
@@ -429,9 +444,24 @@ class World:
             for at in self.network.transmit(self.now, d.src, d.dest):
                 self.schedule(at, self._arrive, d.dest, d.src, d.data)
 
-    def _record(self, n: _Node, event: Delivered | ViewInstalled) -> None:
+    def _record(self, n: _Node, event: EngineEvent) -> None:
         self.last_progress_t = self.now
-        if isinstance(event, Delivered):
+        if isinstance(event, Evicted):
+            self._log(
+                EvictEvent(
+                    t=self.now,
+                    node=n.id,
+                    line=self._line(),
+                    target=event.target,
+                    reason=event.reason,
+                    proof=event.proof,
+                )
+            )
+        elif isinstance(event, Rejected):
+            self._log(RejectedEvent(t=self.now, node=n.id, line=self._line(), reason=event.reason))
+        elif isinstance(event, Rejoined):
+            self._log(RejoinEvent(t=self.now, node=n.id, line=self._line()))
+        elif isinstance(event, Delivered):
             self.counters.delivered += 1
             self._log(
                 DeliverEvent(

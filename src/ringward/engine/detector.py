@@ -1,0 +1,206 @@
+"""The fault detector's state: suspicion scores, evidence, verdicts, bans.
+
+No engine access and no clock of its own: every method takes ``now`` from
+the engine. The engine's glue (engine/faults.py) feeds it observations and
+acts on its verdicts (docs/fault-detector.md).
+
+* Scores: per peer and named signal, decaying exponentially with half-life
+  ``suspicion_half_life_ms`` (the shape of libp2p gossipsub's peer scores:
+  counters that decay, weights per signal, one threshold). Only signed
+  traffic of a peer, or the absence of its signed traffic when the protocol
+  required it, moves its score: a datagram that fails its checks proves
+  nothing about its claimed sender.
+* Accusations: signed, bound to one ring (its header's ring id), at most one
+  counted per accuser and target. f+1 distinct accusers in the current ring
+  convict, so f liars cannot frame a correct node.
+* Verdicts: a verified proof or f+1 accusations; the target is failed by
+  every correct member and banned for a cool-down that doubles with each
+  eviction within ``evict_window_ms``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ringward.engine.config import EngineConfig
+from ringward.wire import Frame, RingId
+
+__all__ = ["WEIGHTS", "Detector", "Verdict"]
+
+# Score added per observation, by signal (threshold 100 by default). Chosen
+# so that one event never suffices: a correct node that is paused once, or
+# loses the token once to a loss burst, stays below the threshold; a node
+# that does it at every chance crosses it within a few rotations
+# (docs/fault-detector.md has the measured detection times).
+WEIGHTS: dict[str, float] = {
+    # The token died at this member's visit and it then answered the
+    # membership round (it was alive, not crashed).
+    "token_loss": 40.0,
+    # A visit observed to last longer than slow_hold_ms.
+    "slow_hold": 35.0,
+    # A retransmission of its own frame was requested at its visit and it
+    # passed the request on unserved.
+    "withhold": 20.0,
+    # It restarted membership while the ring's token was circulating.
+    "churn": 30.0,
+    # It accused a member nobody else suspected.
+    "false_accusation": 25.0,
+}
+
+# Evidence kept: bounds memory whatever peers send.
+ACCUSERS_TRACKED = 256
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Why ``target`` must leave: its evidence (a PROOF frame, or the
+    accusation frames) travels in joins so every member can check it."""
+
+    target: int
+    reason: str
+    proof: bool
+    evidence: tuple[Frame, ...]
+    at: float
+    announced: bool = False
+
+
+@dataclass(slots=True)
+class _Peer:
+    signals: dict[str, float] = field(default_factory=dict)
+    updated: float = 0.0
+
+
+class Detector:
+    """One node's view of every peer's behaviour."""
+
+    def __init__(self, me: int, roster: tuple[int, ...], cfg: EngineConfig) -> None:
+        self.me = me
+        self.roster = roster
+        self.cfg = cfg
+        self.f = (len(roster) - 1) // 3
+        self._peers: dict[int, _Peer] = {}
+        # target -> accuser -> signed accusation frame (bound to its ring).
+        self.accusations: dict[int, dict[int, Frame]] = {}
+        self.verdicts: dict[int, Verdict] = {}
+        # Accusations this node made, per ring (at most one per target).
+        self.accused: dict[int, RingId] = {}
+        # target -> times it was evicted (for the doubling cool-down).
+        self.evictions: dict[int, list[float]] = {}
+        # target -> ring seq below which evidence about it is spent (it was
+        # punished and readmitted: old proofs must not evict it again).
+        self.amnesty: dict[int, int] = {}
+        # Proof frames already checked (digest -> verdict reason or "").
+        self.checked: dict[bytes, str] = {}
+
+    # --------------------------------------------------------------- scores
+
+    def score(self, now: float, peer: int, signal: str, weight: float | None = None) -> float:
+        """Add one observation of ``signal`` against ``peer``; its total."""
+        if peer == self.me or peer not in self.roster:
+            return 0.0
+        p = self._peers.setdefault(peer, _Peer(updated=now))
+        self._decay(p, now)
+        w = WEIGHTS[signal] if weight is None else weight
+        p.signals[signal] = p.signals.get(signal, 0.0) + w
+        return sum(p.signals.values())
+
+    def total(self, now: float, peer: int) -> float:
+        p = self._peers.get(peer)
+        if p is None:
+            return 0.0
+        self._decay(p, now)
+        return sum(p.signals.values())
+
+    def top_signal(self, peer: int) -> str:
+        p = self._peers.get(peer)
+        if p is None or not p.signals:
+            return "none"
+        return max(sorted(p.signals), key=lambda s: p.signals[s])
+
+    def scores(self, now: float) -> dict[int, dict[str, float]]:
+        """Every peer's decayed score by signal (for status())."""
+        out = {}
+        for peer, p in sorted(self._peers.items()):
+            self._decay(p, now)
+            out[peer] = {s: round(v, 1) for s, v in sorted(p.signals.items()) if v >= 0.05}
+        return out
+
+    def _decay(self, p: _Peer, now: float) -> None:
+        dt = now - p.updated
+        if dt <= 0:
+            return
+        factor = math.pow(0.5, dt * 1000.0 / self.cfg.suspicion_half_life_ms)
+        p.signals = {s: v * factor for s, v in p.signals.items() if v * factor >= 0.05}
+        p.updated = now
+
+    def forget_scores(self, peer: int) -> None:
+        self._peers.pop(peer, None)
+
+    # ----------------------------------------------------------- evidence
+
+    def add_accusation(self, frame: Frame, target: int, ring: RingId | None) -> bool:
+        """Record a verified accusation; True if it is new and counts (same
+        ring as ours, accuser not the target)."""
+        if ring is None or frame.ring != ring or frame.sender == target:
+            return False
+        if target not in self.roster or target in self.verdicts:
+            return False
+        got = self.accusations.setdefault(target, {})
+        if frame.sender in got and got[frame.sender].ring == ring:
+            return False
+        if len(got) >= ACCUSERS_TRACKED:
+            return False
+        got[frame.sender] = frame
+        return True
+
+    def accusers(self, target: int, ring: RingId | None) -> list[Frame]:
+        return [
+            f
+            for f in self.accusations.get(target, {}).values()
+            if ring is not None and f.ring == ring
+        ]
+
+    def convict(
+        self, now: float, target: int, reason: str, proof: bool, evidence: tuple[Frame, ...]
+    ) -> Verdict | None:
+        """Record a verdict (the first one stands); None if already convicted."""
+        if target in self.verdicts or target not in self.roster:
+            return None
+        v = Verdict(target, reason, proof, evidence, now)
+        self.verdicts[target] = v
+        times = [
+            t for t in self.evictions.get(target, []) if now - t <= self.cfg.evict_window_ms / 1000
+        ]
+        self.evictions[target] = [*times, now]
+        return v
+
+    def cooldown_s(self, target: int) -> float:
+        """Cool-down of the latest eviction of ``target``: doubles for each
+        earlier eviction within the window. A proof of malice (equivocation,
+        a broken rule) takes the longest: a correct node never signs one, so
+        no correct node pays it; overload and accusations can hit a correct
+        node, so they start short."""
+        v = self.verdicts.get(target)
+        if v is not None and v.proof and v.reason != "overload":
+            return self.cfg.evict_cooldown_max_ms / 1000.0
+        k = max(1, len(self.evictions.get(target, [])))
+        ms = min(self.cfg.evict_cooldown_max_ms, self.cfg.evict_cooldown_ms * (1 << min(k - 1, 30)))
+        return ms / 1000.0
+
+    def banned(self, now: float, target: int) -> bool:
+        v = self.verdicts.get(target)
+        return v is not None and now < v.at + self.cooldown_s(target)
+
+    def forgive(self, now: float, target: int, ring_seq: int) -> None:
+        """The cool-down is over: ``target`` may join again; evidence from
+        rings up to ``ring_seq`` is spent."""
+        self.verdicts.pop(target, None)
+        self.accusations.pop(target, None)
+        self.accused.pop(target, None)
+        self.amnesty[target] = ring_seq
+        self.forget_scores(target)
+
+    def expired(self, now: float) -> list[int]:
+        """Convicted nodes whose cool-down is over."""
+        return [t for t in sorted(self.verdicts) if not self.banned(now, t)]

@@ -1,0 +1,165 @@
+"""Proofs: a member's own signed statements that convict it.
+
+Pure functions over decoded frames; no engine state. A proof is checked by
+anyone alone, given the signature check and (for the rules that need it) the
+membership of the ring the statements belong to. The proof kinds
+(docs/fault-detector.md):
+
+* ``equivocation`` - two different tokens signed by the target for one
+  position (ring, hop) of the chain;
+* ``rule:<name>`` - a token signed by the target whose transition from its
+  predecessor (signed by the predecessor's maker, hash-linked by the
+  target's ``prev``) breaks a Totem rule; or, for ``rule:turn`` and
+  ``rule:succ``, one token the target was not entitled to make;
+* ``overload`` - ``overload_reports`` tokens (distinct positions, possibly
+  of several rings: an overloaded node makes tokens get lost) in which the
+  target reported, signed, a load past the configured limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ringward.engine.config import EngineConfig
+from ringward.wire import Frame, Kind, LoadReport, Proof, RingId, Token, encode, limits
+
+__all__ = [
+    "PROOF_KINDS",
+    "check_proof",
+    "overloaded",
+    "producer",
+    "successor",
+    "transition_rule",
+]
+
+# (frame) -> whether its signature is its sender's.
+Verify = Callable[[Frame], bool]
+# (ring) -> that ring's members in order, when this node knows them.
+MembersOf = Callable[[RingId], Sequence[int] | None]
+
+
+def digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=limits.DIGEST_BYTES).digest()
+
+
+def producer(members: Sequence[int], hop: int) -> int:
+    """The member that makes the token at ``hop`` (hop 1 is the
+    representative's first visit)."""
+    return members[(hop - 1) % len(members)]
+
+
+def successor(members: Sequence[int], node: int) -> int:
+    return members[(members.index(node) + 1) % len(members)]
+
+
+def overloaded(load: LoadReport, cfg: EngineConfig) -> bool:
+    """Whether a signed load report is past the configured limits."""
+    return (
+        load.rx_queue >= cfg.overload_rx_queue
+        or load.hold_ms >= cfg.overload_hold_ms
+        or load.memory_permille >= cfg.overload_memory_permille
+    )
+
+
+def transition_rule(prev: Token, tk: Token, maker: int) -> str | None:
+    """The Totem rule ``maker`` broke turning the token ``prev`` into ``tk``
+    at its visit (``tk`` links to ``prev``), or None. Every rule is one the
+    holder's visit (token.visit) obeys by construction:
+
+    * ``seq`` - the seq never goes back;
+    * ``frames`` - the holder lists exactly the frames it originated, which
+      take the seqs right after the previous token's;
+    * ``aru`` - the aru never exceeds the seq, and only rises when the holder
+      itself set it last (or everyone had everything, aru_id 0);
+    * ``aru_id`` - names the previous setter, the holder, or nobody (0, only
+      when the aru covers the seq).
+    """
+    if tk.hop != prev.hop + 1 or tk.seq < prev.seq:
+        return "seq"
+    if [ref.seq for ref in tk.frames] != list(range(prev.seq + 1, tk.seq + 1)):
+        return "frames"
+    if tk.aru > tk.seq or (tk.aru > prev.aru and prev.aru_id not in (0, maker)):
+        return "aru"
+    if tk.aru_id not in (0, maker, prev.aru_id) or (tk.aru_id == 0 and tk.aru < tk.seq):
+        return "aru_id"
+    return None
+
+
+def _tokens(statements: Sequence[Frame]) -> list[Token] | None:
+    out = [s.body for s in statements if s.kind is Kind.TOKEN and isinstance(s.body, Token)]
+    return out if len(out) == len(statements) else None
+
+
+def _equivocation(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
+    a, b = proof.statements
+    return (
+        a.sender == b.sender == proof.target
+        and tokens[0].hop == tokens[1].hop
+        and encode(a) != encode(b)
+    )
+
+
+def _overload(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
+    st = proof.statements
+    return (
+        len(st) == ctx.cfg.overload_reports
+        and all(s.sender == proof.target for s in st)
+        and len({(s.ring, t.hop) for s, t in zip(st, tokens, strict=True)}) == len(st)
+        and all(overloaded(t.load, ctx.cfg) for t in tokens)
+    )
+
+
+def _turn_or_succ(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
+    (st,), target = proof.statements, proof.target
+    members = ctx.members_of(st.ring)
+    if st.sender != target or not members or target not in members:
+        return False
+    if proof.kind == "rule:turn":
+        return producer(members, tokens[0].hop) != target
+    return tokens[0].succ != successor(members, target)
+
+
+def _transition(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
+    before, after = proof.statements
+    if after.sender != proof.target or digest(encode(before)) != tokens[1].prev:
+        return False
+    rule = transition_rule(tokens[0], tokens[1], proof.target)
+    return rule is not None and f"rule:{rule}" == proof.kind
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    members_of: MembersOf
+    cfg: EngineConfig
+
+
+# kind -> (statements it takes, check).
+_CHECKS: dict[str, tuple[int | None, Callable[[Proof, list[Token], _Ctx], bool]]] = {
+    "equivocation": (2, _equivocation),
+    "overload": (None, _overload),
+    "rule:turn": (1, _turn_or_succ),
+    "rule:succ": (1, _turn_or_succ),
+    **{f"rule:{name}": (2, _transition) for name in ("seq", "frames", "aru", "aru_id")},
+}
+
+PROOF_KINDS = frozenset(_CHECKS)
+
+
+def check_proof(
+    proof: Proof, verify: Verify, members_of: MembersOf, cfg: EngineConfig
+) -> str | None:
+    """The reason ``proof`` convicts ``proof.target`` of, or None when it
+    proves nothing (unknown kind, wrong shape, a bad signature, statements
+    of several rings, no rule broken)."""
+    st = proof.statements
+    entry = _CHECKS.get(proof.kind)
+    tokens = _tokens(st)
+    if entry is None or tokens is None or (entry[0] is not None and len(st) != entry[0]):
+        return None
+    if proof.kind != "overload" and any(s.ring != st[0].ring for s in st):
+        return None  # an overload may span rings: token losses it causes
+    if not all(verify(s) for s in st):
+        return None
+    return proof.kind if entry[1](proof, tokens, _Ctx(members_of, cfg)) else None

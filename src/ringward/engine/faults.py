@@ -1,0 +1,420 @@
+"""The fault detector inside the engine: observing, accusing, convicting.
+
+Glue between the engine's message handlers and ``Detector`` (state) and
+``evidence`` (pure checks). Everything here runs on verified signed frames
+only (engine.receive checked the signature, or this module does for
+embedded ones), so nothing a third party forges can raise a score.
+
+* Every token of the ring is checked against its turn, its successor, the
+  token this member saw for the same position (equivocation) and its
+  predecessor (Totem's transition rules); a failed check is a proof.
+* A token's signed load report past the limits for ``overload_reports``
+  visits in a row is a proof of overload, by the node's own statement.
+* Unprovable signals raise the peer's score; at the threshold this member
+  signs an accusation, broadcast at once and carried in its joins.
+* A verdict (proof, or f+1 accusers) fails the target in the membership
+  round it starts; every member sees the same evidence in the joins and the
+  commit token's certificate, and the target, seeing it, rejects itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ringward.engine import evidence
+from ringward.engine.api import Evicted, Rejoined
+from ringward.engine.detector import Verdict
+from ringward.engine.membership import State
+from ringward.engine.ringstore import RingStore
+from ringward.wire import Accusation, Frame, Kind, Proof, RingId, Token, TokenRequest, limits
+from ringward.wire import signing_bytes as _signing_bytes
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+    from ringward.engine.token import TokenState
+
+__all__ = [
+    "absorb",
+    "join_evidence",
+    "observe_token",
+    "on_accusation",
+    "on_install",
+    "on_join",
+    "on_proof",
+    "on_token_loss",
+]
+
+# Tokens remembered per hop for proofs, as a multiple of the ring size.
+ROTATIONS_KEPT = 2
+# Served-request checks pending at once.
+WITHHOLD_CHECKS_MAX = 256
+# Predecessor tokens fetched per ring to settle a broken hash link.
+ASK_MAX = 64
+
+
+def _verify(engine: Engine, frame: Frame) -> bool:
+    return engine.security.verify(frame.sender, _signing_bytes(frame), frame.signature)
+
+
+def _members_of(engine: Engine, ring: RingId) -> tuple[int, ...] | None:
+    return engine.known_rings.get(ring)
+
+
+def _prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]) -> None:
+    """We hold a proof: sign it, convict, broadcast it to every node."""
+    ring = engine.ring or RingId(engine.node_id, 0)
+    frame, raw = engine.sign_frame(ring, Proof(target, kind, statements))
+    if len(raw) > limits.DATAGRAM_BYTES_MAX:
+        engine.drops["proof_too_large"] += 1
+        return
+    v = engine.detector.convict(engine.now, target, kind, True, (frame,))
+    if v is None:
+        return
+    engine.drops[f"proof:{kind}"] += 1
+    engine.send(None, raw)
+    _act(engine, v)
+
+
+def _act(engine: Engine, v: Verdict) -> None:
+    """A new verdict: fail the target now (or, if it is us, stand down)."""
+    if v.target == engine.node_id:
+        engine.reject(v)
+        return
+    g = engine.gather
+    if engine.state is State.GATHER and g is not None:
+        if v.target in g.proc and v.target not in g.fail:
+            g.fail.add(v.target)
+            engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+            engine.send_join()
+        return
+    in_ring = v.target in engine.members or (
+        engine.pending is not None and v.target in engine.pending[1]
+    )
+    if in_ring and engine.state is not State.REJECTED:
+        engine.enter_gather(engine.now, reason="evict")
+
+
+# ------------------------------------------------------------------ tokens
+
+
+def observe_token(
+    engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...], store: RingStore
+) -> bool:
+    """Check a verified token of our ring; False when it must not be used
+    (it convicted its maker)."""
+    if not engine.config.fault_detector:
+        return True
+    tk = frame.body
+    assert isinstance(tk, Token)
+    ts = engine.tokens
+    seen = ts.raw_at.get(tk.hop)
+    broken = _broken_rule(engine, frame, raw, members, seen)
+    if broken is not None:
+        _prove(engine, frame.sender, *broken)
+        return False
+    if seen is not None:
+        return True  # a copy of a token we have
+    fresh = tk.hop > ts.hop_seen
+    _remember(ts, tk.hop, raw, frame, engine.now, len(members))
+    before = ts.raw_at.get(tk.hop - 1)
+    if before is not None and engine.digest(before[0]) == tk.prev:
+        prev = before[1].body
+        assert isinstance(prev, Token)
+        _observe_visit(engine, frame, prev, ts.seen_at[tk.hop - 1], fresh, store)
+    elif before is not None and tk.hop not in ts.asked_prev and len(ts.asked_prev) < ASK_MAX:
+        # Its maker saw another token for hop-1 than we did: one of the two
+        # is an equivocation. Fetch the version it linked to.
+        ts.asked_prev.add(tk.hop)
+        engine.emit_signed(frame.ring, TokenRequest(tk.hop - 1), frame.sender)
+    _check_load(engine, frame, tk)
+    return True
+
+
+def _broken_rule(
+    engine: Engine,
+    frame: Frame,
+    raw: bytes,
+    members: tuple[int, ...],
+    seen: tuple[bytes, Frame] | None,
+) -> tuple[str, tuple[Frame, ...]] | None:
+    """The proof kind and statements ``frame`` makes against its maker."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    sender = frame.sender
+    if tk.hop < 1 or evidence.producer(members, tk.hop) != sender:
+        return "rule:turn", (frame,)
+    if tk.succ != evidence.successor(members, sender):
+        return "rule:succ", (frame,)
+    if seen is not None:
+        return ("equivocation", (seen[1], frame)) if seen[0] != raw else None
+    before = engine.tokens.raw_at.get(tk.hop - 1)
+    if before is not None and engine.digest(before[0]) == tk.prev:
+        prev = before[1].body
+        assert isinstance(prev, Token)
+        rule = evidence.transition_rule(prev, tk, sender)
+        if rule is not None:
+            return f"rule:{rule}", (before[1], frame)
+    return None
+
+
+def _remember(ts: TokenState, hop: int, raw: bytes, frame: Frame, now: float, n: int) -> None:
+    ts.raw_at[hop] = (raw, frame)
+    ts.seen_at[hop] = now
+    for old in [h for h in ts.raw_at if h <= hop - ROTATIONS_KEPT * n]:
+        del ts.raw_at[old]
+        ts.seen_at.pop(old, None)
+
+
+def _observe_visit(
+    engine: Engine, frame: Frame, prev: Token, prev_at: float, fresh: bool, store: RingStore
+) -> None:
+    """Unprovable signals from one visit of ``frame.sender``."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    cfg, sender = engine.config, frame.sender
+    if fresh and (engine.now - prev_at) * 1000 > cfg.slow_hold_ms:
+        _suspect(engine, sender, "slow_hold")
+    ts = engine.tokens
+    # Requests for its own frames it passed on unserved (a correct holder
+    # serves all of them when there are at most max_messages), or took out
+    # of the list though no copy reached us by its next visit.
+    withheld = False
+    for seq, since in [(q, t) for (x, q), t in ts.withhold_check.items() if x == sender]:
+        del ts.withhold_check[(sender, seq)]
+        if ts.dup_at.get(seq, -1.0) < since:
+            withheld = True
+    if 0 < len(prev.rtr) <= cfg.max_messages:
+        still = set(tk.rtr)
+        for seq in prev.rtr:
+            item = store.frames.get(seq)
+            if item is None or item.frame.sender != sender:
+                continue
+            if seq in still:
+                withheld = True
+            elif len(ts.withhold_check) < WITHHOLD_CHECKS_MAX:
+                # A copy may overtake the token that carried the request:
+                # any copy since the token before that one counts.
+                ts.withhold_check[(sender, seq)] = ts.seen_at.get(tk.hop - 2, prev_at)
+    if withheld:
+        _suspect(engine, sender, "withhold")
+
+
+def _check_load(engine: Engine, frame: Frame, tk: Token) -> None:
+    run = engine.overload_run
+    if not evidence.overloaded(tk.load, engine.config):
+        run.pop(frame.sender, None)
+        return
+    mine = [*run.get(frame.sender, [])[-(engine.config.overload_reports - 1) :], frame]
+    if engine.config.overload_reports == 1:
+        mine = [frame]
+    run[frame.sender] = mine
+    if len(mine) >= engine.config.overload_reports:
+        _prove(engine, frame.sender, "overload", tuple(mine))
+
+
+def own_token(engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...]) -> None:
+    """A token this node just made: remembered like any other (so it can be
+    served and checked against), and its own load report judged by the same
+    rule everyone else applies to it."""
+    if not engine.config.fault_detector:
+        return
+    tk = frame.body
+    assert isinstance(tk, Token)
+    _remember(engine.tokens, tk.hop, raw, frame, engine.now, len(members))
+    _check_load(engine, frame, tk)
+
+
+def on_token_loss(engine: Engine) -> None:
+    """The token died: remember whose visit it died at; that member is
+    scored only if it then answers the membership round (a crashed member is
+    simply failed, not suspected)."""
+    last = engine.tokens.last_succ
+    if last is not None and last != engine.node_id:
+        engine.loss_blame = (last, engine.now)
+
+
+# ------------------------------------------------------------- accusations
+
+
+def _suspect(engine: Engine, peer: int, signal: str) -> None:
+    det = engine.detector
+    total = det.score(engine.now, peer, signal)
+    ring = engine.ring
+    if (
+        total >= engine.config.suspicion_threshold
+        and ring is not None
+        and _in_play(engine, peer)
+        and det.accused.get(peer) != ring
+        and peer not in det.verdicts
+    ):
+        det.accused[peer] = ring
+        hop = max(engine.tokens.hop_seen, 0)
+        frame, raw = engine.sign_frame(
+            ring, Accusation(peer, hop, det.top_signal(peer), int(total))
+        )
+        engine.drops[f"accuse:{det.top_signal(peer)}"] += 1
+        engine.send(None, raw)
+        _count_accusation(engine, frame, peer)
+
+
+def _in_play(engine: Engine, peer: int) -> bool:
+    """Whether ``peer`` is in our ring, or in the one being formed (a node
+    that kills every new ring before it is installed must be accusable)."""
+    return (
+        peer in engine.members
+        or (engine.pending is not None and peer in engine.pending[1])
+        or (engine.gather is not None and peer in engine.gather.proc)
+    )
+
+
+def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
+    det = engine.detector
+    if not det.add_accusation(frame, target, engine.ring):
+        return
+    accusers = det.accusers(target, engine.ring)
+    if len(accusers) >= det.f + 1:
+        v = det.convict(engine.now, target, "accused", False, tuple(accusers))
+        if v is not None:
+            _act(engine, v)
+
+
+def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
+    """A signed accusation (broadcast, or carried in a join)."""
+    acc = frame.body
+    if not engine.config.fault_detector or not isinstance(acc, Accusation):
+        return
+    if not verified and not _verify(engine, frame):
+        engine.drops["accusation_bad_signature"] += 1
+        return
+    det = engine.detector
+    _count_accusation(engine, frame, acc.target)
+    if (
+        frame.sender not in (engine.node_id, acc.target)
+        and acc.target not in det.verdicts
+        and det.total(engine.now, acc.target) < engine.config.suspicion_threshold / 4
+    ):
+        # Nobody here suspects its target: at most once per rotation, this
+        # weighs against the accuser (a framer is evicted in turn).
+        last = engine.tokens.false_at.get(frame.sender)
+        if last is None or acc.hop >= last + max(1, len(engine.members)):
+            engine.tokens.false_at[frame.sender] = acc.hop
+            _suspect(engine, frame.sender, "false_accusation")
+
+
+def on_proof(engine: Engine, frame: Frame) -> None:
+    """A proof (broadcast, or carried in a join/commit): check it alone."""
+    proof = frame.body
+    if not engine.config.fault_detector or not isinstance(proof, Proof):
+        return
+    det = engine.detector
+    if proof.target in det.verdicts:
+        return
+    key = engine.digest(b"".join(_signing_bytes(s) for s in proof.statements))
+    if key in det.checked:
+        return
+    spent = det.amnesty.get(proof.target, -1)
+    reason = None
+    if all(s.ring.seq > spent for s in proof.statements):
+        reason = evidence.check_proof(
+            proof, lambda f: _verify(engine, f), lambda r: _members_of(engine, r), engine.config
+        )
+    if len(det.checked) > 1024:
+        det.checked.clear()
+    det.checked[key] = reason or ""
+    if reason is None:
+        engine.drops["proof_refused"] += 1
+        return
+    v = det.convict(engine.now, proof.target, reason, True, (frame,))
+    if v is not None:
+        _act(engine, v)
+
+
+# -------------------------------------------------------------- membership
+
+
+def on_join(engine: Engine, frame: Frame) -> None:
+    """Evidence and signals a join carries (before its sets are used)."""
+    if not engine.config.fault_detector:
+        return
+    from ringward.wire import Join
+
+    j = frame.body
+    assert isinstance(j, Join)
+    absorb(engine, j.proofs, j.accusations)
+    blame = engine.loss_blame
+    if blame is not None and blame[0] == frame.sender:
+        engine.loss_blame = None
+        if engine.now - blame[1] <= engine.config.consensus_timeout_ms / 1000:
+            _suspect(engine, frame.sender, "token_loss")
+
+
+def on_restart_by_join(engine: Engine, frame: Frame) -> None:
+    """A member's join is about to restart our membership round."""
+    if not engine.config.fault_detector:
+        return
+    ring = engine.ring
+    if (
+        engine.state is State.OPERATIONAL
+        and ring is not None
+        and frame.sender in engine.members
+        and (engine.now - engine.tokens.last_seen_t) * 1000 < engine.config.slow_hold_ms
+        and not _rekey_due(engine, frame.sender)
+    ):
+        # It restarts membership while the token was just here: a member
+        # that lost the token would have waited token_timeout_ms.
+        _suspect(engine, frame.sender, "churn")
+
+
+def _rekey_due(engine: Engine, sender: int) -> bool:
+    """The representative restarts the ring once per rekey interval."""
+    cfg = engine.config
+    return (
+        engine.ring is not None
+        and sender == engine.ring.rep
+        and cfg.rekey_interval_ms > 0
+        and (engine.now - engine.installed_at) * 1000 >= cfg.rekey_interval_ms * 0.9
+    )
+
+
+def absorb(engine: Engine, proofs: tuple[Frame, ...], accusations: tuple[Frame, ...]) -> None:
+    for p in proofs:
+        if p.kind is Kind.PROOF:
+            on_proof(engine, p)
+    for a in accusations:
+        if a.kind is Kind.ACCUSATION:
+            on_accusation(engine, a, verified=False)
+
+
+def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]:
+    """What our join carries: the proofs and accusations behind every
+    verdict, and every accusation of the current ring we hold."""
+    if not engine.config.fault_detector:
+        return (), ()
+    det = engine.detector
+    proofs: list[Frame] = []
+    accusations: list[Frame] = []
+    for _, v in sorted(det.verdicts.items()):
+        if v.proof and len(proofs) < limits.JOIN_PROOFS_MAX:
+            proofs.extend(v.evidence[:1])
+        elif not v.proof:
+            accusations.extend(v.evidence)
+    for target in sorted(det.accusations):
+        if target not in det.verdicts:
+            accusations.extend(det.accusers(target, engine.ring))
+    return tuple(proofs), tuple(accusations[: limits.JOIN_ACCUSATIONS_MAX])
+
+
+def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
+    """A regular view is installed: announce the evictions it carries out,
+    readmit nodes whose cool-down is over."""
+    det = engine.detector
+    for target, v in sorted(det.verdicts.items()):
+        if target not in members and not v.announced and target != engine.node_id:
+            v.announced = True
+            engine.emit(Evicted(target, v.reason, v.proof))
+    for target in det.expired(engine.now):
+        if target != engine.node_id:
+            det.forgive(engine.now, target, engine.ring_seq_max)
+    if engine.rejoining:
+        engine.rejoining = False
+        engine.emit(Rejoined(view))

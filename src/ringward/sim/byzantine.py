@@ -1,0 +1,461 @@
+"""Byzantine members for the simulator: a real engine, holding its real
+keys, whose output (and sometimes its timing) is altered by a behaviour.
+
+``ringward sim --byzantine ID:BEHAVIOUR[,ID:BEHAVIOUR...]`` runs them; the
+test suite runs every behaviour on rings of 4, 7 and 10 nodes
+(tests/test_byzantine.py). Each behaviour states what must happen
+(``EXPECT``): evicted (with a proof or by accusations), or harmless (no
+eviction required). The checker judges every other node with the engine
+issue's guarantees and forbids evicting any of them; the overloaded node is
+honest (not marked Byzantine), so its deliveries are judged too.
+
+Behaviours (docs/fault-detector.md has the detection bounds):
+
+* ``equivocate`` - signs two versions of each token, one to each half.
+* ``lie-aru`` - raises each token's aru to its seq (aru_id 0).
+* ``drop-token`` - never forwards the token (still answers joins).
+* ``slow-token`` - holds each token 90% of the token timeout.
+* ``withhold`` - never re-sends a frame once it was broadcast.
+* ``join-churn`` - restarts membership 0.3 s after every install.
+* ``flood-signed`` - signs and broadcasts tokens that are not its turn.
+* ``frame:TARGET`` - accuses TARGET at every visit.
+* ``flood-junk`` - ten datagrams that fail checks per real one.
+* ``replay`` - re-sends other members' frames captured a second earlier.
+* ``overload`` - (honest) processes every datagram slowly from 1 s to
+  ``duration``/2, reporting its receive queue in its signed tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+
+from ringward.engine import Engine, EngineConfig
+from ringward.engine.api import Outgoing, Ready
+from ringward.engine.membership import State
+from ringward.engine.security import FrameSecurity
+from ringward.errors import ConfigError, RingwardError
+from ringward.sim.eventlog import EvictEvent, RejectedEvent, RejoinEvent
+from ringward.sim.interface import EngineLike
+from ringward.sim.keys import SimKeys
+from ringward.sim.runner import Result, Scenario, run_scenario
+from ringward.sim.world import World
+from ringward.wire import Accusation, DataFrame, Frame, Kind, Token, decode
+
+__all__ = ["BEHAVIOURS", "ByzantineOutcome", "parse_spec", "run_byzantine"]
+
+# Behaviour -> what must happen to the node: "proof" (evicted on its own
+# signed statements), "accused" (evicted by f+1 accusers), "overload"
+# (evicted on its own load reports, then back), "harmless" (no eviction).
+EXPECT: dict[str, str] = {
+    "equivocate": "proof",
+    "lie-aru": "proof",
+    "drop-token": "accused",
+    "slow-token": "accused",
+    "withhold": "accused",
+    "join-churn": "accused",
+    "flood-signed": "proof",
+    "frame": "accused",
+    "flood-junk": "harmless",
+    "replay": "harmless",
+    "overload": "overload",
+}
+BEHAVIOURS = tuple(sorted(EXPECT))
+# Faults a behaviour needs to show at all (a lie about the aru, or a
+# withheld retransmission, needs something to be missing).
+NEEDS_FAULTS = {"lie-aru": "loss=0.05", "withhold": "loss=0.05"}
+# Overload: how slowly the node processes each datagram while overloaded.
+OVERLOAD_SLOW_S = 0.02
+
+
+class _Behaviour:
+    """Alters what one engine sends (and may act on timers)."""
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        self.engine = engine
+        self.arg = arg
+        # Not for secrets: reproducible misbehaviour (S311).
+        self.rng = random.Random(f"{engine.node_id}:{engine.incarnation}")  # noqa: S311
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        return out
+
+    def deadline(self) -> float | None:
+        return None
+
+    def tick(self, now: float) -> None:
+        return None
+
+    def received(self, datagram: bytes) -> None:
+        return None
+
+    # helpers
+    def resign(self, raw: bytes, change: Callable[[Token], Token]) -> bytes:
+        frame = decode(raw)
+        assert isinstance(frame.body, Token)
+        return self.engine.sign_frame(frame.ring, change(frame.body))[1]
+
+    def others(self) -> list[int]:
+        return [n for n in self.engine.roster if n != self.engine.node_id]
+
+
+def _kind(data: bytes) -> Kind | None:
+    try:
+        return decode(data).kind
+    except RingwardError:
+        return None
+
+
+class _Equivocate(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res: list[Outgoing] = []
+        for o in out:
+            if o.dest is not None or _kind(o.data) is not Kind.TOKEN:
+                res.append(o)
+                continue
+            frame = decode(o.data)
+            tk = frame.body
+            assert isinstance(tk, Token)
+            other = self.resign(o.data, lambda t: dataclasses.replace(t, backlog=t.backlog + 1))
+            for i, dest in enumerate(self.others()):
+                # The successor gets the version its own token will link to.
+                data = o.data if dest == tk.succ or i % 2 == 0 else other
+                res.append(Outgoing(dest, data))
+        return res
+
+
+class _LieAru(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        return [
+            Outgoing(
+                o.dest, self.resign(o.data, lambda t: dataclasses.replace(t, aru=t.seq, aru_id=0))
+            )
+            if _kind(o.data) is Kind.TOKEN
+            else o
+            for o in out
+        ]
+
+
+class _DropToken(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        return [o for o in out if _kind(o.data) is not Kind.TOKEN]
+
+
+class _SlowToken(_Behaviour):
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.held: deque[tuple[float, Outgoing]] = deque()
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        delay = self.engine.config.token_timeout_ms * 0.9 / 1000
+        res = []
+        for o in out:
+            if _kind(o.data) is Kind.TOKEN:
+                self.held.append((self.engine.now + delay, o))
+            else:
+                res.append(o)
+        return res
+
+    def deadline(self) -> float | None:
+        return self.held[0][0] if self.held else None
+
+    def tick(self, now: float) -> None:
+        while self.held and self.held[0][0] <= now:
+            self.engine.extra.append(self.held.popleft()[1])
+
+
+class _Withhold(_Behaviour):
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.sent: set[tuple[object, int]] = set()
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = _decoded(o.data)
+            if frame is not None and isinstance(frame.body, DataFrame):
+                key = (frame.ring, frame.body.seq)
+                if key in self.sent:
+                    continue  # a retransmission: withheld
+                self.sent.add(key)
+            res.append(o)
+        return res
+
+
+class _JoinChurn(_Behaviour):
+    PERIOD_S = 0.3
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.due: float | None = None
+        self.view: object = None
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        e = self.engine
+        if e.state is State.OPERATIONAL and e.ring != self.view:
+            self.view = e.ring
+            self.due = e.now + self.PERIOD_S
+        return out
+
+    def deadline(self) -> float | None:
+        return self.due
+
+    def tick(self, now: float) -> None:
+        if self.due is not None and now >= self.due:
+            self.due = None
+            if self.engine.state is State.OPERATIONAL:
+                self.engine.enter_gather(now, reason="churn")
+
+
+class _FloodSigned(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = list(out)
+        for o in out:
+            if o.dest is None and _kind(o.data) is Kind.TOKEN:
+                for i in range(1, 6):
+                    res.append(Outgoing(None, self.resign(o.data, partial(_off_turn, i=i))))
+        return res
+
+
+def _off_turn(tk: Token, i: int) -> Token:
+    return dataclasses.replace(tk, hop=tk.hop + i, frames=(), seq=tk.seq)
+
+
+class _Frame(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = list(out)
+        e = self.engine
+        target = self.arg
+        assert target is not None
+        for o in out:
+            if o.dest is None and _kind(o.data) is Kind.TOKEN and e.ring is not None:
+                tk = decode(o.data).body
+                assert isinstance(tk, Token)
+                acc = Accusation(target, tk.hop, "token_loss", 1000)
+                res.append(Outgoing(None, e.sign_frame(e.ring, acc)[1]))
+        return res
+
+
+class _FloodJunk(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = list(out)
+        for o in out:
+            for _ in range(10):
+                junk = bytearray(o.data)
+                # Past the 27-byte header: a DATA frame whose AEAD fails, or a
+                # signed frame whose signature does not match.
+                for _flip in range(4):
+                    pos = self.rng.randrange(27, len(junk)) if len(junk) > 27 else 0
+                    junk[pos] ^= 1 << self.rng.randrange(8)
+                res.append(Outgoing(None, bytes(junk)))
+        return res
+
+
+class _Replay(_Behaviour):
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.captured: deque[tuple[float, bytes]] = deque(maxlen=2000)
+
+    def received(self, datagram: bytes) -> None:
+        self.captured.append((self.engine.now, datagram))
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = list(out)
+        old = [d for t, d in self.captured if t <= self.engine.now - 1.0]
+        if out and old:
+            for _ in range(3):
+                res.append(Outgoing(None, self.rng.choice(old)))
+        return res
+
+
+def _decoded(data: bytes) -> Frame | None:
+    try:
+        return decode(data)
+    except RingwardError:
+        return None
+
+
+_CLASSES: dict[str, type[_Behaviour]] = {
+    "equivocate": _Equivocate,
+    "lie-aru": _LieAru,
+    "drop-token": _DropToken,
+    "slow-token": _SlowToken,
+    "withhold": _Withhold,
+    "join-churn": _JoinChurn,
+    "flood-signed": _FloodSigned,
+    "frame": _Frame,
+    "flood-junk": _FloodJunk,
+    "replay": _Replay,
+}
+
+
+class ByzantineEngine(Engine):
+    """A real engine whose behaviour alters what it sends."""
+
+    def __init__(
+        self,
+        node_id: int,
+        roster: tuple[int, ...],
+        *,
+        behaviour: str,
+        arg: int | None,
+        start_s: float,
+        config: EngineConfig,
+        incarnation: int,
+        ring_seq: int,
+        now: float,
+        security: FrameSecurity | None,
+    ) -> None:
+        self.incarnation = incarnation
+        self.start_s = start_s
+        self.extra: list[Outgoing] = []
+        self.behaviour: _Behaviour | None = None
+        super().__init__(
+            node_id,
+            roster,
+            config=config,
+            incarnation=incarnation,
+            ring_seq=ring_seq,
+            now=now,
+            security=security,
+        )
+        self.behaviour = _CLASSES[behaviour](self, arg)
+
+    def receive(self, now: float, datagram: bytes, source: object = None) -> None:
+        super().receive(now, datagram, source)
+        if self.behaviour is not None:
+            self.behaviour.received(datagram)
+
+    def tick(self, now: float) -> None:
+        super().tick(now)
+        if self.behaviour is not None:
+            self.behaviour.tick(now)
+
+    def ready(self) -> Ready:
+        out = super().ready()
+        if self.behaviour is None or self.now < self.start_s:
+            return out
+        out.datagrams = self.behaviour.outgoing(out.datagrams) + self.extra
+        self.extra = []
+        own = self.behaviour.deadline()
+        if own is not None:
+            out.deadline = own if out.deadline is None else min(out.deadline, own)
+        return out
+
+
+def parse_spec(spec: str, nodes: int) -> dict[int, tuple[str, int | None]]:
+    """``ID:BEHAVIOUR[,ID:BEHAVIOUR...]`` (``frame:TARGET`` takes a node id)."""
+    out: dict[int, tuple[str, int | None]] = {}
+    for item in spec.split(","):
+        parts = item.strip().split(":")
+        try:
+            node = int(parts[0])
+            name = parts[1]
+            arg = int(parts[2]) if len(parts) > 2 else None
+        except (IndexError, ValueError):
+            raise ConfigError("bad_byzantine", f"{item!r}: want ID:BEHAVIOUR") from None
+        if name not in EXPECT or (name == "frame") != (arg is not None) or len(parts) > 3:
+            raise ConfigError(
+                "bad_byzantine", f"{item!r}: behaviours are {', '.join(BEHAVIOURS)} (frame:TARGET)"
+            )
+        if not 1 <= node <= nodes or (arg is not None and not 1 <= arg <= nodes) or node in out:
+            raise ConfigError("bad_byzantine", f"{item!r}: node out of range or repeated")
+        out[node] = (name, arg)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ByzantineOutcome:
+    """Whether each node's expectation held, and the detection times."""
+
+    held: bool
+    detail: str
+    # node -> seconds from its first misdeed (start) to the first eviction.
+    detected_s: Mapping[int, float]
+    result: Result
+
+
+def run_byzantine(
+    scenario: Scenario, spec: Mapping[int, tuple[str, int | None]], *, start_s: float = 1.0
+) -> ByzantineOutcome:
+    """Run ``scenario`` with the given Byzantine (and overloaded) nodes and
+    judge each expectation. Misbehaviour starts at ``start_s``."""
+    cfg = scenario.config or EngineConfig()
+    keys = (
+        SimKeys(scenario.seed, tuple(range(1, scenario.nodes + 1))) if scenario.security else None
+    )
+    bad = {n: b for n, b in spec.items() if b[0] != "overload"}
+    overloaded = [n for n, b in spec.items() if b[0] == "overload"]
+
+    def make(node: int, roster: tuple[int, ...], inc: int, now: float, rs: int) -> EngineLike:
+        security = keys.security(node) if keys is not None else None
+        if node in bad:
+            name, arg = bad[node]
+            return ByzantineEngine(
+                node,
+                roster,
+                behaviour=name,
+                arg=arg,
+                start_s=start_s,
+                config=cfg,
+                incarnation=inc,
+                ring_seq=rs,
+                now=now,
+                security=security,
+            )
+        return Engine(
+            node, roster, config=cfg, incarnation=inc, ring_seq=rs, now=now, security=security
+        )
+
+    def setup(world: World) -> None:
+        for node in overloaded:
+            world.schedule(start_s, world.set_slow, node, OVERLOAD_SLOW_S)
+            world.schedule(scenario.duration / 2, world.set_slow, node, 0.0)
+
+    marks = {n: (b[0] if b[1] is None else f"{b[0]}:{b[1]}") for n, b in bad.items()}
+    # The whole quiet phase: an evicted member that rejoins after its
+    # cool-down and misbehaves again must be evicted again before the end.
+    quiet = dataclasses.replace(scenario, early_stop=False)
+    result = run_scenario(quiet, engine_factory=make, byzantine=marks, setup=setup)
+    return _judge(result, spec, start_s)
+
+
+def _judge(
+    result: Result, spec: Mapping[int, tuple[str, int | None]], start_s: float
+) -> ByzantineOutcome:
+    evicted: dict[int, float] = {}
+    reasons: dict[int, set[str]] = {}
+    rejoined: set[int] = set()
+    for e in result.events:
+        if isinstance(e, EvictEvent) and e.node not in spec:
+            evicted.setdefault(e.target, e.t)
+            reasons.setdefault(e.target, set()).add(e.reason)
+        elif isinstance(e, RejoinEvent):
+            rejoined.add(e.node)
+        elif isinstance(e, RejectedEvent):
+            reasons.setdefault(e.node, set()).add(e.reason)
+    problems = []
+    for node, (name, arg) in sorted(spec.items()):
+        want = EXPECT[name]
+        got = reasons.get(node, set())
+        if want == "harmless":
+            continue
+        if node not in evicted:
+            problems.append(f"node {node} ({name}) never evicted")
+        elif want == "proof" and not any(r != "accused" for r in got):
+            problems.append(f"node {node} ({name}) evicted without proof: {sorted(got)}")
+        elif want == "overload" and ("overload" not in got or node not in rejoined):
+            problems.append(
+                f"node {node} (overload) reasons {sorted(got)}, rejoined={node in rejoined}"
+            )
+        if name == "frame" and arg is not None and arg in evicted:
+            problems.append(f"framed node {arg} evicted")
+    if not result.ok:
+        problems.append("guarantees broken: " + result.failure_text().splitlines()[0])
+    detected = {n: round(t - start_s, 3) for n, t in evicted.items() if n in spec}
+    detail = "; ".join(problems) if problems else f"detection s {detected}"
+    return ByzantineOutcome(not problems, detail, detected, result)
