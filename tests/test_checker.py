@@ -445,15 +445,21 @@ def test_correct_evictions_are_reported_only_on_request() -> None:
     log.senders = {m: (n, m in "bf") for m, n in zip("abcdef", [1, 2, 1, 2, 3, 1], strict=True)}
     log.view([1, 2], "t4", "transitional", [1, 2])
     log.view([3], "t5", "transitional", [3])
-    log.add(EvictEvent, 1, target=3, reason="overload", proof=True)
-    log.add(EvictEvent, 2, target=3, reason="overload", proof=True)
-    log.add(RejectedEvent, 3, reason="overload")
+    log.add(EvictEvent, 1, target=3, reason="accused", proof=False)
+    log.add(EvictEvent, 2, target=3, reason="accused", proof=False)
+    log.add(RejectedEvent, 3, reason="accused")
     log.view([1, 2], "r4", "regular", [1, 2])
     log.view([3], "r5", "regular", [3])
     assert check(log.events).ok  # 3 is rejected: not expected in the final view
     assert check(log.events, expect_up={1, 2, 3}).guarantees == {3}
     report = check(log.events, forbid_correct_evictions=True)
     assert [v.name for v in report.violations] == ["correct_node_evicted"] * 2
+    # Overload is the node's own signed statement: allowed for a correct node.
+    overloaded = [
+        dataclasses.replace(e, reason="overload") if isinstance(e, EvictEvent) else e
+        for e in log.events
+    ]
+    assert check(overloaded, forbid_correct_evictions=True).ok
     log.add(RejoinEvent, 3)
     log.view([1, 2], "t6", "transitional", [1, 2])
     log.view([3], "t7", "transitional", [3])

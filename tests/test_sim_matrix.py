@@ -13,43 +13,15 @@ import os
 
 import pytest
 
-from ringward.sim.faults import FaultSpec
+from ringward.sim.matrix import scenario_for
 from ringward.sim.runner import Scenario, engine_available, run_scenario
 from ringward.sim.world import SimulationError, WorldLimits
 
-MIXES = (
-    "none",
-    "loss=0.05",
-    "dup=0.05,reorder=0.1",
-    "delay=0.5..5,reorder=0.2",
-    "partition",
-    "crash",
-    "pause",
-    "slow",
-    "loss=0.02,dup=0.02,reorder=0.05,partition,crash,pause,slow",
-)
-SIZES = range(1, 10)
-# 9 sizes x 9 mixes: every 81 consecutive seeds cover every (size, mix) pair
-# once; 243 seeds cover each three times with different worlds.
-SEEDS = range(1, 1 + int(os.environ.get("RINGWARD_SIM_SEEDS", "243")))
 # Rings of at most 9 nodes at 50 msg/s stay under ~30k entries per virtual
 # second; a storm must fail in seconds, not minutes.
 LIMITS = WorldLimits(events_per_s_max=100_000)
-
-
-def scenario_for(seed: int, *, duration: float, rate: float) -> Scenario:
-    size = SIZES[seed % len(SIZES)]
-    mix = MIXES[(seed // len(SIZES)) % len(MIXES)]
-    # Every third seed signs and encrypts for real: the crash-model
-    # guarantees must hold with security on too.
-    return Scenario(
-        nodes=size,
-        seed=seed,
-        duration=duration,
-        rate=rate,
-        faults=FaultSpec.parse(mix),
-        security=(seed + seed // 9) % 3 == 0,
-    )
+# 243 seeds cover each (size, mix) pair three times with different worlds.
+SEEDS = range(1, 1 + int(os.environ.get("RINGWARD_SIM_SEEDS", "243")))
 
 
 def verdict(scenario: Scenario) -> str | None:

@@ -1,0 +1,206 @@
+"""Proofs and the detector's bookkeeping, piece by piece (engine/evidence.py,
+engine/detector.py). The end-to-end behaviour is in test_byzantine.py."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ringward.engine import EngineConfig
+from ringward.engine.detector import Detector
+from ringward.engine.evidence import check_proof, digest, transition_rule
+from ringward.sim.keys import SimKeys
+from ringward.wire import (
+    Accusation,
+    Frame,
+    FrameRef,
+    LoadReport,
+    Proof,
+    RingId,
+    Token,
+    encode,
+    signing_bytes,
+)
+
+CFG = EngineConfig()
+KEYS = SimKeys(5, tuple(range(1, 8)))
+RING = RingId(1, 8)
+MEMBERS = (1, 2, 3, 4)
+CLUSTER = bytes(8)
+IDLE = LoadReport(0, 0, 0, 0)
+
+
+def token(hop: int, seq: int, aru: int, aru_id: int, **kw: object) -> Token:
+    base = Token(hop, MEMBERS[hop % 4], seq, aru, aru_id, (), 0, 0, (), bytes(32), IDLE)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def signed(sender: int, body: object, ring: RingId = RING) -> Frame:
+    unsigned = Frame(CLUSTER, sender, ring, body)  # type: ignore[arg-type]
+    sig = KEYS.security(sender).sign(signing_bytes(unsigned))
+    return Frame(CLUSTER, sender, ring, body, sig)  # type: ignore[arg-type]
+
+
+def verify(frame: Frame) -> bool:
+    return KEYS.security(1).verify(frame.sender, signing_bytes(frame), frame.signature)
+
+
+def members_of(ring: RingId) -> tuple[int, ...] | None:
+    return MEMBERS if ring == RING else None
+
+
+def prove(target: int, kind: str, *statements: Frame) -> str | None:
+    return check_proof(Proof(target, kind, statements), verify, members_of, CFG)
+
+
+def linked(prev_body: Token, maker: int, body: Token) -> tuple[Frame, Frame]:
+    prev = signed(maker - 1 if maker > 1 else 4, prev_body)
+    return prev, signed(maker, dataclasses.replace(body, prev=digest(encode(prev))))
+
+
+def test_correct_transitions_break_no_rule() -> None:
+    prev = token(5, 10, 8, 3)
+    # Lowers the aru to its own, adds two frames of its own.
+    ok = token(6, 12, 7, 2, frames=(FrameRef(11, bytes(32)), FrameRef(12, bytes(32))))
+    assert transition_rule(prev, ok, 2) is None
+    # The setter raises the aru it set; everyone had everything (aru_id 0).
+    assert transition_rule(token(5, 10, 8, 2), token(6, 10, 10, 0), 2) is None
+
+
+def test_each_rule_is_named() -> None:
+    prev = token(5, 10, 8, 3)
+    assert transition_rule(prev, token(6, 9, 8, 3), 2) == "seq"
+    assert transition_rule(prev, token(6, 11, 8, 3), 2) == "frames"
+    claim = (FrameRef(10, bytes(32)), FrameRef(11, bytes(32)))
+    assert transition_rule(prev, token(6, 11, 8, 3, frames=claim), 2) == "frames"
+    assert transition_rule(prev, token(6, 10, 10, 0), 2) == "aru"  # lie-aru
+    assert transition_rule(prev, token(6, 10, 11, 2), 2) == "aru"  # above seq
+    assert transition_rule(prev, token(6, 10, 8, 4), 2) == "aru_id"
+
+
+def test_a_proof_convicts_only_with_the_targets_own_signatures() -> None:
+    prev, bad = linked(token(5, 10, 8, 3), 2, token(6, 10, 10, 0))
+    assert prove(2, "rule:aru", prev, bad) == "rule:aru"
+    assert prove(2, "rule:seq", prev, bad) is None  # the named rule must be the broken one
+    assert prove(3, "rule:aru", prev, bad) is None  # not the target's token
+    forged = dataclasses.replace(bad, signature=bytes(64))
+    assert prove(2, "rule:aru", prev, forged) is None
+    # Not linked by the target's prev digest: proves nothing.
+    other = signed(1, token(5, 10, 5, 3))
+    assert prove(2, "rule:aru", other, bad) is None
+
+
+def test_equivocation_needs_two_different_tokens_for_one_hop() -> None:
+    a = signed(2, token(6, 10, 10, 0))
+    b = signed(2, token(6, 10, 10, 0, backlog=1))
+    assert prove(2, "equivocation", a, b) == "equivocation"
+    assert prove(2, "equivocation", a, a) is None
+    c = signed(2, token(10, 10, 10, 0, backlog=1))
+    assert prove(2, "equivocation", a, c) is None
+
+
+def test_turn_and_successor_need_the_rings_membership() -> None:
+    out_of_turn = signed(3, token(6, 10, 10, 0, succ=4))  # hop 6 is member 2's
+    assert prove(3, "rule:turn", out_of_turn) == "rule:turn"
+    unknown = signed(3, token(6, 10, 10, 0, succ=4), ring=RingId(1, 99))
+    assert prove(3, "rule:turn", unknown) is None
+    wrong_succ = signed(2, token(6, 10, 10, 0, succ=4))
+    assert prove(2, "rule:succ", wrong_succ) == "rule:succ"
+    assert prove(2, "rule:turn", wrong_succ) is None
+
+
+def test_overload_takes_three_distinct_overloaded_reports() -> None:
+    heavy = LoadReport(0, 0, CFG.overload_hold_ms, 0)
+    reports = [signed(2, token(h, 10, 10, 0, load=heavy)) for h in (2, 6, 10)]
+    assert prove(2, "overload", *reports) == "overload"
+    assert prove(2, "overload", *reports[:2]) is None
+    assert prove(2, "overload", reports[0], reports[0], reports[1]) is None
+    light = signed(2, token(14, 10, 10, 0))
+    assert prove(2, "overload", reports[0], reports[1], light) is None
+
+
+tokens = st.builds(
+    Token,
+    hop=st.integers(0, 50),
+    succ=st.integers(1, 4),
+    seq=st.integers(0, 50),
+    aru=st.integers(0, 50),
+    aru_id=st.integers(0, 4),
+    rtr=st.just(()),
+    fcc=st.integers(0, 5),
+    backlog=st.integers(0, 5),
+    frames=st.lists(st.builds(FrameRef, st.integers(0, 60), st.just(bytes(32))), max_size=3).map(
+        tuple
+    ),
+    prev=st.just(bytes(32)),
+    load=st.builds(
+        LoadReport,
+        st.integers(0, 3000),
+        st.integers(0, 3000),
+        st.integers(0, 900),
+        st.integers(0, 1000),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 4), tokens), min_size=1, max_size=4),
+    st.sampled_from(
+        [
+            "equivocation",
+            "overload",
+            "rule:turn",
+            "rule:succ",
+            "rule:seq",
+            "rule:frames",
+            "rule:aru",
+            "rule:aru_id",
+            "rule:nonsense",
+        ]
+    ),
+    st.integers(1, 4),
+)
+def test_check_proof_never_raises(
+    statements: list[tuple[int, Token]], kind: str, target: int
+) -> None:
+    frames = tuple(signed(sender, body) for sender, body in statements)
+    result = prove(target, kind, *frames)
+    assert result in (None, kind)
+    if result is not None:
+        assert any(f.sender == target for f in frames)
+
+
+def accusation(accuser: int, target: int, ring: RingId = RING) -> Frame:
+    return signed(accuser, Accusation(target, 1, "token_loss", 100), ring)
+
+
+def test_f_plus_one_accusers_of_the_current_ring() -> None:
+    det = Detector(1, tuple(range(1, 8)), CFG)  # 7 nodes: f = 2
+    assert det.add_accusation(accusation(2, 5), 5, RING)
+    assert not det.add_accusation(accusation(2, 5), 5, RING)  # once per accuser
+    assert not det.add_accusation(accusation(5, 5), 5, RING)  # not about itself
+    assert not det.add_accusation(accusation(3, 5, RingId(1, 4)), 5, RING)  # old ring
+    assert det.add_accusation(accusation(3, 5), 5, RING)
+    assert len(det.accusers(5, RING)) == 2 < det.f + 1
+    assert det.add_accusation(accusation(4, 5), 5, RING)
+    assert len(det.accusers(5, RING)) == det.f + 1
+
+
+def test_scores_decay_and_cooldowns_double() -> None:
+    det = Detector(1, (1, 2, 3, 4), CFG)
+    det.score(0.0, 2, "token_loss")
+    half = CFG.suspicion_half_life_ms / 1000
+    assert abs(det.total(half, 2) - 20.0) < 0.01
+    assert det.score(0.0, 1, "token_loss") == 0.0  # never ourselves
+    det.convict(0.0, 2, "accused", False, ())
+    assert det.cooldown_s(2) == CFG.evict_cooldown_ms / 1000
+    assert det.banned(1.0, 2) and not det.banned(3.1, 2)
+    det.forgive(4.0, 2, 12)
+    det.convict(5.0, 2, "overload", True, ())
+    assert det.cooldown_s(2) == 2 * CFG.evict_cooldown_ms / 1000
+    det.forgive(20.0, 2, 16)
+    det.convict(21.0, 2, "equivocation", True, ())
+    assert det.cooldown_s(2) == CFG.evict_cooldown_max_ms / 1000
