@@ -302,3 +302,54 @@ def test_exit_on_eof_from_an_admin_dir(tmp_path: Path) -> None:
     }
     delivered = [(x["data"], x["safe"], x["sender"]) for x in out if x["event"] == "deliver"]
     assert delivered == [("one", False, "only"), ("two", True, "only"), ("three", False, "only")]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason", "back"),
+    [("equivocate", "equivocation", False), ("overload", "overload", True)],
+)
+def test_misbehaving_process_is_evicted(
+    tmp_path: Path, behaviour: str, reason: str, back: bool
+) -> None:
+    """`ringward node --misbehave`: real processes on loopback evict an
+    equivocating node with a proof, and an overloaded one by its own signed
+    load reports, which then rejoins by itself once healthy."""
+    ports = _free_ports(4)
+    bundles = _cluster(tmp_path, "mb", ports)
+    procs = [Proc(tmp_path, f"node{i}", "--keys", str(bundles[i - 1])) for i in (1, 2, 3)]
+    bad = Proc(
+        tmp_path,
+        "node4",
+        "--keys",
+        str(bundles[3]),
+        "--misbehave",
+        behaviour,
+        "--misbehave-after",
+        "2",
+    )
+    everyone = ["node1", "node2", "node3", "node4"]
+    try:
+        until([*procs, bad], full_view_after({}, everyone), "the first full view")
+        seen = marks(procs)
+        for i in range(40):
+            procs[i % 3].send(f"m{i}")
+            for p in procs:
+                p.pump(0.05)
+
+        def evicted(p: Proc) -> bool:
+            return any(
+                x["event"] == "evict" and x["target"] == "node4" and x["reason"] == reason
+                for x in p.lines
+            )
+
+        until(procs, evicted, f"node4 evicted for {reason}")
+        until(procs, full_view_after(seen, everyone[:3]), "a view without node4")
+        until([bad], lambda p: any(x["event"] == "rejected" for x in p.lines), "node4 rejected")
+        if back:
+            seen = marks(procs)
+            until(procs, full_view_after(seen, everyone), "node4 back in a full view")
+        until(procs, lambda p: len(p.data("m")) >= 40, "the m-lines")
+        assert procs[0].data("m") == procs[1].data("m") == procs[2].data("m")
+    finally:
+        for p in [*procs, bad]:
+            p.close()

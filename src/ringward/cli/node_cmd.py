@@ -32,7 +32,7 @@ from ringward.crypto.identity import Identity
 from ringward.crypto.keydir import IDENTITY_KEY, KeyDir
 from ringward.crypto.roster import Roster
 from ringward.errors import ConfigError, RingwardError, StateError
-from ringward.runtime import Delivered, MessageId, Node, ViewChanged, run
+from ringward.runtime import Delivered, Evicted, MessageId, Node, Rejected, ViewChanged, run
 
 SAFE_PREFIX: Final = b"!safe "
 # stdin is read in chunks of this size; a line longer than the roster's
@@ -91,6 +91,21 @@ def register(sub: Any) -> None:
         action="store_true",
         help="at the end of stdin, wait for the last message to be delivered, then exit",
     )
+    p.add_argument(
+        "--misbehave",
+        metavar="BEHAVIOUR",
+        help="DEMOS AND TESTS ONLY: attack the cluster with one of the simulator's Byzantine "
+        "behaviours (equivocate, lie-aru, drop-token, slow-token, withhold, join-churn, "
+        "flood-signed, frame:TARGET_ID, flood-junk, replay) or block the process "
+        "(overload, for 8 s); see docs/fault-detector.md",
+    )
+    p.add_argument(
+        "--misbehave-after",
+        metavar="SECONDS",
+        type=float,
+        default=0.0,
+        help="start misbehaving this long after the start (default 0)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
     p.set_defaults(func=run_node)
 
@@ -141,6 +156,8 @@ def run_node(args: argparse.Namespace) -> int:
         bind=args.bind,
         event_log=args.event_log,
         ring_seq_file=args.ring_seq_file or default_ring_seq_file(args.keys, roster, identity),
+        misbehave=args.misbehave,
+        misbehave_after_s=args.misbehave_after,
     )
     try:
         return run(_main(node, roster, exit_on_eof=args.exit_on_eof))
@@ -207,6 +224,15 @@ class _Printer:
                 "members": [self.names.get(m, m) for m in event.members],
                 "quorate": event.quorate,
             }
+        if isinstance(event, Evicted):
+            return {
+                "event": "evict",
+                "target": self.names.get(event.target, event.target),
+                "reason": event.reason,
+                "proof": event.proof,
+            }
+        if isinstance(event, Rejected):
+            return {"event": "rejected", "reason": event.reason, "cooldown_s": event.cooldown_s}
         return None
 
 

@@ -42,6 +42,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from os import PathLike
@@ -83,6 +84,12 @@ EVENT_QUEUE_MAX: Final = 10_000
 # Datagrams read per wake-up before yielding to the loop, so timers and the
 # application run even under a flood.
 RECV_BATCH_MAX: Final = 64
+# How often the event loop's lateness is sampled (receive pressure).
+PROBE_S: Final = 0.1
+# --misbehave overload: each datagram costs this much blocked time, for
+# this long after the misbehaviour starts.
+OVERLOAD_SLEEP_S: Final = 0.02
+OVERLOAD_FOR_S: Final = 8.0
 
 # One more byte than the largest UDP payload (IPv6: 65527), so a datagram the
 # format cannot hold is seen whole and dropped, never silently truncated.
@@ -132,6 +139,8 @@ class Node:
         security: SecurityFactory | None = None,
         event_queue_max: int = EVENT_QUEUE_MAX,
         ring_seq_file: str | PathLike[str] | None = None,
+        misbehave: str | None = None,
+        misbehave_after_s: float = 0.0,
     ) -> None:
         entry = roster.node_by_signing_key(identity.signing_key)
         if entry is None:
@@ -150,6 +159,11 @@ class Node:
         self._security = security
         self._event_queue_max = event_queue_max
         self._ring_seq_file = ring_seq_file
+        self._misbehave = _check_misbehave(misbehave, [n.id for n in roster.nodes])
+        self._misbehave_after_s = max(0.0, misbehave_after_s)
+        self._overload_window: tuple[float, float] | None = None
+        self._probe: asyncio.TimerHandle | None = None
+        self._probe_due = 0.0
         self._resume_at = event_queue_max // 2
         self._phase: _Phase = "new"
         self._failure: BaseException | None = None
@@ -208,17 +222,12 @@ class Node:
                 if self._security
                 else RingSecurity.from_roster(self.roster, self._identity)
             )
-            self._engine = Engine(
-                self.node_id,
-                [n.id for n in self.roster.nodes],
-                config=self.config,
-                cluster_id=self.roster.cluster_id,
+            self._engine = self._make_engine(
                 # A fresh 31-bit incarnation per start keeps message ids
                 # unique across restarts (engine/api.py, MessageId).
-                incarnation=int.from_bytes(os.urandom(4), "big") & 0x7FFF_FFFF,
-                ring_seq=load_ring_seq(self._ring_seq_file) if self._ring_seq_file else 0,
-                now=self._now(),
-                security=security,
+                int.from_bytes(os.urandom(4), "big") & 0x7FFF_FFFF,
+                load_ring_seq(self._ring_seq_file) if self._ring_seq_file else 0,
+                security,
             )
         except BaseException:
             self._phase = "closed"
@@ -226,6 +235,8 @@ class Node:
             raise
         self._phase = "running"
         self._resume_reading()
+        self._probe_due = loop.time() + PROBE_S
+        self._probe = loop.call_at(self._probe_due, self._on_probe)
         logger.info(
             "node %s (id %d) listening on %s, %d peers",
             self.name,
@@ -256,6 +267,9 @@ class Node:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         if self._sock is not None:
             if self._reading and self._loop is not None:
                 self._loop.remove_reader(self._sock.fileno())
@@ -553,6 +567,60 @@ class Node:
                 self._engine_failed(exc, "receive")
                 return
             self._after_verb()
+            if self._overloaded_now():
+                # --misbehave overload: a process starved of CPU.
+                time.sleep(OVERLOAD_SLEEP_S)
+
+    def _make_engine(self, incarnation: int, ring_seq: int, security: FrameSecurity) -> Engine:
+        ids = [n.id for n in self.roster.nodes]
+        common = {
+            "config": self.config,
+            "cluster_id": self.roster.cluster_id,
+            "incarnation": incarnation,
+            "ring_seq": ring_seq,
+            "now": self._now(),
+            "security": security,
+        }
+        if self._misbehave is None:
+            return Engine(self.node_id, ids, **common)  # type: ignore[arg-type]
+        name, arg = self._misbehave
+        start = self._now() + self._misbehave_after_s
+        logger.warning(
+            "node %s: MISBEHAVING (%s) from %.1f s on: this node attacks its own cluster, "
+            "for demonstrations and tests only",
+            self.name,
+            name if arg is None else f"{name}:{arg}",
+            self._misbehave_after_s,
+        )
+        if name == "overload":
+            self._overload_window = (start, start + OVERLOAD_FOR_S)
+            return Engine(self.node_id, ids, **common)  # type: ignore[arg-type]
+        from ringward.sim.byzantine import ByzantineEngine  # the one use outside the sim
+
+        return ByzantineEngine(
+            self.node_id,
+            tuple(ids),
+            behaviour=name,
+            arg=arg,
+            start_s=start,
+            **common,  # type: ignore[arg-type]
+        )
+
+    def _on_probe(self) -> None:
+        """Every PROBE_S: how late the event loop runs (a starved or blocked
+        process) and how many events wait for the application: the receive
+        pressure the engine reports, signed, in its tokens."""
+        if self._phase != "running" or self._loop is None or self._engine is None:
+            return
+        now = self._loop.time()
+        lag = max(0.0, now - self._probe_due)
+        self._engine.note_receive_queue(len(self._events), lag)
+        self._probe_due = now + PROBE_S
+        self._probe = self._loop.call_at(self._probe_due, self._on_probe)
+
+    def _overloaded_now(self) -> bool:
+        window = self._overload_window
+        return window is not None and window[0] <= self._now() < window[1]
 
     def _pause_reading(self) -> None:
         if self._reading and self._sock is not None and self._loop is not None:
@@ -593,3 +661,20 @@ class Node:
         if hop < hop_then or now <= then:
             return 0.0  # a new ring restarted the hop count
         return (hop - hop_then) / len(view.members) / (now - then)
+
+
+def _check_misbehave(spec: str | None, ids: list[int]) -> tuple[str, int | None] | None:
+    """``BEHAVIOUR`` or ``frame:TARGET`` (sim/byzantine.py), or ``overload``."""
+    if spec is None:
+        return None
+    from ringward.sim.byzantine import EXPECT
+
+    name, _, arg = spec.partition(":")
+    target = int(arg) if arg.isdigit() else None
+    if name not in EXPECT or (name == "frame") != (target is not None) or (arg and target is None):
+        raise ConfigError(
+            "bad_misbehave", f"{spec!r}: one of {', '.join(sorted(EXPECT))} (frame:TARGET)"
+        )
+    if target is not None and target not in ids:
+        raise ConfigError("bad_misbehave", f"{spec!r}: node {target} is not in the roster")
+    return name, target

@@ -309,6 +309,7 @@ class ByzantineEngine(Engine):
         ring_seq: int,
         now: float,
         security: FrameSecurity | None,
+        cluster_id: bytes = bytes(8),
     ) -> None:
         self.incarnation = incarnation
         self.start_s = start_s
@@ -318,6 +319,7 @@ class ByzantineEngine(Engine):
             node_id,
             roster,
             config=config,
+            cluster_id=cluster_id,
             incarnation=incarnation,
             ring_seq=ring_seq,
             now=now,
