@@ -15,6 +15,7 @@ import pytest
 from ringward.sim.byzantine import BEHAVIOURS, EXPECT, NEEDS_FAULTS, parse_spec, run_byzantine
 from ringward.sim.eventlog import EvictEvent
 from ringward.sim.faults import FaultSpec
+from ringward.sim.matrix import byzantine_world
 from ringward.sim.runner import Scenario
 
 
@@ -53,6 +54,15 @@ def test_behaviour_on_four_nodes(behaviour: str) -> None:
 )
 def test_f_byzantine_members(nodes: int, spec: str) -> None:
     _run(nodes, spec, seed=3, duration=8.0)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4, 6, 7, 9])
+def test_seeded_byzantine_worlds(seed: int) -> None:
+    """Worlds of sim/matrix.py: rings of 4, 7 and 10 with f members, each
+    with a behaviour drawn from the seed (benchmarks/soak.py runs many)."""
+    scenario, spec = byzantine_world(seed, duration=6.0)
+    outcome = run_byzantine(scenario, parse_spec(spec, scenario.nodes))
+    assert outcome.held, f"{outcome.detail}\nreproduce: {scenario.command()} --byzantine {spec}"
 
 
 def test_every_behaviour_states_an_expectation() -> None:

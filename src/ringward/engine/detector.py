@@ -21,6 +21,7 @@ acts on its verdicts (docs/fault-detector.md).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from ringward.engine.config import EngineConfig
@@ -92,6 +93,13 @@ class Detector:
         self.amnesty: dict[int, int] = {}
         # Proof frames already checked (digest -> verdict reason or "").
         self.checked: dict[bytes, str] = {}
+        # Accusations awaiting corroboration: (due, accuser, target, ring),
+        # in arrival order; the hop of the last one queued per (accuser,
+        # target, ring).
+        self.pending_false: deque[tuple[float, int, int, RingId]] = deque()
+        self.false_last: dict[tuple[int, int, RingId], int] = {}
+        # target -> accuser -> when its latest accusation (any ring) arrived.
+        self.accused_at: dict[int, dict[int, float]] = {}
 
     # --------------------------------------------------------------- scores
 

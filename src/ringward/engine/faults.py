@@ -46,6 +46,11 @@ __all__ = [
 
 # Tokens remembered per hop for proofs, as a multiple of the ring size.
 ROTATIONS_KEPT = 2
+# An accusation is judged this many token timeouts after it arrived: time for
+# the other members' own observations to corroborate it (a mute holder costs
+# about two token timeouts per loss, and takes a few losses to accuse).
+REVIEW_TOKEN_TIMEOUTS = 8
+PENDING_FALSE_MAX = 1024
 # Served-request checks pending at once.
 WITHHOLD_CHECKS_MAX = 256
 # Predecessor tokens fetched per ring to settle a broken hash link.
@@ -127,6 +132,7 @@ def observe_token(
         ts.asked_prev.add(tk.hop)
         engine.emit_signed(frame.ring, TokenRequest(tk.hop - 1), frame.sender)
     _check_load(engine, frame, tk)
+    review_accusations(engine)
     return True
 
 
@@ -288,17 +294,50 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
         return
     det = engine.detector
     _count_accusation(engine, frame, acc.target)
-    if (
-        frame.sender not in (engine.node_id, acc.target)
-        and acc.target not in det.verdicts
-        and det.total(engine.now, acc.target) < engine.config.suspicion_threshold / 4
-    ):
-        # Nobody here suspects its target: at most once per rotation, this
-        # weighs against the accuser (a framer is evicted in turn).
-        last = engine.tokens.false_at.get(frame.sender)
-        if last is None or acc.hop >= last + max(1, len(engine.members)):
-            engine.tokens.false_at[frame.sender] = acc.hop
-            _suspect(engine, frame.sender, "false_accusation")
+    if frame.sender in (engine.node_id, acc.target) or engine.ring is None:
+        return
+    seen = det.accused_at.setdefault(acc.target, {})
+    if len(seen) < len(det.roster):
+        seen[frame.sender] = engine.now
+    # Judged later: an accusation nobody corroborates by then weighs against
+    # the accuser (a framer is evicted in turn). Distinct accusations of
+    # one accuser about one target count at most once per rotation.
+    key = (frame.sender, acc.target, frame.ring)
+    if len(det.false_last) > PENDING_FALSE_MAX:
+        det.false_last.clear()  # a bound: at worst one accusation reviewed twice
+    last = det.false_last.get(key)
+    n = max(1, len(engine.members))
+    if (last is None or acc.hop >= last + n) and len(det.pending_false) < PENDING_FALSE_MAX:
+        det.false_last[key] = acc.hop
+        due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.config.token_timeout_ms / 1000
+        det.pending_false.append((due, frame.sender, acc.target, frame.ring))
+    review_accusations(engine)
+
+
+def review_accusations(engine: Engine) -> None:
+    """Accusations whose review time came: uncorroborated ones (no other
+    accuser in that ring, no verdict, and the target unsuspected here)
+    count against their accuser."""
+    det = engine.detector
+    span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.config.token_timeout_ms / 1000
+    while det.pending_false and det.pending_false[0][0] <= engine.now:
+        due, accuser, target, _ = det.pending_false.popleft()
+        since = due - span
+        # Corroborated: someone else accused it around then (in any ring:
+        # members accuse when their own scores cross, not in step), or it
+        # was evicted, or we suspect it ourselves.
+        others = [
+            a for a, t in det.accused_at.get(target, {}).items() if a != accuser and t >= since
+        ]
+        evicted = [t for t in det.evictions.get(target, []) if t >= since]
+        if (
+            not others
+            and not evicted
+            and target not in det.verdicts
+            and det.total(engine.now, target) < engine.config.suspicion_threshold / 4
+            and accuser not in det.verdicts
+        ):
+            _suspect(engine, accuser, "false_accusation")
 
 
 def on_proof(engine: Engine, frame: Frame) -> None:

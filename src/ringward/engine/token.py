@@ -78,12 +78,10 @@ class TokenState:
     # Retransmission requests seen in the chain: seq -> (first hop, last hop).
     rtr_watch: dict[int, tuple[int, int]] = field(default_factory=dict)
     # Fault detector (engine/faults.py): recent tokens by hop (raw, frame)
-    # and when each was first seen; hops whose predecessor was fetched; the hop of the last
-    # accusation counted as false per accuser; the last token's successor.
+    # and when each was first seen; hops whose predecessor was fetched.
     raw_at: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
     seen_at: dict[int, float] = field(default_factory=dict)
     asked_prev: set[int] = field(default_factory=set)
-    false_at: dict[int, int] = field(default_factory=dict)
     # Served requests to verify at the server's next visit, and when a
     # duplicate copy of each seq last arrived.
     withhold_check: dict[tuple[int, int], float] = field(default_factory=dict)
