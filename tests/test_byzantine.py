@@ -56,6 +56,10 @@ def test_f_byzantine_members(nodes: int, spec: str) -> None:
     _run(nodes, spec, seed=3, duration=8.0)
 
 
+def test_overloaded_member_of_seven_is_evicted_and_back() -> None:
+    _run(7, "7:overload", seed=1, duration=12.0)
+
+
 @pytest.mark.parametrize("seed", [2, 3, 4, 6, 7, 9])
 def test_seeded_byzantine_worlds(seed: int) -> None:
     """Worlds of sim/matrix.py: rings of 4, 7 and 10 with f members, each
