@@ -353,3 +353,29 @@ def test_misbehaving_process_is_evicted(
     finally:
         for p in [*procs, bad]:
             p.close()
+
+
+def test_status_every_prints_state_view_and_scores(tmp_path: Path) -> None:
+    """`--status-every`: a periodic status line (state, view, scores by peer
+    name); a bad period is a one-line usage error."""
+    kd = KeyDir(tmp_path / "solo")
+    kd.init("solo", [("only", f"127.0.0.1:{_free_ports(1)[0]}")], params=PARAMS)
+    keys = ["--keys", str(kd.path), "--name", "only"]
+    done = _run_cli(*keys, "--status-every", "0")
+    assert done.returncode == 2 and "[bad_status_every]" in done.stderr, done.stderr
+    node = Proc(tmp_path, "only", *keys, "--status-every", "0.1")
+    try:
+
+        def operational(p: Proc) -> bool:
+            return any(
+                x["event"] == "status" and x["state"] == "operational" and x["view"]
+                for x in p.lines
+            )
+
+        until([node], operational, "an operational status line")
+        status = next(x for x in node.lines if x["event"] == "status")
+        assert set(status) == {"event", "state", "view", "scores"}
+        assert status["scores"] == {}  # alone: nobody to suspect
+        assert node.stop(signal.SIGTERM) == 0
+    finally:
+        node.close()

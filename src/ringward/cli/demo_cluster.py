@@ -3,8 +3,10 @@
 Shared by ``ringward demo`` and ``ringward bench``: provision a key
 directory in a temporary directory, find free consecutive UDP ports, and
 (for the demo) run each node as ``python -m ringward node`` in its own
-process group, reading its JSON Lines stdout in a thread and writing the
-lines it should broadcast to its stdin.
+process group, reading its JSON Lines stdout in a thread (deliveries, views,
+evictions, and a status line with suspicion scores every
+:data:`STATUS_EVERY_S`) and writing the lines it should broadcast to its
+stdin.
 
 Every child is started with ``start_new_session=True`` so that a Ctrl-C in
 the terminal reaches only the parent, which then stops the children in an
@@ -36,6 +38,7 @@ from ringward.errors import ConfigError
 __all__ = [
     "NODES_MAX",
     "NODES_MIN",
+    "STATUS_EVERY_S",
     "ClusterEvent",
     "LocalCluster",
     "NodeProcess",
@@ -54,6 +57,8 @@ _PORT_HIGH: Final = 32000
 _PORT_ATTEMPTS: Final = 200
 # How long a node may take to exit after SIGTERM before it is killed.
 _STOP_GRACE_S: Final = 10.0
+# Each node prints its state and suspicion scores this often (--status-every).
+STATUS_EVERY_S: Final = 0.5
 
 
 def free_port_block(count: int, host: str = "127.0.0.1") -> int:
@@ -94,7 +99,7 @@ class ClusterEvent:
     """Something the demo shows on its timeline. ``t`` is monotonic time."""
 
     t: float
-    kind: str  # view, crash, restart, exit, note
+    kind: str  # view, evict, rejected, rejoin, or a timeline note's (equivocate, overload)
     node: str
     text: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +139,7 @@ class NodeProcess:
         self.incarnations: list[_Incarnation] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self._err: IO[bytes] | None = None
+        self._extra_args: tuple[str, ...] = ()
         # Display state (reset per incarnation where it says so).
         self.view: str | None = None
         self.members: tuple[str, ...] = ()
@@ -143,6 +149,13 @@ class NodeProcess:
         self.last_written: str | None = None
         self.own_delivered: str | None = None  # last own payload delivered
         self.last_delivery: tuple[str, int] | None = None
+        # From the node's status, evict and rejected lines (per incarnation).
+        self.state: str | None = None
+        self.status_at: float | None = None  # monotonic time of the last status line
+        self.status_gap = 0.0  # seconds between the last two status lines
+        self.scores: dict[str, dict[str, float]] = {}
+        self.rejected: str | None = None  # the reason, while it is out
+        self.rejections = 0  # all incarnations
 
     @property
     def up(self) -> bool:
@@ -150,13 +163,17 @@ class NodeProcess:
 
     @property
     def ready(self) -> bool:
-        """Up and in a regular configuration (so its stdin is broadcast
-        promptly rather than queued behind a forming ring)."""
+        """Up, not rejected, and in a regular configuration (so its stdin is
+        broadcast promptly rather than queued behind a forming ring or a
+        cool-down)."""
         with self.lock:
-            return self.up and self.view is not None
+            return self.up and self.view is not None and self.rejected is None
 
-    def start(self) -> None:
-        """Start a new incarnation (the previous one must be gone)."""
+    def start(self, extra_args: tuple[str, ...] | None = None) -> None:
+        """Start a new incarnation (the previous one must be gone), with
+        ``extra_args`` for ``ringward node`` (default: the previous ones)."""
+        if extra_args is not None:
+            self._extra_args = extra_args
         number = len(self.incarnations) + 1
         log = self._logdir / f"{self.name}.{number}.jsonl"
         self._err = (self._logdir / f"{self.name}.{number}.err").open("wb")
@@ -174,6 +191,9 @@ class NodeProcess:
             # If the demo dies without cleaning up, stdin closes and the
             # node exits by itself instead of running on as an orphan.
             "--exit-on-eof",
+            "--status-every",
+            str(STATUS_EVERY_S),
+            *self._extra_args,
         ]
         started = time.monotonic()
         # Own session: Ctrl-C reaches only the demo, and killpg reaches the
@@ -190,6 +210,8 @@ class NodeProcess:
             self.view, self.members, self.last_seq = None, (), None
             self.own_delivered = self.last_written = None
             self.last_delivery = None
+            self.state, self.scores, self.rejected = None, {}, None
+            self.status_at, self.status_gap = None, 0.0
         threading.Thread(
             target=self._read, args=(self.proc,), name=f"demo-{self.name}", daemon=True
         ).start()
@@ -207,28 +229,100 @@ class NodeProcess:
         proc.wait()
 
     def _line(self, line: dict[str, Any]) -> None:
-        if line.get("event") == "deliver":
+        event = line.get("event")
+        if event == "status":
+            self._status(line)
+        elif event == "evict":
+            target, reason = str(line.get("target")), str(line.get("reason"))
+            how = "proof" if line.get("proof") else "accusations"
+            self._on_event(
+                ClusterEvent(
+                    time.monotonic(),
+                    "evict",
+                    self.name,
+                    f"{target} EVICTED for {reason} ({how})",
+                    {"target": target, "reason": reason, "proof": bool(line.get("proof"))},
+                )
+            )
+        elif event == "rejected":
+            reason = str(line.get("reason"))
+            with self.lock:
+                self.rejected = reason
+                self.rejections += 1
+            self._on_event(
+                ClusterEvent(
+                    time.monotonic(),
+                    "rejected",
+                    self.name,
+                    f"{self.name} learns it was evicted ({reason}), "
+                    f"cool-down {line.get('cooldown_s')} s",
+                    {"reason": reason},
+                )
+            )
+        elif event == "deliver":
             with self.lock:
                 self.deliveries += 1
                 self.last_seq = line.get("seq")
                 self.last_delivery = (str(line.get("view")), int(line.get("seq", 0)))
                 if line.get("sender") == self.name:
                     self.own_delivered = str(line.get("data"))
-        elif line.get("event") == "view":
+        elif event == "view":
             members = tuple(str(m) for m in line.get("members", ()))
             kind = str(line.get("kind"))
+            rejoined = False
             if kind == "regular":
                 with self.lock:
                     self.view, self.members = str(line.get("view")), members
+                    # Back among the others, not merely alone in a ring of
+                    # its own.
+                    if self.rejected is not None and len(members) > 1:
+                        self.rejected, rejoined = None, True
             self._on_event(
                 ClusterEvent(
                     time.monotonic(),
                     "view",
                     self.name,
-                    f"{kind} view {line.get('view')} members {','.join(members)}",
+                    f"{kind} view {line.get('view')}: {','.join(members)}",
                     {"view": line.get("view"), "kind": kind, "members": members},
                 )
             )
+            if rejoined:
+                self._on_event(
+                    ClusterEvent(
+                        time.monotonic(),
+                        "rejoin",
+                        self.name,
+                        f"{self.name} rejoined: view {line.get('view')}: {','.join(members)}",
+                        {"view": line.get("view"), "members": members},
+                    )
+                )
+
+    def _status(self, line: dict[str, Any]) -> None:
+        raw = line.get("scores")
+        scores: dict[str, dict[str, float]] = {}
+        if isinstance(raw, dict):
+            for peer, signals in raw.items():
+                if isinstance(signals, dict):
+                    scores[str(peer)] = {
+                        str(k): float(v) for k, v in signals.items() if isinstance(v, int | float)
+                    }
+        now = time.monotonic()
+        with self.lock:
+            self.state = str(line.get("state"))
+            self.scores = scores
+            if self.status_at is not None:
+                self.status_gap = now - self.status_at
+            self.status_at = now
+
+    def status_lag(self, now: float) -> float | None:
+        """How late this node's status lines run: the longer of the last
+        gap between two and the time since the last (None before the
+        first). About STATUS_EVERY_S for a healthy process; more for one
+        that is blocked or starved of CPU."""
+        with self.lock:
+            if self.status_at is None:
+                return None
+            return max(self.status_gap, now - self.status_at)
 
     def write(self, text: str) -> bool:
         """Write one line for the node to broadcast; False if it is gone."""
@@ -333,9 +427,10 @@ class LocalCluster:
                 return node
         raise ConfigError("unknown_node", f"no node {name}")
 
-    def start_all(self) -> None:
+    def start_all(self, extra_args: dict[str, tuple[str, ...]] | None = None) -> None:
+        """Start every node, with ``extra_args[name]`` for those listed."""
         for node in self.nodes:
-            node.start()
+            node.start((extra_args or {}).get(node.name, ()))
 
     def stop_all(self) -> None:
         """Stop every node without a membership change being logged.

@@ -2,9 +2,11 @@
 
 Each line read on stdin is broadcast (``!safe TEXT`` sends TEXT as safe;
 empty lines are skipped). stdout carries one JSON object per line for each
-delivery and each view change; logs go to stderr. At the end of stdin the
-node keeps running (so it can sit at the end of a pipeline) until SIGINT or
-SIGTERM, unless ``--exit-on-eof`` is given. Either way it exits 0.
+delivery, view change and eviction (and, with ``--status-every``, a
+periodic status line with the fault detector's suspicion scores); logs go
+to stderr. At the end of stdin the node keeps running (so it can sit at the
+end of a pipeline) until SIGINT or SIGTERM, unless ``--exit-on-eof`` is
+given. Either way it exits 0.
 
 stdin is read by a daemon thread with ``os.read`` (not the buffered
 ``sys.stdin``, whose lock a daemon thread would hold at interpreter exit),
@@ -32,7 +34,16 @@ from ringward.crypto.identity import Identity
 from ringward.crypto.keydir import IDENTITY_KEY, KeyDir
 from ringward.crypto.roster import Roster
 from ringward.errors import ConfigError, RingwardError, StateError
-from ringward.runtime import Delivered, Evicted, MessageId, Node, Rejected, ViewChanged, run
+from ringward.runtime import (
+    Delivered,
+    Evicted,
+    MessageId,
+    Node,
+    NodeStatus,
+    Rejected,
+    ViewChanged,
+    run,
+)
 
 SAFE_PREFIX: Final = b"!safe "
 # stdin is read in chunks of this size; a line longer than the roster's
@@ -41,6 +52,10 @@ _READ_CHUNK_BYTES: Final = 65536
 # --exit-on-eof: how long to wait for this node's last message to come back
 # delivered before exiting anyway, in token timeouts (covers forming a ring).
 _DRAIN_TOKEN_TIMEOUTS: Final = 20
+# --status-every bounds: often enough to watch scores move, rarely enough
+# that the lines stay a small share of stdout.
+STATUS_EVERY_MIN_S: Final = 0.1
+STATUS_EVERY_MAX_S: Final = 3600.0
 
 logger = logging.getLogger("ringward.runtime")
 
@@ -55,6 +70,11 @@ examples:
 stdout, one JSON object per line:
   {"event":"deliver","view":"R1.4","seq":3,"sender":"node1","safe":false,"data":"hello"}
   {"event":"view","view":"R1.4","kind":"regular","members":["node1","node2"],"quorate":true}
+  {"event":"evict","target":"node3","reason":"equivocation","proof":true}
+  {"event":"rejected","reason":"overload","cooldown_s":3.0}     (this node was evicted)
+with --status-every SECONDS, also (scores: suspicion of each peer by signal,
+decayed; a peer is accused at 100, see docs/fault-detector.md):
+  {"event":"status","state":"operational","view":"R1.4","scores":{"node3":{"slow_hold":35.0}}}
 """
 
 
@@ -90,6 +110,13 @@ def register(sub: Any) -> None:
         "--exit-on-eof",
         action="store_true",
         help="at the end of stdin, wait for the last message to be delivered, then exit",
+    )
+    p.add_argument(
+        "--status-every",
+        metavar="SECONDS",
+        type=float,
+        help="also print a status line this often: the engine state, the view and "
+        "the fault detector's suspicion scores of each peer (see below)",
     )
     p.add_argument(
         "--misbehave",
@@ -149,6 +176,12 @@ def run_node(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    status_every: float | None = args.status_every
+    if status_every is not None and not STATUS_EVERY_MIN_S <= status_every <= STATUS_EVERY_MAX_S:
+        raise ConfigError(
+            "bad_status_every",
+            f"--status-every must be {STATUS_EVERY_MIN_S:g}..{STATUS_EVERY_MAX_S:g} seconds",
+        )
     roster, identity = load_node_keys(args.keys, args.name, args.passphrase_file)
     node = Node(
         roster,
@@ -160,13 +193,15 @@ def run_node(args: argparse.Namespace) -> int:
         misbehave_after_s=args.misbehave_after,
     )
     try:
-        return run(_main(node, roster, exit_on_eof=args.exit_on_eof))
+        return run(_main(node, roster, exit_on_eof=args.exit_on_eof, status_every=status_every))
     except KeyboardInterrupt:
         # A second Ctrl-C during shutdown: still no traceback.
         return 0
 
 
-async def _main(node: Node, roster: Roster, *, exit_on_eof: bool) -> int:
+async def _main(
+    node: Node, roster: Roster, *, exit_on_eof: bool, status_every: float | None
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -189,6 +224,8 @@ async def _main(node: Node, roster: Roster, *, exit_on_eof: bool) -> int:
             timeout = node.config.token_timeout_ms / 1000 * _DRAIN_TOKEN_TIMEOUTS
             waits.append(asyncio.create_task(_drain_after_eof(eof, printer, timeout)))
         waits.append(output)  # ends early only if stdout is gone
+        if status_every is not None:
+            waits.append(asyncio.create_task(_print_status(node, printer, status_every)))
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in waits:
             task.cancel()
@@ -235,20 +272,53 @@ class _Printer:
             return {"event": "rejected", "reason": event.reason, "cooldown_s": event.cooldown_s}
         return None
 
+    def status(self, status: NodeStatus) -> dict[str, object]:
+        return {
+            "event": "status",
+            "state": status.state,
+            "view": status.view,
+            "scores": {
+                self.names.get(peer, str(peer)): dict(signals)
+                for peer, signals in status.scores.items()
+                if signals
+            },
+        }
+
+
+def _write_line(obj: dict[str, object]) -> None:
+    """One JSON object on stdout. Called only from the event loop's thread,
+    so lines from different tasks never interleave."""
+    # ASCII escapes: valid JSON whatever the locale's encoding.
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _stdout_gone() -> None:
+    # The reader of stdout went away: stop quietly, as `head` expects.
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
 
 async def _print_events(node: Node, printer: _Printer) -> None:
-    out = sys.stdout
     try:
         async for event in node.events():
             obj = printer.line(event)
             if obj is not None:
-                # ASCII escapes: valid JSON whatever the locale's encoding.
-                out.write(json.dumps(obj, separators=(",", ":")) + "\n")
-                out.flush()
+                _write_line(obj)
     except BrokenPipeError:
-        # The reader of stdout went away: stop quietly, as `head` expects.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        _stdout_gone()
+
+
+async def _print_status(node: Node, printer: _Printer, every: float) -> None:
+    """A status line every ``every`` seconds while the node runs (the task
+    is cancelled at shutdown)."""
+    try:
+        await asyncio.sleep(every)
+        while (status := node.status()).state != "closed":
+            _write_line(printer.status(status))
+            await asyncio.sleep(every)
+    except BrokenPipeError:
+        _stdout_gone()
 
 
 async def _drain_after_eof(eof: asyncio.Event, printer: _Printer, timeout: float) -> None:

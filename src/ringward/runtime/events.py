@@ -103,6 +103,9 @@ class NodeStatus:
     reading the socket because the application is behind; ``pressure`` counts
     how often that happened. ``drops`` counts discarded datagrams by reason:
     the engine's reasons as they are, the runtime's prefixed ``runtime.``.
+    ``scores`` is the fault detector's suspicion of each peer (node id ->
+    signal -> score, decayed to the engine's latest time; a peer is accused
+    when a score reaches the threshold, docs/fault-detector.md).
     """
 
     node_id: int
@@ -121,3 +124,4 @@ class NodeStatus:
     datagrams_received: int
     datagrams_sent: int
     drops: Mapping[str, int]
+    scores: Mapping[int, Mapping[str, float]]

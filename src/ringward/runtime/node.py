@@ -44,10 +44,10 @@ import os
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from os import PathLike
 from types import MappingProxyType, TracebackType
-from typing import Final, Literal, TextIO
+from typing import Final, Literal, TextIO, cast
 
 from ringward.crypto.identity import Identity
 from ringward.crypto.ringsec import RingSecurity
@@ -356,6 +356,7 @@ class Node:
             datagrams_received=self._received,
             datagrams_sent=self._sent,
             drops=MappingProxyType(drops),
+            scores=_scores(engine),
         )
 
     # ---------------------------------------------- event queue (also sync)
@@ -661,6 +662,14 @@ class Node:
         if hop < hop_then or now <= then:
             return 0.0  # a new ring restarted the hop count
         return (hop - hop_then) / len(view.members) / (now - then)
+
+
+def _scores(engine: Engine | None) -> Mapping[int, Mapping[str, float]]:
+    """The detector's scores from ``Engine.status()``, read-only."""
+    if engine is None:
+        return MappingProxyType({})
+    raw = cast("dict[int, dict[str, float]]", engine.status()["scores"])
+    return MappingProxyType({peer: MappingProxyType(dict(s)) for peer, s in raw.items()})
 
 
 def _check_misbehave(spec: str | None, ids: list[int]) -> tuple[str, int | None] | None:
