@@ -58,3 +58,14 @@ def test_soak() -> None:
     assert not failures, f"{len(failures)} of {count} seeds failed:\n\n" + "\n\n".join(
         failures[:20]
     )
+
+
+@needs_engine
+def test_regression_token_lost_twice_in_a_spinning_ring() -> None:
+    """Soak seed 302224: a member missed a token and its two requests for it
+    were lost while the ring (its aru held down) spun past the tracked hop
+    window; it gave up, the frames that token vouched for stayed
+    unconfirmed, and the ring stalled. Missing hops now keep being asked for
+    until their tries are spent."""
+    failure = verdict(scenario_for(302224, duration=2.0, rate=50.0))
+    assert failure is None, failure

@@ -454,9 +454,13 @@ class Engine:
         join, once our own load is back under the limits."""
         if self.state is not State.REJECTED:
             return
+        # Healthy for the whole cool-down, not just now: the worst receive
+        # wait since we were rejected (the peak is not reset while rejected).
+        worst = max(self.rx_wait_s, self.rx_wait_peak_s)
+        self.rx_wait_peak_s = 0.0
         if (
             self.rx_queue >= self.config.overload_rx_queue
-            or self.rx_wait_s * 1000 >= self.config.overload_hold_ms
+            or worst * 1000 >= self.config.overload_hold_ms
         ):
             self.set_timer("rejoin", self.config.evict_cooldown_ms)
             return
@@ -475,6 +479,8 @@ class Engine:
         cooldown = self.detector.cooldown_s(self.node_id)
         self.drops[f"rejected:{verdict.reason}"] += 1
         self.state = State.REJECTED
+        self.rx_wait_peak_s = 0.0  # from now on: was it healthy all along?
+        self.overload_run.pop(self.node_id, None)
         self.gather = None
         self.pending = None
         self.new_store = None

@@ -26,7 +26,17 @@ from ringward.engine.api import Evicted, Rejoined
 from ringward.engine.detector import Verdict
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
-from ringward.wire import Accusation, Frame, Kind, Proof, RingId, Token, TokenRequest, limits
+from ringward.wire import (
+    Accusation,
+    Frame,
+    Join,
+    Kind,
+    Proof,
+    RingId,
+    Token,
+    TokenRequest,
+    limits,
+)
 from ringward.wire import signing_bytes as _signing_bytes
 
 if TYPE_CHECKING:
@@ -75,6 +85,7 @@ def _prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]
     v = engine.detector.convict(engine.now, target, kind, True, (frame,))
     if v is None:
         return
+    engine.overload_run.pop(target, None)  # spent: a readmitted node starts afresh
     engine.drops[f"proof:{kind}"] += 1
     engine.send(None, raw)
     _act(engine, v)
@@ -365,6 +376,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
         return
     v = det.convict(engine.now, proof.target, reason, True, (frame,))
     if v is not None:
+        engine.overload_run.pop(proof.target, None)
         _act(engine, v)
 
 
@@ -375,8 +387,6 @@ def on_join(engine: Engine, frame: Frame) -> None:
     """Evidence and signals a join carries (before its sets are used)."""
     if not engine.config.fault_detector:
         return
-    from ringward.wire import Join
-
     j = frame.body
     assert isinstance(j, Join)
     absorb(engine, j.proofs, j.accusations)
@@ -392,10 +402,16 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     if not engine.config.fault_detector:
         return
     ring = engine.ring
+    j = frame.body
+    assert isinstance(j, Join)
     if (
         engine.state is State.OPERATIONAL
         and ring is not None
         and frame.sender in engine.members
+        # Proposing to add a node (a merge, a rejoin) is what a member
+        # that heard an outsider must do: only a restart with nothing new
+        # is churn.
+        and set(j.proc) <= set(engine.members)
         and (engine.now - engine.tokens.last_seen_t) * 1000 < engine.config.slow_hold_ms
         and not _rekey_due(engine, frame.sender)
     ):

@@ -191,35 +191,48 @@ ASK_MAX = 8
 ASK_TRIES = 5
 # Hops tracked behind the newest: a memory bound, far above what loss needs.
 HOPS_TRACKED_PER_NODE = 64
+# Missing hops still being asked for once they left that window.
+ASK_KEPT = 64
 
 
 def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ...]) -> None:
     """Every member must see every token (they vouch for frames): a gap in
-    the hops seen is asked for from the member that made the missing token."""
+    the hops seen is asked for from the member that made the missing token.
+    A ring whose aru is held down spins fast, so hops leave the tracked
+    window within a few retry periods: a missing hop that leaves it keeps
+    its own entry in ``asked`` until its tries are spent (the stall this
+    prevents: a token lost twice, then never asked for again, left its
+    frames unconfirmed for good; soak seed 302224)."""
     n = len(members)
     ts.seen_hops.add(hop)
+    ts.asked.pop(hop, None)
     if hop - ts.hop_contig > HOPS_TRACKED_PER_NODE * n:
-        ts.hop_contig = hop - HOPS_TRACKED_PER_NODE * n
+        floor = hop - HOPS_TRACKED_PER_NODE * n
+        for missing in range(ts.hop_contig + 1, floor + 1):
+            if missing not in ts.seen_hops and missing not in ts.asked and len(ts.asked) < ASK_KEPT:
+                ts.asked[missing] = (-1e9, 0)
+        ts.hop_contig = floor
     while ts.hop_contig + 1 in ts.seen_hops:
         ts.hop_contig += 1
     ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
     retry = engine.config.token_retransmit_ms / 1000.0
     asked = 0
-    for missing in range(ts.hop_contig + 1, hop):
-        if missing in ts.seen_hops or asked >= ASK_MAX:
-            continue
+    window = [h for h in range(ts.hop_contig + 1, hop) if h not in ts.seen_hops]
+    for missing in sorted({*window, *ts.asked}):
+        if asked >= ASK_MAX or missing >= hop:
+            break
         producer = members[(missing - 1) % n]
         last, tries = ts.asked.get(missing, (-retry, 0))
         if tries >= ASK_TRIES:
             ts.seen_hops.add(missing)  # given up: let the prefix move on
+            ts.asked.pop(missing, None)
         elif producer != engine.node_id and engine.now - last >= retry:
             ts.asked[missing] = (engine.now, tries + 1)
             asked += 1
             cur = active(engine)
             assert cur is not None
             engine.emit_signed(cur[0], TokenRequest(missing), producer)
-    for old in [h for h in ts.asked if h <= ts.hop_contig]:
-        del ts.asked[old]
+    ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
 
 
 def on_token_request(engine: Engine, frame: Frame) -> None:
