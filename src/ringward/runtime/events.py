@@ -4,8 +4,8 @@ The engine speaks in ``Delivered`` / ``ViewInstalled`` (engine/api.py); the
 runtime turns them into the public vocabulary below. ``ViewChanged`` adds
 ``joined`` and ``left`` (relative to the previous configuration this node
 installed, transitional or regular), which the engine does not compute.
-``Evicted`` and ``Rejected`` belong to the fault detector, which does not
-exist yet: they are defined now so that applications can match on them.
+``Evicted`` and ``Rejected`` come from the fault detector
+(docs/fault-detector.md).
 """
 
 from __future__ import annotations
