@@ -215,6 +215,20 @@ class Engine:
             token.release_held(self)
         return MessageId(self.node_id, self._msg_no)
 
+    def leave(self, now: float) -> None:
+        """Announce a graceful leave: a signed join of the current ring that
+        leaves this node out of its own proc set, so the other members
+        reconfigure at once instead of after a token timeout. Call it just
+        before stopping the node (it sends nothing more after this)."""
+        self.now = now
+        others = tuple(m for m in (self.members or ()) if m != self.node_id)
+        if self.ring is not None and others and self.state is not State.REJECTED:
+            self.emit_signed(self.ring, Join(self.ring_seq_max, others, (), (), ()))
+        self.drops["left"] += 1
+        self.state = State.REJECTED  # nothing more in or out
+        for name in TIMERS:
+            self.cancel_timer(name)
+
     def note_receive_queue(self, datagrams: int, waited_s: float = 0.0) -> None:
         """The driver's receive backlog (datagrams waiting for ``receive``)
         and how long the datagram it passes next waited in it: part of the
@@ -353,9 +367,12 @@ class Engine:
         j = frame.body
         assert isinstance(j, Join)
         sender = frame.sender
-        if self.banned(sender):
-            # Evicted, its cool-down not over: its joins start nothing.
-            self.drops["join_banned"] += 1
+        if self.banned(sender) or sender not in j.proc:
+            if sender not in j.proc:
+                self._on_leave(sender, j)
+            else:
+                # Evicted, its cool-down not over: its joins start nothing.
+                self.drops["join_banned"] += 1
             return
         faults.on_join(self, frame)
         if self.state is State.REJECTED or sender in self.detector.verdicts:
@@ -409,6 +426,26 @@ class Engine:
         # consensus timer: a node that just started must not form a ring of
         # one before anyone could answer.
         self._check_consensus()
+
+    def _on_leave(self, sender: int, j: Join) -> None:
+        """A member announced it leaves (a join without itself in proc,
+        signed by it, for our current ring): fail it now. A replayed leave
+        of an earlier ring is stale."""
+        ring = self.ring
+        if ring is None or sender not in self.members or j.ring_seq < ring.seq:
+            self.drops["stale_leave"] += 1
+            return
+        if self.state is State.GATHER and self.gather is not None:
+            if sender not in self.gather.fail:
+                self.gather.fail.add(sender)
+                self.set_timer("consensus", self.config.consensus_timeout_ms)
+                self.send_join()
+                self._check_consensus()
+            return
+        self.enter_gather(self.now, reason="leave")
+        if self.gather is not None:
+            self.gather.fail.add(sender)
+            self.send_join()
 
     def _check_consensus(self) -> None:
         g = self.gather

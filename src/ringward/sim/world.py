@@ -243,6 +243,18 @@ class World:
         self.counters.crashes += 1
         self._log(CrashEvent(t=self.now, node=node, line=self._line()))
 
+    def leave(self, node: int) -> None:
+        """Stop ``node`` gracefully: it announces its leave (Engine.leave),
+        then goes down like a crash. No-op if down."""
+        n = self._nodes[node]
+        if n.engine is None:
+            return
+        leave = getattr(n.engine, "leave", None)
+        if leave is not None:
+            leave(self.now)
+            self._after_verb(n)
+        self.crash(node)
+
     def restart(self, node: int) -> None:
         """Restart a crashed ``node`` as a new incarnation. No-op if up."""
         n = self._nodes[node]
