@@ -255,6 +255,21 @@ class Engine:
         """Id of the installed regular configuration."""
         return regular_view_id(self.ring) if self.ring else None
 
+    @property
+    def backlog(self) -> int:
+        """Messages submitted and not yet broadcast."""
+        return len(self.sendq)
+
+    @property
+    def send_room(self) -> bool:
+        """Whether ``submit`` would accept a message now."""
+        return len(self.sendq) < self.config.send_queue_max
+
+    @property
+    def token_hops(self) -> int:
+        """Token visits seen in the current ring (rotations times members)."""
+        return max(self.tokens.hop_seen, 0)
+
     def status(self) -> dict[str, object]:
         """A snapshot for operators: state, view, backlog, drop counters,
         each peer's suspicion scores by signal, and current verdicts."""
@@ -263,8 +278,8 @@ class Engine:
             "state": self.state.value,
             "view": self.view,
             "members": list(self.members),
-            "backlog": len(self.sendq),
-            "token_hops": max(self.tokens.hop_seen, 0),
+            "backlog": self.backlog,
+            "token_hops": self.token_hops,
             "drops": dict(self.drops),
             "scores": self.detector.scores(self.now),
             "verdicts": {t: v.reason for t, v in sorted(self.detector.verdicts.items())},

@@ -313,7 +313,7 @@ class Node:
         payload = bytes(data)
         while True:
             engine = self._running()
-            if len(engine.sendq) < engine.config.send_queue_max:
+            if engine.send_room:
                 try:
                     msg_id = engine.submit(self._now(), payload, safe)
                 except StateError as exc:
@@ -356,7 +356,7 @@ class Node:
             members=view.members if view else (),
             quorate=view.quorate if view else False,
             token_rotations_per_s=self._rotation_rate(),
-            backlog=len(engine.sendq) if engine else 0,
+            backlog=engine.backlog if engine else 0,
             event_backlog=len(self._events),
             reading_paused=self._phase == "running" and not self._reading,
             pressure=self._pressure,
@@ -438,7 +438,7 @@ class Node:
         if self._log is not None:
             self._log.flush()
         self._arm(ready.deadline)
-        if len(engine.sendq) < engine.config.send_queue_max:
+        if engine.send_room:
             self._send_room.set()
 
     def _sendto(self, data: bytes, addr: SockAddr) -> None:
@@ -508,7 +508,7 @@ class Node:
         if event.kind == "regular":
             self._view = change
             assert self._engine is not None and self._loop is not None
-            self._rotation_sample = (self._loop.time(), max(self._engine.tokens.hop_seen, 0))
+            self._rotation_sample = (self._loop.time(), self._engine.token_hops)
         logger.info(
             "node %s: %s view %s members %s joined %s left %s%s",
             self.name,
@@ -665,7 +665,7 @@ class Node:
         engine, loop, view = self._engine, self._loop, self._view
         if engine is None or loop is None or view is None or self._phase != "running":
             return 0.0
-        now, hop = loop.time(), engine.tokens.hop_seen
+        now, hop = loop.time(), engine.token_hops
         then, hop_then = self._rotation_sample
         self._rotation_sample = (now, hop)
         if hop < hop_then or now <= then:
