@@ -133,6 +133,12 @@ def register(sub: Any) -> None:
         default=0.0,
         help="start misbehaving this long after the start (default 0)",
     )
+    p.add_argument(
+        "--no-leave",
+        action="store_true",
+        help="stop without announcing a graceful leave (for harnesses that stop a whole "
+        "cluster at once; the others then notice by the token timeout)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
     p.set_defaults(func=run_node)
 
@@ -191,6 +197,7 @@ def run_node(args: argparse.Namespace) -> int:
         ring_seq_file=args.ring_seq_file or default_ring_seq_file(args.keys, roster, identity),
         misbehave=args.misbehave,
         misbehave_after_s=args.misbehave_after,
+        leave_on_close=not args.no_leave,
     )
     try:
         return run(_main(node, roster, exit_on_eof=args.exit_on_eof, status_every=status_every))

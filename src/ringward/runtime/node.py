@@ -126,6 +126,10 @@ class Node:
     ``ring_seq_file`` keeps the highest ring sequence across restarts
     (:mod:`ringward.runtime.ringseq`); without it the node starts from 0
     each time, which is only safe while some member of the cluster stays up.
+    ``misbehave`` (with ``misbehave_after_s``) turns this node into an
+    attacker of its own cluster (a simulator behaviour, or ``overload``): for
+    demonstrations and tests only, loudly logged. ``leave_on_close`` False
+    stops without announcing a graceful leave.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class Node:
         ring_seq_file: str | PathLike[str] | None = None,
         misbehave: str | None = None,
         misbehave_after_s: float = 0.0,
+        leave_on_close: bool = True,
     ) -> None:
         entry = roster.node_by_signing_key(identity.signing_key)
         if entry is None:
@@ -161,6 +166,7 @@ class Node:
         self._ring_seq_file = ring_seq_file
         self._misbehave = _check_misbehave(misbehave, [n.id for n in roster.nodes])
         self._misbehave_after_s = max(0.0, misbehave_after_s)
+        self._leave_on_close = leave_on_close
         self._overload_window: tuple[float, float] | None = None
         self._probe: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
@@ -252,7 +258,7 @@ class Node:
         ``events()``, which then ends. Idempotent. A running node first
         announces its leave, so the others reconfigure at once rather than
         after a token timeout."""
-        if self._phase == "running" and self._engine is not None:
+        if self._phase == "running" and self._engine is not None and self._leave_on_close:
             try:
                 self._engine.leave(self._now())
             except Exception as exc:
