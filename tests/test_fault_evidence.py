@@ -204,3 +204,28 @@ def test_scores_decay_and_cooldowns_double() -> None:
     det.forgive(20.0, 2, 16)
     det.convict(21.0, 2, "equivocation", True, ())
     assert det.cooldown_s(2) == CFG.evict_cooldown_max_ms / 1000
+
+
+def test_a_token_larger_than_one_visit_may_make_is_a_proof() -> None:
+    refs = tuple(FrameRef(s, bytes(32)) for s in range(11, 11 + CFG.max_messages + 1))
+    big = signed(2, token(6, 10 + len(refs), 8, 2, frames=refs))
+    assert prove(2, "rule:size", big) == "rule:size"
+    ok = signed(2, token(6, 10 + CFG.max_messages, 8, 2, frames=refs[:-1]))
+    assert prove(2, "rule:size", ok) is None
+
+
+def test_a_mislabelled_copy_does_not_shadow_the_real_proof() -> None:
+    """The checked-proof cache is keyed by target, kind and statements: an
+    accomplice's refused variant must not make the real proof be ignored."""
+    from ringward.engine import Engine, faults
+
+    engine = Engine(1, MEMBERS, security=KEYS.security(1))
+    engine.ring, engine.members = RING, MEMBERS
+    engine.known_rings[RING] = MEMBERS
+    prev, bad = linked(token(5, 10, 8, 3), 2, token(6, 10, 10, 0))
+    wrong = signed(3, Proof(2, "rule:seq", (prev, bad)))
+    faults.on_proof(engine, wrong)
+    assert 2 not in engine.detector.verdicts
+    right = signed(3, Proof(2, "rule:aru", (prev, bad)))
+    faults.on_proof(engine, right)
+    assert engine.detector.verdicts[2].reason == "rule:aru"

@@ -10,6 +10,7 @@ delivering (see recovery.py).
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
 from ringward.engine import recovery
@@ -98,6 +99,14 @@ def _store_for(engine: Engine, ring: RingId) -> tuple[RingStore, tuple[int, ...]
 DUPS_TRACKED = 1024
 
 
+def _note_copy(engine: Engine, seq: int) -> None:
+    copies = engine.tokens.dup_at
+    copies.pop(seq, None)
+    if len(copies) >= DUPS_TRACKED:
+        del copies[next(iter(copies))]  # the oldest: only recent copies matter
+    copies[seq] = engine.now
+
+
 def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     body = frame.body
     assert isinstance(body, DataFrame)
@@ -111,12 +120,14 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     if frame.sender not in members:
         engine.drops["data_not_member"] += 1
         return
-    copies = engine.tokens.dup_at
-    if len(copies) >= DUPS_TRACKED:
-        copies.clear()  # a bound; only recent copies matter (fault detector)
-    copies[body.seq] = engine.now
     if body.seq <= store.aru or body.seq in store.frames:
         engine.drops["duplicate"] += 1
+        # A genuine copy (its digest is the confirmed one): evidence that a
+        # requested retransmission was served. Forged DATA frames are
+        # unsigned, so only a matching digest counts.
+        known = store.confirmed.get(body.seq)
+        if known is not None and hmac.compare_digest(known, engine.digest(raw)):
+            _note_copy(engine, body.seq)
         return
     if body.seq > store.aru + store.window:
         engine.drops["beyond_window"] += 1
@@ -134,6 +145,7 @@ def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
         return
     if store.add(body.seq, raw, frame, engine.digest(raw)):
         store.frames[body.seq].entries = entries
+        _note_copy(engine, body.seq)
     else:
         engine.drops["digest_mismatch"] += 1
 

@@ -47,7 +47,7 @@ from ringward.engine.membership import GatherState, RecoveryPlan, State, regular
 from ringward.engine.ringstore import Assembler, RingStore
 from ringward.engine.security import FrameSecurity, NullSecurity
 from ringward.engine.sendqueue import SendQueue
-from ringward.errors import ConfigError, RingwardError
+from ringward.errors import ConfigError, RingwardError, WireError
 from ringward.wire import (
     CommitMember,
     CommitToken,
@@ -373,7 +373,13 @@ class Engine:
             self.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accusations
         )
         ring = self.ring or RingId(self.node_id, 0)
-        raw = self.emit_signed(ring, body)
+        try:
+            raw = self.emit_signed(ring, body)
+        except WireError:
+            # Evidence past the budget's estimate: the sets matter more.
+            self.drops["join_evidence_dropped"] += 1
+            body = Join(body.ring_seq, body.proc, body.fail, (), ())
+            raw = self.emit_signed(ring, body)
         frame = Frame(self.cluster_id, self.node_id, ring, body, raw[-limits.SIGNATURE_BYTES :])
         g.joins[self.node_id] = (frozenset(g.proc), frozenset(g.fail), frame)
         self.set_timer("join", self.config.join_timeout_ms)
@@ -561,7 +567,7 @@ class Engine:
         self.known_rings[ring] = members
         self.installed_at = self.now
         while len(self.known_rings) > RINGS_KEPT:
-            del self.known_rings[min(self.known_rings)]
+            del self.known_rings[min(self.known_rings, key=lambda r: r.seq)]
         # The old ring's frames are delivered: its key goes, so nothing sent
         # in the old ring is readable here any more either.
         self.security.retire({ring})

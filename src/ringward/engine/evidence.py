@@ -29,6 +29,7 @@ __all__ = [
     "PROOF_KINDS",
     "check_proof",
     "overloaded",
+    "oversized",
     "producer",
     "successor",
     "transition_rule",
@@ -61,6 +62,13 @@ def overloaded(load: LoadReport, cfg: EngineConfig) -> bool:
         or load.hold_ms >= cfg.overload_hold_ms
         or load.memory_permille >= cfg.overload_memory_permille
     )
+
+
+def oversized(tk: Token, cfg: EngineConfig) -> bool:
+    """More retransmission requests or new frames than one visit may carry
+    (the wire format allows more; a correct holder never exceeds the
+    cluster's configuration). Bounds every token, so every proof."""
+    return len(tk.rtr) > cfg.rtr_entries_max or len(tk.frames) > cfg.max_messages
 
 
 def transition_rule(prev: Token, tk: Token, maker: int) -> str | None:
@@ -121,6 +129,11 @@ def _turn_or_succ(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
     return tokens[0].succ != successor(members, target)
 
 
+def _size(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
+    (st,) = proof.statements
+    return st.sender == proof.target and oversized(tokens[0], ctx.cfg)
+
+
 def _transition(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
     before, after = proof.statements
     if after.sender != proof.target or digest(encode(before)) != tokens[1].prev:
@@ -141,6 +154,7 @@ _CHECKS: dict[str, tuple[int | None, Callable[[Proof, list[Token], _Ctx], bool]]
     "overload": (None, _overload),
     "rule:turn": (1, _turn_or_succ),
     "rule:succ": (1, _turn_or_succ),
+    "rule:size": (1, _size),
     **{f"rule:{name}": (2, _transition) for name in ("seq", "frames", "aru", "aru_id")},
 }
 

@@ -26,6 +26,7 @@ from ringward.engine.api import Evicted, Rejoined
 from ringward.engine.detector import Verdict
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
+from ringward.errors import WireError
 from ringward.wire import (
     Accusation,
     Frame,
@@ -35,6 +36,7 @@ from ringward.wire import (
     RingId,
     Token,
     TokenRequest,
+    encode,
     limits,
 )
 from ringward.wire import signing_bytes as _signing_bytes
@@ -61,6 +63,9 @@ ROTATIONS_KEPT = 2
 # about two token timeouts per loss, and takes a few losses to accuse).
 REVIEW_TOKEN_TIMEOUTS = 8
 PENDING_FALSE_MAX = 1024
+# Evidence all joins of one membership round may carry together (bytes):
+# leaves room in one datagram for the commit token's keys and entries.
+JOIN_EVIDENCE_BYTES = 40_000
 # Served-request checks pending at once.
 WITHHOLD_CHECKS_MAX = 256
 # Predecessor tokens fetched per ring to settle a broken hash link.
@@ -78,8 +83,10 @@ def _members_of(engine: Engine, ring: RingId) -> tuple[int, ...] | None:
 def _prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]) -> None:
     """We hold a proof: sign it, convict, broadcast it to every node."""
     ring = engine.ring or RingId(engine.node_id, 0)
-    frame, raw = engine.sign_frame(ring, Proof(target, kind, statements))
-    if len(raw) > limits.DATAGRAM_BYTES_MAX:
+    try:
+        frame, raw = engine.sign_frame(ring, Proof(target, kind, statements))
+    except WireError:
+        # Cannot happen with tokens bounded by rule:size; never raise anyway.
         engine.drops["proof_too_large"] += 1
         return
     v = engine.detector.convict(engine.now, target, kind, True, (frame,))
@@ -162,6 +169,8 @@ def _broken_rule(
         return "rule:turn", (frame,)
     if tk.succ != evidence.successor(members, sender):
         return "rule:succ", (frame,)
+    if evidence.oversized(tk, engine.config):
+        return "rule:size", (frame,)
     if seen is not None:
         return ("equivocation", (seen[1], frame)) if seen[0] != raw else None
     before = engine.tokens.raw_at.get(tk.hop - 1)
@@ -304,6 +313,9 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
         engine.drops["accusation_bad_signature"] += 1
         return
     det = engine.detector
+    if acc.target not in det.roster:
+        engine.drops["accusation_unknown_target"] += 1
+        return
     _count_accusation(engine, frame, acc.target)
     if frame.sender in (engine.node_id, acc.target) or engine.ring is None:
         return
@@ -359,7 +371,12 @@ def on_proof(engine: Engine, frame: Frame) -> None:
     det = engine.detector
     if proof.target in det.verdicts:
         return
-    key = engine.digest(b"".join(_signing_bytes(s) for s in proof.statements))
+    key = engine.digest(
+        b"".join(
+            [proof.target.to_bytes(2, "big"), proof.kind.encode(), b"\0"]
+            + [_signing_bytes(s) for s in proof.statements]
+        )
+    )
     if key in det.checked:
         return
     spent = det.amnesty.get(proof.target, -1)
@@ -456,7 +473,23 @@ def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]
     for target in sorted(det.accusations):
         if target not in det.verdicts:
             accusations.extend(det.accusers(target, engine.ring))
-    return tuple(proofs), tuple(accusations[: limits.JOIN_ACCUSATIONS_MAX])
+    # A byte budget per join, so that a commit token carrying every new
+    # member's join as its certificate stays within one datagram.
+    budget = JOIN_EVIDENCE_BYTES // max(1, len(engine.gather.proc) if engine.gather else 1)
+    return _within(proofs, budget // 2), _within(
+        accusations[: limits.JOIN_ACCUSATIONS_MAX], budget // 2
+    )
+
+
+def _within(frames: list[Frame], budget: int) -> tuple[Frame, ...]:
+    out, used = [], 0
+    for f in frames:
+        size = len(encode(f))
+        if used + size > budget:
+            continue
+        out.append(f)
+        used += size
+    return tuple(out)
 
 
 def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
