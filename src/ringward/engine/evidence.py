@@ -26,7 +26,6 @@ from ringward.engine.config import EngineConfig
 from ringward.wire import Frame, Kind, LoadReport, Proof, RingId, Token, encode, limits
 
 __all__ = [
-    "PROOF_KINDS",
     "check_proof",
     "overloaded",
     "oversized",
@@ -157,8 +156,6 @@ _CHECKS: dict[str, tuple[int | None, Callable[[Proof, list[Token], _Ctx], bool]]
     "rule:size": (1, _size),
     **{f"rule:{name}": (2, _transition) for name in ("seq", "frames", "aru", "aru_id")},
 }
-
-PROOF_KINDS = frozenset(_CHECKS)
 
 
 def check_proof(
