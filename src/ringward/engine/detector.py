@@ -45,6 +45,12 @@ WEIGHTS: dict[str, float] = {
     "withhold": 20.0,
     # It restarted membership while the ring's token was circulating.
     "churn": 30.0,
+    # Its join restarted our ring proposing nodes nobody heard and that did
+    # not make it into the next ring: costs everyone a consensus timeout.
+    "phantom": 50.0,
+    # Its token links to a predecessor nobody could produce when asked
+    # (engine/chain.py): at once, since a correct maker always can.
+    "broken_link": 100.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
 }
@@ -100,6 +106,12 @@ class Detector:
         self.false_last: dict[tuple[int, int, RingId], int] = {}
         # target -> accuser -> when its latest accusation (any ring) arrived.
         self.accused_at: dict[int, dict[int, float]] = {}
+        # Members whose join restarted our ring proposing outsiders, and the
+        # outsiders not heard from since (engine/faults.py: a proposal of
+        # nodes nobody hears is churn).
+        self.proposed: dict[int, frozenset[int]] = {}
+        # Verdicts forgiven before a view without their target was installed.
+        self.unannounced: dict[int, Verdict] = {}
 
     # --------------------------------------------------------------- scores
 
@@ -203,7 +215,11 @@ class Detector:
     def forgive(self, now: float, target: int, ring_seq: int) -> None:
         """The cool-down is over: ``target`` may join again; evidence from
         rings up to ``ring_seq`` is spent."""
-        self.verdicts.pop(target, None)
+        v = self.verdicts.pop(target, None)
+        if v is not None and not v.announced and len(self.unannounced) < len(self.roster):
+            # Forgiven before any view without it was installed (a slow
+            # membership round): the next such view still announces it.
+            self.unannounced[target] = v
         self.accusations.pop(target, None)
         self.accused.pop(target, None)
         self.amnesty[target] = ring_seq

@@ -31,7 +31,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-from ringward.engine import delivery, faults, recovery, token
+from ringward.engine import chain, delivery, faults, recovery, token
 from ringward.engine.api import (
     EngineEvent,
     MessageId,
@@ -71,6 +71,8 @@ TIMERS = (
     "token_rtx",
     "commit_rtx",
     "token_hold",
+    "link",
+    "relay",
     "token_loss",
     "join",
     "consensus",
@@ -361,7 +363,7 @@ class Engine:
         self.security.retire({self.ring} if self.ring else ())
         self.tokens.reset()
         self.sendq.rewind()
-        self.cancel_timer("token_rtx", "commit_rtx", "token_hold", "token_loss")
+        self.cancel_timer("token_rtx", "commit_rtx", "token_hold", "link", "relay", "token_loss")
         self.send_join()
         self.set_timer("consensus", self.config.consensus_timeout_ms)
 
@@ -499,6 +501,14 @@ class Engine:
 
     def _on_token_hold(self) -> None:
         token.release_held(self)
+
+    def _on_relay(self) -> None:
+        token.relay(self)
+
+    def _on_link(self) -> None:
+        cur = token.active(self)
+        if cur is not None:
+            chain.poll(self, cur[1], cur[2])
 
     def _on_rekey(self) -> None:
         """Time for a fresh group key: the representative starts a new ring

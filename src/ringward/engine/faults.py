@@ -6,8 +6,9 @@ only (engine.receive checked the signature, or this module does for
 embedded ones), so nothing a third party forges can raise a score.
 
 * Every token of the ring is checked against its turn, its successor, the
-  token this member saw for the same position (equivocation) and its
-  predecessor (Totem's transition rules); a failed check is a proof.
+  token this member saw for the same position (equivocation) and, once
+  engine/chain.py links it, its predecessor (Totem's transition rules); a
+  failed check is a proof. A link nobody can close is suspected.
 * A token's signed load report past the limits for ``overload_reports``
   visits in a row is a proof of overload, by the node's own statement.
 * Unprovable signals raise the peer's score; at the threshold this member
@@ -35,7 +36,6 @@ from ringward.wire import (
     Proof,
     RingId,
     Token,
-    TokenRequest,
     encode,
     limits,
 )
@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "absorb",
+    "check_transition",
     "join_evidence",
+    "link_broken",
     "observe_token",
     "on_accusation",
     "on_install",
@@ -68,8 +70,6 @@ PENDING_FALSE_MAX = 1024
 JOIN_EVIDENCE_BYTES = 40_000
 # Served-request checks pending at once.
 WITHHOLD_CHECKS_MAX = 256
-# Predecessor tokens fetched per ring to settle a broken hash link.
-ASK_MAX = 64
 
 
 def _verify(engine: Engine, frame: Frame) -> bool:
@@ -144,11 +144,7 @@ def observe_token(
         prev = before[1].body
         assert isinstance(prev, Token)
         _observe_visit(engine, frame, prev, ts.seen_at[tk.hop - 1], fresh, store)
-    elif before is not None and tk.hop not in ts.asked_prev and len(ts.asked_prev) < ASK_MAX:
-        # Its maker saw another token for hop-1 than we did: one of the two
-        # is an equivocation. Fetch the version it linked to.
-        ts.asked_prev.add(tk.hop)
-        engine.emit_signed(frame.ring, TokenRequest(tk.hop - 1), frame.sender)
+    # A link that does not match is fetched by engine/chain.py.
     _check_load(engine, frame, tk)
     review_accusations(engine)
     return True
@@ -173,14 +169,25 @@ def _broken_rule(
         return "rule:size", (frame,)
     if seen is not None:
         return ("equivocation", (seen[1], frame)) if seen[0] != raw else None
-    before = engine.tokens.raw_at.get(tk.hop - 1)
-    if before is not None and engine.digest(before[0]) == tk.prev:
-        prev = before[1].body
-        assert isinstance(prev, Token)
-        rule = evidence.transition_rule(prev, tk, sender)
-        if rule is not None:
-            return f"rule:{rule}", (before[1], frame)
     return None
+
+
+def check_transition(engine: Engine, prev: Frame, frame: Frame) -> None:
+    """``frame`` links to ``prev`` (engine/chain.py): check the transition
+    its maker made; a broken rule convicts it."""
+    if not engine.config.fault_detector:
+        return
+    tk, before = frame.body, prev.body
+    assert isinstance(tk, Token) and isinstance(before, Token)
+    rule = evidence.transition_rule(before, tk, frame.sender)
+    if rule is not None:
+        _prove(engine, frame.sender, f"rule:{rule}", (prev, frame))
+
+
+def link_broken(engine: Engine, maker: int) -> None:
+    """Nobody could produce the token ``maker``'s token links to."""
+    if engine.config.fault_detector:
+        _suspect(engine, maker, "broken_link")
 
 
 def _remember(ts: TokenState, hop: int, raw: bytes, frame: Frame, now: float, n: int) -> None:
@@ -254,8 +261,11 @@ def on_token_loss(engine: Engine) -> None:
     """The token died: remember whose visit it died at; that member is
     scored only if it then answers the membership round (a crashed member is
     simply failed, not suspected)."""
-    last = engine.tokens.last_succ
-    if last is not None and last != engine.node_id:
+    ts = engine.tokens
+    last = ts.last_succ
+    # A token not linked here may be one its successor holds for its link
+    # (recovery, engine/chain.py): its maker is the one suspected then.
+    if last is not None and last != engine.node_id and ts.linked >= ts.hop_seen:
         engine.loss_blame = (last, engine.now)
 
 
@@ -407,6 +417,9 @@ def on_join(engine: Engine, frame: Frame) -> None:
     j = frame.body
     assert isinstance(j, Join)
     absorb(engine, j.proofs, j.accusations)
+    det = engine.detector
+    for proposer in [p for p, outs in det.proposed.items() if frame.sender in outs]:
+        det.proposed[proposer] = frozenset()  # we heard the node it proposed
     blame = engine.loss_blame
     if blame is not None and blame[0] == frame.sender:
         engine.loss_blame = None
@@ -422,19 +435,24 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     j = frame.body
     assert isinstance(j, Join)
     if (
-        engine.state is State.OPERATIONAL
-        and ring is not None
-        and frame.sender in engine.members
-        # Proposing to add a node (a merge, a rejoin) is what a member
-        # that heard an outsider must do: only a restart with nothing new
-        # is churn.
-        and set(j.proc) <= set(engine.members)
-        and (engine.now - engine.tokens.last_seen_t) * 1000 < engine.config.slow_hold_ms
-        and not _rekey_due(engine, frame.sender)
+        engine.state is not State.OPERATIONAL
+        or ring is None
+        or frame.sender not in engine.members
+        or (engine.now - engine.tokens.last_seen_t) * 1000 >= engine.config.slow_hold_ms
+        or _rekey_due(engine, frame.sender)
     ):
-        # It restarts membership while the token was just here: a member
-        # that lost the token would have waited token_timeout_ms.
+        return
+    # It restarts membership while the token was just here: a member that
+    # lost the token would have waited token_timeout_ms.
+    outsiders = frozenset(j.proc) - set(engine.members)
+    if not outsiders:
         _suspect(engine, frame.sender, "churn")
+    elif len(engine.detector.proposed) < len(engine.detector.roster):
+        # Proposing to add a node (a merge, a rejoin) is what a member that
+        # heard an outsider must do; judged when the round ends: if we heard
+        # none of the proposed nodes and none made it in, it was churn
+        # ("phantom": it also cost everyone a consensus timeout).
+        engine.detector.proposed[frame.sender] = outsiders
 
 
 def _rekey_due(engine: Engine, sender: int) -> bool:
@@ -496,7 +514,12 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     """A regular view is installed: announce the evictions it carries out,
     readmit nodes whose cool-down is over."""
     det = engine.detector
-    for target, v in sorted(det.verdicts.items()):
+    proposed, det.proposed = det.proposed, {}
+    for sender, outsiders in sorted(proposed.items()):
+        if sender in members and outsiders and outsiders.isdisjoint(members):
+            _suspect(engine, sender, "phantom")
+    late, det.unannounced = det.unannounced, {}
+    for target, v in sorted([*late.items(), *det.verdicts.items()]):
         if target not in members and not v.announced and target != engine.node_id:
             v.announced = True
             engine.emit(Evicted(target, v.reason, v.proof))

@@ -10,7 +10,10 @@ Every member sees every token (tokens are broadcast), so:
   carry an aru of at least ``s``, then every member held ``s`` at its visit
   in between. A member lacking ``s`` would have lowered the aru below ``s``
   at that visit, and only it could raise it again, at its next visit, which
-  comes after hop ``h``.
+  comes after hop ``h``. The rule is applied only to tokens whose chain
+  back to the ring's start this member verified, each transition checked
+  (engine/chain.py): a token whose predecessor is unknown can carry a
+  raised aru that nobody could check.
 
 The holder's visit (Totem's ``orf_token`` processing, docs/protocol.md):
 serve retransmission requests, broadcast new frames within flow control
@@ -25,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ringward.engine import delivery, faults, recovery
+from ringward.engine import chain, delivery, faults, recovery
 from ringward.engine.membership import State
 from ringward.engine.ringstore import HeldToken, RingStore
 from ringward.engine.sendqueue import SendQueue
@@ -39,6 +42,7 @@ __all__ = [
     "confirm",
     "on_token",
     "on_token_request",
+    "relay",
     "release_held",
     "retransmit",
     "start_ring",
@@ -68,6 +72,20 @@ class TokenState:
     my_fcc: int = 0
     my_backlog: int = 0
     prev_visit: _Visit | None = None
+    # The verified chain (engine/chain.py): every hop up to ``linked`` is
+    # linked; the digest and frame of that token; tokens waiting for a
+    # link; since when the chain has waited; the last ask (hop, time,
+    # tries); whether its maker was suspected for a link nobody closed.
+    linked: int = 0
+    link_digest: bytes = b""
+    link_frame: Frame | None = None
+    unlinked: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
+    link_wait: float | None = None
+    link_ask: tuple[int, float, int] = (-1, -1e9, 0)
+    link_blamed: bool = False
+    held_for_link: bool = False
+    # The last token seen, to relay to its successor if the next is late.
+    relay: tuple[int, int, bytes] | None = None
     aru_stuck: int = 0
     idle_visits: int = 0
     # Hops observed beyond the contiguous prefix, and when each missing one
@@ -78,10 +96,9 @@ class TokenState:
     # Retransmission requests seen in the chain: seq -> (first hop, last hop).
     rtr_watch: dict[int, tuple[int, int]] = field(default_factory=dict)
     # Fault detector (engine/faults.py): recent tokens by hop (raw, frame)
-    # and when each was first seen; hops whose predecessor was fetched.
+    # and when each was first seen.
     raw_at: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
     seen_at: dict[int, float] = field(default_factory=dict)
-    asked_prev: set[int] = field(default_factory=set)
     # Served requests to verify at the server's next visit, and when a
     # duplicate copy of each seq last arrived.
     withhold_check: dict[tuple[int, int], float] = field(default_factory=dict)
@@ -125,6 +142,8 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
         return
     if not faults.observe_token(engine, frame, raw, members, store) or active(engine) != cur:
         return  # it convicted its maker, or a verdict restarted membership
+    if not chain.add(engine, frame, raw, members, store) or active(engine) != cur:
+        return
     ts = engine.tokens
     confirm(engine, store, frame, raw, ts.seq_at.get(tk.hop - 1))
     if tk.frames:
@@ -132,15 +151,38 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     _track_hops(engine, ts, tk.hop, members)
     if tk.hop > ts.hop_seen:
         _observe(engine, ts, tk, members, store)
+        _arm_relay(engine, ts, frame, raw)
+    _take_turn(engine, ts, frame, raw)
+
+
+def _take_turn(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None:
+    """Visit a token passed to us, or one held until its link closed."""
+    tk = frame.body
+    assert isinstance(tk, Token)
     if tk.succ == engine.node_id and tk.hop > ts.hop_done and ts.held is None:
         ts.arrived = engine.now
-        visit(engine, frame, raw)
+        if engine.state is State.RECOVERY and not chain.linked(ts, tk.hop):
+            # Recovery ends on what the token says about every member: a
+            # token not linked yet is held until it is (engine/chain.py).
+            ts.held, ts.held_for_link = (frame, raw), True
+        else:
+            visit(engine, frame, raw)
+    elif ts.held_for_link and ts.held is not None and _held_linked(ts):
+        ts.held_for_link = False
+        release_held(engine)
+
+
+def _held_linked(ts: TokenState) -> bool:
+    assert ts.held is not None
+    tk = ts.held[0].body
+    assert isinstance(tk, Token)
+    return chain.linked(ts, tk.hop)
 
 
 def _observe(
     engine: Engine, ts: TokenState, tk: Token, members: tuple[int, ...], store: RingStore
 ) -> None:
-    _record(ts, tk.hop, tk.seq, tk.aru, len(members))
+    _record(ts, tk.hop, tk.seq, len(members))
     _watch_requests(ts, tk, len(members))
     ts.last_succ, ts.last_seen_t = tk.succ, engine.now
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
@@ -149,8 +191,41 @@ def _observe(
         engine.cancel_timer("token_rtx")
     if engine.state is State.RECOVERY:
         engine.cancel_timer("commit_rtx")  # the new ring runs: the commit made it
-    if _learn_safe(ts, tk.hop, len(members), store):
-        delivery.deliver_ready(engine)
+
+
+# Token retransmission periods after which a member that saw hop h, and no
+# later hop, sends its copy of h to h's successor. Before the holder's own
+# retransmission: a holder starving its successor costs a rotation this
+# much (at 2 periods, a 10-node ring with such a member and a slow holder
+# spent 8 s in one recovery); far below the slow-hold time, so the
+# successor is not suspected of a slow visit. A correct ring's next hop
+# comes within milliseconds, so relays happen only on loss or a slow
+# successor (duplicates it ignores).
+RELAY_RETRANSMITS = 0.5
+
+
+def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None:
+    """A holder that sends its token to everyone but its successor (or a
+    network that drops it on that one link) would otherwise get the correct
+    successor blamed for the token loss; every member that saw the token
+    relays it once if the next hop is late."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    if tk.succ in (engine.node_id, frame.sender):
+        ts.relay = None
+        engine.cancel_timer("relay")
+        return
+    ts.relay = (tk.hop, tk.succ, raw)
+    engine.set_timer("relay", RELAY_RETRANSMITS * engine.config.token_retransmit_ms)
+
+
+def relay(engine: Engine) -> None:
+    """The relay timer: the next hop is late; pass our copy on, once."""
+    ts = engine.tokens
+    r, ts.relay = ts.relay, None
+    if r is not None and ts.hop_seen == r[0] and active(engine) is not None:
+        engine.send(r[1], r[2])
+        engine.drops["token_relayed"] += 1
 
 
 def confirm(
@@ -255,23 +330,11 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
         engine.send(frame.sender, seen[0])
 
 
-def _record(ts: TokenState, hop: int, seq: int, aru: int, n: int) -> None:
+def _record(ts: TokenState, hop: int, seq: int, n: int) -> None:
     ts.hop_seen = max(ts.hop_seen, hop)
     ts.seq_at[hop] = seq
-    ts.aru_at[hop] = aru
     for old in [h for h in ts.seq_at if h < hop - 2 * n]:
         del ts.seq_at[old]
-        ts.aru_at.pop(old, None)
-
-
-def _learn_safe(ts: TokenState, hop: int, n: int, store: RingStore) -> bool:
-    """Apply the two-visit rule to the token at ``hop`` (module docstring)."""
-    before = ts.aru_at.get(hop - n)
-    if before is None:
-        return False
-    old = store.safe_upto
-    store.mark_safe(min(ts.aru_at[hop], before))
-    return store.safe_upto > old
 
 
 def _seq_one_rotation_ago(ts: TokenState, hop: int, n: int) -> int | None:
@@ -303,7 +366,8 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     queue = engine.recq if recovering else engine.sendq
     assert queue is not None
     sent, rtr_left = _serve_retransmissions(engine, tk, store, len(members))
-    done = recovering and _recovery_complete(ts, tk, store, len(queue))
+    # Only a linked token's aru is trusted (engine/chain.py).
+    done = recovering and chain.linked(ts, tk.hop) and _recovery_complete(ts, tk, store, len(queue))
     # The visit that completes recovery sends nothing new, so every other
     # member sees the same quiet rotation and completes on its next visit.
     budget = 0 if done else _budget(engine, tk, store, queue, sent)
@@ -474,12 +538,8 @@ def release_held(engine: Engine) -> None:
 def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:
     ts = engine.tokens
     out = engine.emit_signed(ring, nxt)
-    faults.own_token(
-        engine,
-        Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :]),
-        out,
-        members,
-    )
+    mine = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
+    faults.own_token(engine, mine, out, members)
     ts.last_succ, ts.last_seen_t = nxt.succ, engine.now
     cur = active(engine)
     if nxt.frames and cur is not None and len(cur[2].tokens) < cur[2].window:
@@ -487,12 +547,12 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
         cur[2].tokens[nxt.hop] = HeldToken(out, top, engine.node_id)
     ts.seen_hops.add(nxt.hop)
     ts.hop_done = nxt.hop - 1
-    _record(ts, nxt.hop, nxt.seq, nxt.aru, len(members))
+    _record(ts, nxt.hop, nxt.seq, len(members))
     ts.last_sent = (nxt.hop, out)
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
     cur = active(engine)
-    if cur is not None:
-        _learn_safe(ts, nxt.hop, len(members), cur[2])
+    if cur is not None and not chain.add(engine, mine, out, members, cur[2]):
+        return
     if nxt.succ == engine.node_id:
         # A ring of one: the token comes straight back. Take the next visit
         # from a timer so time advances between visits.

@@ -13,10 +13,18 @@ Behaviours (docs/fault-detector.md has the detection bounds):
 
 * ``equivocate`` - signs two versions of each token, one to each half.
 * ``lie-aru`` - raises each token's aru to its seq (aru_id 0).
+* ``break-link`` - lie-aru with random bytes for ``prev``, so that no
+  predecessor links to its tokens (the transition rules cannot be applied);
+  every copy it sends of a token, retransmissions and answers included, is
+  the altered one.
 * ``drop-token`` - never forwards the token (still answers joins).
+* ``starve-successor`` - sends each token (and its retransmissions) to every
+  member except the successor it names: the successor must not be blamed.
 * ``slow-token`` - holds each token 90% of the token timeout.
 * ``withhold`` - never re-sends a frame once it was broadcast.
 * ``join-churn`` - restarts membership 0.3 s after every install.
+* ``join-phantom`` - the same, proposing a roster node absent from the ring
+  (a crashed one) in each restart, as a merge would.
 * ``flood-signed`` - signs and broadcasts tokens that are not its turn.
 * ``frame:TARGET`` - accuses TARGET at every visit.
 * ``flood-junk`` - ten datagrams that fail checks per real one.
@@ -54,10 +62,13 @@ __all__ = ["BEHAVIOURS", "ByzantineOutcome", "parse_spec", "run_byzantine"]
 EXPECT: dict[str, str] = {
     "equivocate": "proof",
     "lie-aru": "proof",
+    "break-link": "accused",
     "drop-token": "accused",
+    "starve-successor": "harmless",
     "slow-token": "accused",
     "withhold": "accused",
     "join-churn": "accused",
+    "join-phantom": "accused",
     "flood-signed": "proof",
     "frame": "accused",
     "flood-junk": "harmless",
@@ -67,7 +78,7 @@ EXPECT: dict[str, str] = {
 BEHAVIOURS = tuple(sorted(EXPECT))
 # Faults a behaviour needs to show at all (a lie about the aru, or a
 # withheld retransmission, needs something to be missing).
-NEEDS_FAULTS = {"lie-aru": "loss=0.05", "withhold": "loss=0.05"}
+NEEDS_FAULTS = {"lie-aru": "loss=0.05", "break-link": "loss=0.05", "withhold": "loss=0.05"}
 # Overload: how slowly the node processes each datagram while overloaded.
 OVERLOAD_SLOW_S = 0.02
 
@@ -140,9 +151,52 @@ class _LieAru(_Behaviour):
         ]
 
 
+class _BreakLink(_Behaviour):
+    KEPT = 256
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        # Its real tokens -> the altered ones it sends instead, so that no
+        # honest copy (a retransmission, an answer to a request) escapes.
+        self.swap: dict[bytes, bytes] = {}
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = _decoded(o.data)
+            if frame is None or frame.kind is not Kind.TOKEN:
+                res.append(o)
+                continue
+            if frame.sender != self.engine.node_id:
+                continue  # never serves another member's token either
+            if o.data not in self.swap:
+                if len(self.swap) >= self.KEPT:
+                    self.swap.pop(next(iter(self.swap)))
+                self.swap[o.data] = self.resign(
+                    o.data, partial(_unlinked, junk=self.rng.randbytes(32))
+                )
+            res.append(Outgoing(o.dest, self.swap[o.data]))
+        return res
+
+
 class _DropToken(_Behaviour):
     def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
         return [o for o in out if _kind(o.data) is not Kind.TOKEN]
+
+
+class _StarveSuccessor(_Behaviour):
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = _decoded(o.data)
+            if frame is None or not isinstance(frame.body, Token):
+                res.append(o)
+            elif o.dest is None:
+                succ = frame.body.succ
+                res.extend(Outgoing(d, o.data) for d in self.others() if d != succ)
+            elif o.dest != frame.body.succ:
+                res.append(o)
+        return res
 
 
 class _SlowToken(_Behaviour):
@@ -208,7 +262,20 @@ class _JoinChurn(_Behaviour):
         if self.due is not None and now >= self.due:
             self.due = None
             if self.engine.state is State.OPERATIONAL:
-                self.engine.enter_gather(now, reason="churn")
+                self.engine.enter_gather(now, reason="churn", add=self.phantom())
+
+    def phantom(self) -> tuple[int, ...]:
+        return ()
+
+
+class _JoinPhantom(_JoinChurn):
+    """join-churn that proposes a roster node absent from the ring (a merge
+    proposal was exempt from churn)."""
+
+    def phantom(self) -> tuple[int, ...]:
+        e = self.engine
+        absent = [n for n in e.roster if n not in e.members]
+        return tuple(absent[:1])
 
 
 class _FloodSigned(_Behaviour):
@@ -219,6 +286,10 @@ class _FloodSigned(_Behaviour):
                 for i in range(1, 6):
                     res.append(Outgoing(None, self.resign(o.data, partial(_off_turn, i=i))))
         return res
+
+
+def _unlinked(tk: Token, junk: bytes) -> Token:
+    return dataclasses.replace(tk, aru=tk.seq, aru_id=0, prev=junk)
 
 
 def _off_turn(tk: Token, i: int) -> Token:
@@ -282,10 +353,13 @@ def _decoded(data: bytes) -> Frame | None:
 _CLASSES: dict[str, type[_Behaviour]] = {
     "equivocate": _Equivocate,
     "lie-aru": _LieAru,
+    "break-link": _BreakLink,
     "drop-token": _DropToken,
+    "starve-successor": _StarveSuccessor,
     "slow-token": _SlowToken,
     "withhold": _Withhold,
     "join-churn": _JoinChurn,
+    "join-phantom": _JoinPhantom,
     "flood-signed": _FloodSigned,
     "frame": _Frame,
     "flood-junk": _FloodJunk,
@@ -382,10 +456,16 @@ class ByzantineOutcome:
 
 
 def run_byzantine(
-    scenario: Scenario, spec: Mapping[int, tuple[str, int | None]], *, start_s: float = 1.0
+    scenario: Scenario,
+    spec: Mapping[int, tuple[str, int | None]],
+    *,
+    start_s: float = 1.0,
+    crashed: tuple[int, ...] = (),
 ) -> ByzantineOutcome:
     """Run ``scenario`` with the given Byzantine (and overloaded) nodes and
-    judge each expectation. Misbehaviour starts at ``start_s``."""
+    judge each expectation. Misbehaviour starts at ``start_s``; ``crashed``
+    nodes are down from the start (the world restarts them when the faults
+    end, at ``scenario.duration``)."""
     cfg = scenario.config or EngineConfig()
     keys = (
         SimKeys(scenario.seed, tuple(range(1, scenario.nodes + 1))) if scenario.security else None
@@ -414,6 +494,8 @@ def run_byzantine(
         )
 
     def setup(world: World) -> None:
+        for node in crashed:
+            world.schedule(0.0, world.crash, node)
         for node in overloaded:
             world.schedule(start_s, world.set_slow, node, OVERLOAD_SLOW_S)
             world.schedule(scenario.duration / 2, world.set_slow, node, 0.0)
