@@ -5,7 +5,7 @@ and prints, per behaviour, the virtual seconds from the start of the
 misbehaviour to the first eviction of the node by a correct member (min,
 median, max), and whether every run held its expectation.
 
-    python benchmarks/detection_times.py [--nodes 4] [--seeds 3]
+    python benchmarks/detection_times.py [--nodes 4] [--seeds 3] [--only NAME,...]
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--only", default="", help="comma-separated behaviours (default: all)")
     args = ap.parse_args()
+    only = [b for b in args.only.split(",") if b] or list(BEHAVIOURS)
     n = args.nodes
     print(f"| behaviour | expected | runs held | detection s min / median / max ({n} nodes) |")
     print("|---|---|---|---|")
-    for name in BEHAVIOURS:
+    for name in only:
         spec = f"{n}:{name}" if name != "frame" else f"{n}:frame:1"
         times, held = [], 0
         for seed in range(1, args.seeds + 1):

@@ -122,8 +122,9 @@ def register(sub: Any) -> None:
         "--misbehave",
         metavar="BEHAVIOUR",
         help="DEMOS AND TESTS ONLY: attack the cluster with one of the simulator's Byzantine "
-        "behaviours (equivocate, lie-aru, drop-token, slow-token, withhold, join-churn, "
-        "flood-signed, frame:TARGET_ID, flood-junk, replay) or block the process "
+        "behaviours (equivocate, lie-aru, break-link, drop-token, starve-successor, "
+        "slow-token, withhold, join-churn, join-phantom, flood-signed, frame:TARGET_ID, "
+        "flood-junk, replay) or block the process "
         "(overload, for 8 s); see docs/fault-detector.md",
     )
     p.add_argument(
