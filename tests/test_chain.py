@@ -7,6 +7,10 @@ signed by the simulator's keys."""
 from __future__ import annotations
 
 import dataclasses
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ringward.engine import Engine, EngineConfig, chain
 from ringward.engine.evidence import digest
@@ -21,8 +25,9 @@ MEMBERS = (1, 2, 3, 4)
 IDLE = LoadReport(0, 0, 0, 0)
 
 
-def engine() -> Engine:
-    e = Engine(1, MEMBERS, config=EngineConfig(), security=KEYS.security(1))
+def engine(*, detector: bool = True) -> Engine:
+    cfg = EngineConfig(fault_detector=detector)
+    e = Engine(1, MEMBERS, config=cfg, security=KEYS.security(1))
     e.state, e.ring, e.members = State.OPERATIONAL, RING, MEMBERS
     e.store = RingStore(RING, 64)
     e.store.aru = 50  # every frame up to 50 is held here
@@ -112,3 +117,36 @@ def test_a_transition_checked_when_the_link_closes_late() -> None:
     assert not chain.add(e, frame, raw, MEMBERS, e.store)  # type: ignore[arg-type]
     assert e.detector.verdicts[4].reason == "rule:aru"
     assert e.state is State.GATHER
+
+
+def _safe_after(tokens: list[tuple[Frame, bytes]]) -> tuple[int, int]:
+    e = engine(detector=False)
+    feed(e, tokens)
+    assert e.store is not None
+    return e.tokens.linked, e.store.safe_upto
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arus=st.lists(st.integers(0, 50), min_size=1, max_size=14),
+    order=st.randoms(use_true_random=False),
+    broken=st.none() | st.integers(0, 13),
+)
+def test_arrival_order_never_changes_what_is_safe(
+    arus: list[int], order: random.Random, broken: int | None
+) -> None:
+    """Whatever order the tokens arrive in, the chain links the same prefix
+    and marks the same seq safe as in order; past a token whose ``prev``
+    is broken, nothing links and nothing counts."""
+    tokens = chain_of(arus)
+    if broken is not None and broken < len(tokens):
+        body = tokens[broken][0].body
+        assert isinstance(body, Token)
+        tokens[broken] = signed(dataclasses.replace(body, prev=bytes(32)))
+        expect = _safe_after(tokens[:broken])
+    else:
+        expect = _safe_after(tokens)
+    shuffled = list(tokens)
+    order.shuffle(shuffled)
+    assert _safe_after(shuffled) == expect
+    assert expect[0] == (len(tokens) if broken is None or broken >= len(tokens) else broken)
