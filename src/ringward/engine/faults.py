@@ -518,8 +518,11 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     for sender, outsiders in sorted(proposed.items()):
         if sender in members and outsiders and outsiders.isdisjoint(members):
             _suspect(engine, sender, "phantom")
-    late, det.unannounced = det.unannounced, {}
-    for target, v in sorted([*late.items(), *det.verdicts.items()]):
+    # Verdicts forgiven before this view, and current ones (the current
+    # verdict of a target wins: one announcement per target).
+    due = {**det.unannounced, **det.verdicts}
+    det.unannounced = {}
+    for target, v in sorted(due.items(), key=lambda tv: tv[0]):
         if target not in members and not v.announced and target != engine.node_id:
             v.announced = True
             engine.emit(Evicted(target, v.reason, v.proof))

@@ -132,10 +132,15 @@ class _Equivocate(_Behaviour):
             tk = frame.body
             assert isinstance(tk, Token)
             other = self.resign(o.data, lambda t: dataclasses.replace(t, backlog=t.backlog + 1))
-            for i, dest in enumerate(self.others()):
-                # The successor gets the version its own token will link to.
-                data = o.data if dest == tk.succ or i % 2 == 0 else other
-                res.append(Outgoing(dest, data))
+            # The successor gets the version its own token will link to; the
+            # others alternate, the first of them getting the other version
+            # (on 4 nodes the old alternation by roster index sent the other
+            # version to nobody when node 2 equivocated: Byzantine soak seed
+            # 1005).
+            res.append(Outgoing(tk.succ, o.data))
+            rest = [d for d in self.others() if d != tk.succ]
+            for i, dest in enumerate(rest):
+                res.append(Outgoing(dest, other if i % 2 == 0 else o.data))
         return res
 
 
