@@ -81,7 +81,13 @@ def test_overloaded_member_of_seven_is_evicted_and_back() -> None:
     _run(7, "7:overload", seed=1, duration=12.0)
 
 
-@pytest.mark.parametrize("seed", [2, 3, 4, 6, 7, 9])
+# 1005 and 1010-1028 come from the first Byzantine soak (benchmarks/soak.py
+# --mode byzantine --start 1000): 1005 (the equivocator sent its second
+# version to nobody), 1010 (two slow-token members readmitted every 3 s:
+# never settled; TypeError announcing a renewed verdict), 1012 (a mute
+# representative was never blamed: every ring it led died in recovery), 1028
+# (slow-token, break-link and join-churn in 10: never settled).
+@pytest.mark.parametrize("seed", [2, 3, 4, 6, 7, 9, 1005, 1010, 1012, 1028])
 def test_seeded_byzantine_worlds(seed: int) -> None:
     """Worlds of sim/matrix.py: rings of 4, 7 and 10 with f members, each
     with a behaviour drawn from the seed (benchmarks/soak.py runs many)."""

@@ -195,14 +195,17 @@ def test_scores_decay_and_cooldowns_double() -> None:
     half = CFG.suspicion_half_life_ms / 1000
     assert abs(det.total(half, 2) - 20.0) < 0.01
     assert det.score(0.0, 1, "token_loss") == 0.0  # never ourselves
-    det.convict(0.0, 2, "accused", False, ())
+    det.convict(0.0, 2, "overload", True, ())
     assert det.cooldown_s(2) == CFG.evict_cooldown_ms / 1000
     assert det.banned(1.0, 2) and not det.banned(3.1, 2)
     det.forgive(4.0, 2, 12)
     det.convict(5.0, 2, "overload", True, ())
     assert det.cooldown_s(2) == 2 * CFG.evict_cooldown_ms / 1000
     det.forgive(20.0, 2, 16)
-    det.convict(21.0, 2, "equivocation", True, ())
+    det.convict(21.0, 2, "accused", False, ())
+    assert det.cooldown_s(2) == 4 * CFG.evict_cooldown_accused_ms / 1000
+    det.forgive(200.0, 2, 20)
+    det.convict(201.0, 2, "equivocation", True, ())
     assert det.cooldown_s(2) == CFG.evict_cooldown_max_ms / 1000
 
 

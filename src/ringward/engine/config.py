@@ -84,6 +84,11 @@ class EngineConfig:
     # A rejected node waits this long before rejoining, doubled for each
     # further eviction within evict_window_ms, up to evict_cooldown_max_ms.
     evict_cooldown_ms: int = 3000
+    # The same for an eviction by f+1 accusers (a node that drops or delays
+    # the token, or withholds): longer, because every return costs the ring
+    # a merge and the rounds it takes to convict it again (Byzantine soak
+    # worlds with two such members never settled at 3 s).
+    evict_cooldown_accused_ms: int = 30_000
     evict_cooldown_max_ms: int = 300_000
     evict_window_ms: int = 600_000
 
@@ -124,6 +129,10 @@ class EngineConfig:
             ("overload_hold_ms", 1 <= self.overload_hold_ms <= 600_000),
             ("overload_memory_permille", 1 <= self.overload_memory_permille <= 1000),
             ("evict_cooldown_ms", 1 <= self.evict_cooldown_ms <= self.evict_cooldown_max_ms),
+            (
+                "evict_cooldown_accused_ms",
+                1 <= self.evict_cooldown_accused_ms <= self.evict_cooldown_max_ms,
+            ),
             ("evict_cooldown_max_ms", self.evict_cooldown_max_ms <= 86_400_000),
             ("evict_window_ms", self.evict_window_ms >= 0),
         ]

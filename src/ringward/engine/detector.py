@@ -205,7 +205,10 @@ class Detector:
         if v is not None and v.proof and v.reason != "overload":
             return self.cfg.evict_cooldown_max_ms / 1000.0
         k = max(1, len(self.evictions.get(target, [])))
-        ms = min(self.cfg.evict_cooldown_max_ms, self.cfg.evict_cooldown_ms * (1 << min(k - 1, 30)))
+        base = self.cfg.evict_cooldown_ms
+        if v is not None and v.reason == "accused":
+            base = self.cfg.evict_cooldown_accused_ms
+        ms = min(self.cfg.evict_cooldown_max_ms, base * (1 << min(k - 1, 30)))
         return ms / 1000.0
 
     def banned(self, now: float, target: int) -> bool:

@@ -263,6 +263,11 @@ def on_token_loss(engine: Engine) -> None:
     simply failed, not suspected)."""
     ts = engine.tokens
     last = ts.last_succ
+    if last is None and engine.state is State.RECOVERY and engine.pending is not None:
+        # No token of the new ring was ever seen: its representative, who
+        # starts it, did not (a mute representative was never blamed, and
+        # every ring it led died in recovery: Byzantine soak seed 1012).
+        last = engine.pending[0].rep
     # A token not linked here may be one its successor holds for its link
     # (recovery, engine/chain.py): its maker is the one suspected then.
     if last is not None and last != engine.node_id and ts.linked >= ts.hop_seen:
@@ -434,6 +439,18 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     ring = engine.ring
     j = frame.body
     assert isinstance(j, Join)
+    ts = engine.tokens
+    if (
+        engine.state is State.RECOVERY
+        and engine.pending is not None
+        and ts.hop_seen < 0
+        and (engine.now - ts.ring_start_t) * 1000 >= 0.8 * engine.config.token_timeout_ms
+    ):
+        # The new ring's token never came and another member's timeout went
+        # just before ours: blame its representative as our own timeout
+        # would have (only the first members to time out did, which was
+        # never f+1).
+        engine.loss_blame = (engine.pending[0].rep, engine.now)
     if (
         engine.state is not State.OPERATIONAL
         or ring is None

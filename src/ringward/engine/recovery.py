@@ -198,6 +198,7 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
     )
     engine.tokens.reset()
+    engine.tokens.ring_start_t = engine.now
     engine.rec_assembler.reset()
     engine.data_counter = 0
     engine.set_timer("token_loss", cfg.token_timeout_ms)

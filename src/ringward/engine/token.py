@@ -105,6 +105,8 @@ class TokenState:
     dup_at: dict[int, float] = field(default_factory=dict)
     last_succ: int | None = None
     last_seen_t: float = -1e9
+    # When recovery into this ring began (its representative starts the token).
+    ring_start_t: float = -1e9
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
