@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from ringward.errors import ConfigError
 from ringward.wire import limits
 
-__all__ = ["EngineConfig"]
+__all__ = ["MERGE_BACKOFF_MAX_S", "EngineConfig"]
+
+# An outsider's traffic starts a membership round at most once per back-off
+# per sender: merge_timeout_ms, doubling up to this (engine.Engine._may_merge).
+MERGE_BACKOFF_MAX_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)

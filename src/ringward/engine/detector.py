@@ -24,7 +24,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from ringward.engine.config import EngineConfig
+from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
 from ringward.wire import Frame, RingId
 
 __all__ = ["WEIGHTS", "Detector", "Verdict"]
@@ -112,6 +112,30 @@ class Detector:
         self.proposed: dict[int, frozenset[int]] = {}
         # Verdicts forgiven before a view without their target was installed.
         self.unannounced: dict[int, Verdict] = {}
+        # (proposer, evicted node) -> (next time it may propose it, back-off):
+        # the schedule of a correct proposer's merge back-off.
+        self.evicted_proposals: dict[tuple[int, int], tuple[float, float]] = {}
+
+    def may_propose_evicted(
+        self, now: float, proposer: int, evicted: frozenset[int], first_s: float
+    ) -> bool:
+        """Whether ``proposer`` may restart our ring proposing ``evicted``
+        (nodes we evicted) now: a correct member merges an outsider it hears
+        at most once per back-off, which starts at ``first_s`` and doubles up
+        to MERGE_BACKOFF_MAX_S (engine.Engine._may_merge). Half a back-off of
+        slack for the network's delays."""
+        ok = False
+        for node in sorted(evicted):
+            key = (proposer, node)
+            until, delay = self.evicted_proposals.get(key, (0.0, first_s))
+            if now >= until:
+                ok = True
+                if len(self.evicted_proposals) < len(self.roster) ** 2:
+                    self.evicted_proposals[key] = (
+                        now + delay / 2,
+                        min(2 * delay, MERGE_BACKOFF_MAX_S),
+                    )
+        return ok
 
     # --------------------------------------------------------------- scores
 
@@ -227,6 +251,8 @@ class Detector:
         self.accused.pop(target, None)
         self.amnesty[target] = ring_seq
         self.forget_scores(target)
+        for key in [k for k in self.evicted_proposals if k[1] == target]:
+            del self.evicted_proposals[key]
 
     def expired(self, now: float) -> list[int]:
         """Convicted nodes whose cool-down is over."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ringward.engine import chain, delivery, faults, recovery, token
 from ringward.engine.api import (
@@ -41,7 +41,7 @@ from ringward.engine.api import (
     ViewInstalled,
     quorum_size,
 )
-from ringward.engine.config import EngineConfig
+from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
 from ringward.engine.detector import Detector, Verdict
 from ringward.engine.membership import GatherState, RecoveryPlan, State, regular_view_id
 from ringward.engine.ringstore import Assembler, RingStore
@@ -64,7 +64,6 @@ from ringward.wire import (
 __all__ = ["Engine"]
 
 # Longest wait between two merge attempts started by one foreign node.
-MERGE_BACKOFF_MAX_S = 10.0
 
 # Timer names, in the order they fire when due together.
 TIMERS = (
@@ -397,15 +396,19 @@ class Engine:
                 # Evicted, its cool-down not over: its joins start nothing.
                 self.drops["join_banned"] += 1
             return
+        if self._stale_join(sender, j):
+            # Sent before something we know it did since: a delayed or
+            # replayed join. Taken, it would bring back the sets of an
+            # earlier round (an evicted node in proc: a round that waits a
+            # consensus timeout for it) and hide the sender's latest join.
+            self.drops["stale_join"] += 1
+            return
         faults.on_join(self, frame)
         if self.state is State.REJECTED or sender in self.detector.verdicts:
             return  # its evidence convicted us, or it convicted itself
         self.ring_seq_max = max(self.ring_seq_max, j.ring_seq)
         if self.state is not State.GATHER:
-            ring, members = self.pending or (self.ring, self.members)
-            if ring is not None and sender in members and j.ring_seq < ring.seq:
-                self.drops["stale_join"] += 1
-                return
+            members = self.pending[1] if self.pending else self.members
             failed = self.gather.fail if self.gather is not None else set()
             if self.node_id in j.fail or self.node_id not in j.proc or sender in failed:
                 # It is not trying to join us (it failed us, or does not know
@@ -437,7 +440,7 @@ class Engine:
             # about nodes we still hear was tried and split partitioned
             # rings into singletons that never re-merged (SECURITY.md: a
             # Byzantine member can keep a live node out of one ring).
-            changed = g.merge(j.proc, j.fail)
+            changed = g.merge(j.proc, j.fail) | self._fail_banned(j.proc)
         g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
         if changed:
             # New sets: everyone gets a full consensus period to agree to
@@ -449,6 +452,40 @@ class Engine:
         # consensus timer: a node that just started must not form a ring of
         # one before anyone could answer.
         self._check_consensus()
+
+    def _fail_banned(self, proposed: Iterable[int]) -> bool:
+        """A node we evicted, proposed by a member that has not learnt of it
+        yet: fail it, or the round waits for its join until the consensus
+        timer fails it anyway. True if our fail set grew."""
+        g = self.gather
+        assert g is not None
+        banned = {n for n in proposed if n not in g.fail and self.banned(n)}
+        g.fail |= banned
+        return bool(banned)
+
+    def _stale_join(self, sender: int, j: Join) -> bool:
+        """Whether ``j`` is older than what ``sender`` already told us.
+
+        A member of a ring carries at least that ring's seq in every join it
+        sends after installing it (or after committing to it); within one
+        round a node's sets only grow. So a join of a member of our ring (or
+        of the ring we committed to) with a lower seq, or one that is behind
+        the sender's latest join of this round (lower seq, or strictly
+        smaller sets), was sent earlier: the network delayed it or someone
+        replayed it (a replay proves nothing, but must change nothing)."""
+        ring, members = self.pending or (self.ring, self.members)
+        if ring is not None and sender in members and j.ring_seq < ring.seq:
+            return True
+        g = self.gather
+        got = g.joins.get(sender) if g is not None else None
+        if got is None:
+            return False
+        old = got[2].body
+        assert isinstance(old, Join)
+        if j.ring_seq != old.ring_seq:
+            return j.ring_seq < old.ring_seq
+        proc, fail = frozenset(j.proc), frozenset(j.fail)
+        return proc <= got[0] and fail <= got[1] and (proc, fail) != (got[0], got[1])
 
     def _on_leave(self, sender: int, j: Join) -> None:
         """A member announced it leaves (a join without itself in proc,

@@ -1,0 +1,158 @@
+"""Delayed and replayed joins change nothing (Byzantine soak seed 1016).
+
+A replayer re-sent correct members' joins of earlier rounds while a new
+round was gathering. Taken as new, they brought an evicted node back into
+everyone's proc set (the round then waited a consensus timeout for its join)
+and replaced the senders' latest joins, so those senders looked silent and
+were failed: a 10-node ring fell apart into singletons. Driven here on a
+real engine with joins signed by the simulator's keys, through ``receive``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ringward.engine import Engine, EngineConfig
+from ringward.engine.membership import State
+from ringward.sim.keys import SimKeys
+from ringward.wire import Frame, Join, RingId, encode, signing_bytes
+
+ROSTER = (1, 2, 3, 4, 5)
+KEYS = SimKeys(7, ROSTER)
+RING = RingId(1, 8)
+MEMBERS = (1, 2, 3, 4)
+
+
+def engine() -> Engine:
+    e = Engine(1, ROSTER, config=EngineConfig(), security=KEYS.security(1))
+    e.state, e.ring, e.members, e.ring_seq_max = State.OPERATIONAL, RING, MEMBERS, RING.seq
+    e.now = 10.0
+    return e
+
+
+def join(sender: int, ring_seq: int, proc: tuple[int, ...], fail: tuple[int, ...] = ()) -> bytes:
+    body = Join(ring_seq, proc, fail, (), ())
+    unsigned = Frame(bytes(8), sender, RING, body)
+    frame = dataclasses.replace(
+        unsigned, signature=KEYS.security(sender).sign(signing_bytes(unsigned))
+    )
+    return encode(frame)
+
+
+def gathering() -> Engine:
+    e = engine()
+    e.enter_gather(e.now, reason="token_loss")
+    assert e.gather is not None and e.gather.proc == set(MEMBERS)
+    return e
+
+
+def test_a_join_of_an_earlier_ring_from_a_member_changes_nothing() -> None:
+    e = gathering()
+    g = e.gather
+    assert g is not None
+    # Node 3 is a member of ring seq 8: a join of it carrying seq 4 was sent
+    # before it installed that ring. It proposed node 5, then in the roster.
+    e.receive(11.0, join(3, 4, (1, 2, 3, 4, 5)))
+    assert e.drops["stale_join"] == 1
+    assert g.proc == set(MEMBERS) and 3 not in g.joins
+    # Its current join is taken.
+    e.receive(11.1, join(3, 8, MEMBERS))
+    assert 3 in g.joins and e.drops["stale_join"] == 1
+
+
+def test_an_older_join_of_the_same_round_does_not_replace_the_latest() -> None:
+    e = gathering()
+    g = e.gather
+    assert g is not None
+    e.receive(11.0, join(3, 8, MEMBERS, (4,)))
+    latest = g.joins[3]
+    assert g.fail == {4}
+    # Its first join of the round, before it failed node 4: replayed.
+    e.receive(11.2, join(3, 8, MEMBERS))
+    assert e.drops["stale_join"] == 1
+    assert g.joins[3] == latest
+    # A join that grew (or differs without being smaller) is newer.
+    e.receive(11.3, join(3, 8, (*MEMBERS, 5), (4,)))
+    assert g.joins[3][0] == frozenset({1, 2, 3, 4, 5})
+    assert e.drops["stale_join"] == 1
+
+
+def test_a_stale_join_does_not_restart_an_operational_ring() -> None:
+    e = engine()
+    e.receive(11.0, join(2, 4, MEMBERS))
+    assert e.state is State.OPERATIONAL and e.drops["stale_join"] == 1
+
+
+def test_an_evicted_node_proposed_by_a_member_is_failed_at_once() -> None:
+    e = gathering()
+    g = e.gather
+    assert g is not None
+    e.detector.convict(e.now, 5, "accused", False, ())
+    # Node 2 has not learnt of the verdict yet and proposes node 5.
+    e.receive(11.0, join(2, 8, (*MEMBERS, 5)))
+    assert 5 in g.proc and 5 in g.fail
+    assert 5 not in g.candidates()
+    # Our own latest join says so, for the others to union.
+    assert 5 in g.joins[1][1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=2, max_value=4),
+            st.sampled_from((4, 8, 12)),
+            st.sets(st.sampled_from(ROSTER)),
+            st.sets(st.sampled_from(ROSTER[1:])),  # none fails us (it would be failed)
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_replaying_every_join_already_seen_changes_nothing(
+    joins: list[tuple[int, int, set[int], set[int]]],
+) -> None:
+    """Whatever joins correct members sent (each one's seq never falls and
+    its sets only grow), a second delivery of any of them (a replay) leaves
+    the round exactly as it was: sets, latest joins and state."""
+    e = gathering()
+    raws = []
+    sent: dict[int, tuple[int, set[int], set[int]]] = {}
+    for t, (sender, drawn, more_proc, more_fail) in enumerate(joins):
+        seq0, proc, fail = sent.get(sender, (0, {sender}, set()))
+        seq, proc, fail = max(drawn, seq0), proc | more_proc, (fail | more_fail) - {sender}
+        sent[sender] = (seq, proc, fail)
+        raw = join(sender, seq, tuple(sorted(proc)), tuple(sorted(fail)))
+        raws.append(raw)
+        e.receive(11.0 + t * 0.01, raw)
+    if e.state is not State.GATHER or e.gather is None:
+        return  # consensus reached or a commit started: another round
+    g = e.gather
+    before = (set(g.proc), set(g.fail), dict(g.joins), e.state)
+    for raw in raws:
+        e.receive(12.0, raw)
+        assert (set(g.proc), set(g.fail), dict(g.joins), e.state) == before
+
+
+def test_proposing_an_evicted_node_is_allowed_at_the_merge_back_off_only() -> None:
+    """A member that missed an eviction (it was down) hears the evicted
+    node and proposes it at its merge back-off (0.2 s doubling); a node
+    that proposes it every 0.3 s (join-phantom after an eviction) is not
+    excused every time."""
+    det = engine().detector
+    first = EngineConfig().merge_timeout_ms / 1000
+    t, gap, correct = 0.0, first, []
+    for _ in range(8):
+        correct.append(det.may_propose_evicted(t, 2, frozenset({5}), first))
+        t, gap = t + gap, min(2 * gap, 10.0)
+    assert all(correct)
+    excused = [det.may_propose_evicted(0.3 * i, 3, frozenset({5}), first) for i in range(20)]
+    assert excused[:3] == [True, True, True]
+    assert excused.count(False) >= 12
+    # Forgiven: the schedule starts afresh.
+    det.convict(0.0, 5, "accused", False, ())
+    det.forgive(10.0, 5, 8)
+    assert (3, 5) not in det.evicted_proposals
