@@ -97,7 +97,10 @@ def test_overloaded_member_of_seven_is_evicted_and_back() -> None:
 # singletons (engine: stale joins dropped). 1027 (7 nodes, 3:drop-token
 # 6:withhold): only the first members to time out blamed the mute holder,
 # 8 s to evict it, and the withholder then had no loss left to withhold in.
-@pytest.mark.parametrize("seed", [2, 3, 4, 6, 7, 9, 1005, 1010, 1012, 1016, 1027, 1028])
+# 1115 (10 nodes, 2:lie-aru 4:break-link 9:starve-successor): no first ring
+# was ever installed, so nobody had a ring to bind an accusation to, and
+# link asks went out every other period; the ring stayed in recovery.
+@pytest.mark.parametrize("seed", [2, 3, 4, 6, 7, 9, 1005, 1010, 1012, 1016, 1027, 1028, 1115])
 def test_seeded_byzantine_worlds(seed: int) -> None:
     """Worlds of sim/matrix.py: rings of 4, 7 and 10 with f members, each
     with a behaviour drawn from the seed (benchmarks/soak.py runs many)."""

@@ -150,3 +150,37 @@ def test_arrival_order_never_changes_what_is_safe(
     order.shuffle(shuffled)
     assert _safe_after(shuffled) == expect
     assert expect[0] == (len(tokens) if broken is None or broken >= len(tokens) else broken)
+
+
+def test_link_asks_go_out_once_per_period_then_the_maker_is_accused() -> None:
+    """Datagrams that poll the chain between two asks must not push the
+    link timer back: they did, asks went out every other period, and the
+    token timeout restarted the round before the blame, every round
+    (Byzantine soak seed 1115: the break-link member was never evicted and
+    the ring stayed in recovery)."""
+    period = EngineConfig().token_retransmit_ms / 1000
+    e = engine()
+    tokens = chain_of([50] * 7)
+    body = tokens[5][0].body  # hop 6, made by node 2
+    assert isinstance(body, Token)
+    bad = signed(dataclasses.replace(body, prev=bytes(32)))
+    start = 2.0
+    e.now = start
+    feed(e, [*tokens[:5], bad])  # the first ask goes out now
+    assert e.tokens.link_ask[1:] == (start, 1)
+    asks = [start]
+    for tries in (2, 3):
+        # A datagram polls half-way: too early to ask again.
+        e.now = asks[-1] + period / 2
+        assert e.store is not None and chain.poll(e, MEMBERS, e.store)
+        assert e.tokens.link_ask[2] == tries - 1
+        due = e.timer_due("link")
+        assert due is not None and due <= asks[-1] + period
+        e.tick(due)
+        assert e.tokens.link_ask[2] == tries
+        asks.append(due)
+    due = e.timer_due("link")
+    assert due is not None
+    e.tick(due)
+    assert e.tokens.link_blamed and e.drops["accuse:broken_link"] == 1
+    assert due - start <= 3 * period + 1e-9  # within a token timeout (5 periods)

@@ -115,8 +115,13 @@ def poll(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
         engine.cancel_timer("link")
         return True
     # Asks and the stall check go on while no token comes (recovery holds
-    # an unlinked token, so the ring may be silent).
-    engine.set_timer("link", engine.config.token_retransmit_ms)
+    # an unlinked token, so the ring may be silent). Armed once per period,
+    # not pushed back by every datagram that polls us meanwhile: that
+    # skipped asks, which then went out every other period, and the token
+    # timeout restarted the round before the blame, every round (Byzantine
+    # soak seed 1115: a break-link member never evicted).
+    if engine.timer_due("link") is None:
+        engine.set_timer("link", engine.config.token_retransmit_ms)
     if ts.link_wait is None:
         ts.link_wait = engine.now
     if (engine.now - ts.link_wait) * 1000 > STALL_TOKEN_TIMEOUTS * engine.config.token_timeout_ms:
@@ -139,7 +144,9 @@ def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
     asked_hop, last, tries = ts.link_ask
     if asked_hop != hop:
         last, tries = -1e9, 0
-    if engine.now - last < engine.config.token_retransmit_ms / 1000:
+    # Paced by the link timer (poll); the slack lets a poll a hair before
+    # the period (float time, a datagram's poll) ask rather than skip.
+    if engine.now - last < 0.9 * engine.config.token_retransmit_ms / 1000:
         return
     if tries >= LINK_ASKS:
         if entry is not None and not ts.link_blamed:

@@ -326,6 +326,10 @@ class Engine:
     def set_timer(self, name: str, delay_ms: float) -> None:
         self._timers[name] = self.now + delay_ms / 1000.0
 
+    def timer_due(self, name: str) -> float | None:
+        """When timer ``name`` fires, or None if it is not armed."""
+        return self._timers.get(name)
+
     def cancel_timer(self, *names: str) -> None:
         for name in names:
             self._timers.pop(name, None)

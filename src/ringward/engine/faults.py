@@ -289,7 +289,7 @@ def _loss_suspect(engine: Engine) -> int | None:
 def _suspect(engine: Engine, peer: int, signal: str) -> None:
     det = engine.detector
     total = det.score(engine.now, peer, signal)
-    ring = engine.ring
+    ring = _bound_ring(engine)
     if (
         total >= engine.config.suspicion_threshold
         and ring is not None
@@ -307,6 +307,18 @@ def _suspect(engine: Engine, peer: int, signal: str) -> None:
         _count_accusation(engine, frame, peer)
 
 
+def _bound_ring(engine: Engine) -> RingId | None:
+    """The ring accusations are bound to: our installed ring, or before the
+    first one is installed, the ring being formed. Without the latter no
+    accusation could be made until a first ring was installed, and a
+    break-link member that killed every first recovery was never evicted
+    (Byzantine soak seed 1115: 10 nodes, every member suspected it in
+    every round, and nobody had a ring to accuse it in)."""
+    if engine.ring is not None:
+        return engine.ring
+    return engine.pending[0] if engine.pending is not None else None
+
+
 def _in_play(engine: Engine, peer: int) -> bool:
     """Whether ``peer`` is in our ring, or in the one being formed (a node
     that kills every new ring before it is installed must be accusable)."""
@@ -319,9 +331,10 @@ def _in_play(engine: Engine, peer: int) -> bool:
 
 def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
     det = engine.detector
-    if not det.add_accusation(frame, target, engine.ring):
+    ring = _bound_ring(engine)
+    if not det.add_accusation(frame, target, ring):
         return
-    accusers = det.accusers(target, engine.ring)
+    accusers = det.accusers(target, ring)
     if len(accusers) >= det.f + 1:
         v = det.convict(engine.now, target, "accused", False, tuple(accusers))
         if v is not None:
@@ -341,7 +354,7 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
         engine.drops["accusation_unknown_target"] += 1
         return
     _count_accusation(engine, frame, acc.target)
-    if frame.sender in (engine.node_id, acc.target) or engine.ring is None:
+    if frame.sender in (engine.node_id, acc.target) or _bound_ring(engine) is None:
         return
     seen = det.accused_at.setdefault(acc.target, {})
     if len(seen) < len(det.roster):
@@ -533,7 +546,7 @@ def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]
             accusations.extend(v.evidence)
     for target in sorted(det.accusations):
         if target not in det.verdicts:
-            accusations.extend(det.accusers(target, engine.ring))
+            accusations.extend(det.accusers(target, _bound_ring(engine)))
     # A byte budget per join, so that a commit token carrying every new
     # member's join as its certificate stays within one datagram.
     budget = JOIN_EVIDENCE_BYTES // max(1, len(engine.gather.proc) if engine.gather else 1)
