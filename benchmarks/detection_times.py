@@ -26,6 +26,9 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated behaviours (default: all)")
     args = ap.parse_args()
     only = [b for b in args.only.split(",") if b] or list(BEHAVIOURS)
+    unknown = sorted(set(only) - set(BEHAVIOURS))
+    if unknown:
+        ap.error(f"unknown behaviours {unknown}; behaviours are {', '.join(BEHAVIOURS)}")
     n = args.nodes
     print(f"| behaviour | expected | runs held | detection s min / median / max ({n} nodes) |")
     print("|---|---|---|---|")
