@@ -63,8 +63,6 @@ from ringward.wire import (
 
 __all__ = ["Engine"]
 
-# Longest wait between two merge attempts started by one foreign node.
-
 # Timer names, in the order they fire when due together.
 TIMERS = (
     "token_rtx",
