@@ -99,6 +99,27 @@ def test_an_evicted_node_proposed_by_a_member_is_failed_at_once() -> None:
     assert 5 in g.joins[1][1]
 
 
+def test_a_replayed_join_of_an_outsider_older_than_its_signed_frames_changes_nothing() -> None:
+    """Node 5 is outside our ring; a join of it carrying seq 4 is replayed
+    after it signed seq 12. The stale-join rule used to know only our ring's
+    members and the sender's latest join of the round, so the replay, the
+    first join of node 5 in the round, was taken: its stale fail set (node
+    2) was unioned into ours."""
+    e = engine()
+    # Node 5's join of a ring of its own (not for us: nothing starts).
+    e.receive(10.5, join(5, 12, (5,)))
+    assert e.state is State.OPERATIONAL
+    e.enter_gather(10.6, reason="token_loss")
+    g = e.gather
+    assert g is not None
+    e.receive(11.0, join(5, 4, (*MEMBERS, 5), (2,)))
+    assert e.drops["stale_join"] == 1
+    assert 2 not in g.fail and 5 not in g.joins and 5 not in g.proc
+    # Its current join is taken.
+    e.receive(11.1, join(5, 12, (*MEMBERS, 5)))
+    assert 5 in g.joins and 5 in g.proc and e.drops["stale_join"] == 1
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(

@@ -143,12 +143,16 @@ class Engine:
         self.detector = Detector(node_id, self.roster, self.config)
         self.loss_blame: tuple[int, float] | None = None
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
+        # Roster node -> the highest ring seq it signed in any frame we
+        # verified (_stale_join). Bounded by the roster.
+        self.seq_heard: dict[int, int] = {}
         self.rx_queue = 0
         self.rx_wait_s = 0.0
         self.rx_wait_peak_s = 0.0  # since our last token: what we report
-        # Each member's current run of overloaded signed load reports (kept
-        # across rings: the token losses an overload causes end rings).
-        self.overload_run: dict[int, list[Frame]] = {}
+        # Each member's latest signed tokens and whether each reported
+        # overload (kept across rings: the token losses an overload causes
+        # end rings); faults._check_load.
+        self.overload_run: dict[int, list[tuple[Frame, bool]]] = {}
         self.rejoining = False
         self.installed_at = now
         self.state = State.GATHER
@@ -176,6 +180,19 @@ class Engine:
             self.drops["unhandled_kind"] += 1
             return
         handler(self, frame, datagram)
+        self._heard_seq(frame)
+
+    def _heard_seq(self, frame: Frame) -> None:
+        """Remember the highest ring seq ``frame``'s sender has put in
+        anything it signed (after its handler: the join being judged stale
+        must not be compared with itself)."""
+        if not frame.signed:
+            return  # anyone can make it: it says nothing about the sender
+        seq = frame.ring.seq
+        if isinstance(frame.body, Join):
+            seq = max(seq, frame.body.ring_seq)
+        if seq > self.seq_heard.get(frame.sender, -1):
+            self.seq_heard[frame.sender] = seq
 
     def _refuse(self, frame: Frame) -> str | None:
         """Why a decoded frame is dropped before any handler sees it."""
@@ -474,9 +491,17 @@ class Engine:
         of the ring we committed to) with a lower seq, or one that is behind
         the sender's latest join of this round (lower seq, or strictly
         smaller sets), was sent earlier: the network delayed it or someone
-        replayed it (a replay proves nothing, but must change nothing)."""
+        replayed it (a replay proves nothing, but must change nothing).
+
+        The same holds for any node, member or not: a node's ring seq is
+        persisted before anything carrying it is sent (api.py) and never
+        falls, so a join below the highest ring seq the node ever signed
+        (its joins, or the ring id of any signed frame of it) is older than
+        that frame. This is what catches a replayed join of an outsider."""
         ring, members = self.pending or (self.ring, self.members)
         if ring is not None and sender in members and j.ring_seq < ring.seq:
+            return True
+        if j.ring_seq < self.seq_heard.get(sender, 0):
             return True
         g = self.gather
         got = g.joins.get(sender) if g is not None else None

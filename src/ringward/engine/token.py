@@ -132,6 +132,7 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
             # that recovery may need.
             confirm(engine, old, frame, raw)
             delivery.deliver_ready(engine)
+            faults.late_token(engine, frame)
             engine.drops["stale_token"] += 1
         elif engine.pending is not None and frame.ring == engine.pending[0]:
             engine.drops["stale_token"] += 1
@@ -171,6 +172,9 @@ def _take_turn(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
             visit(engine, frame, raw)
     elif ts.held_for_link and ts.held is not None and _held_linked(ts):
         ts.held_for_link = False
+        # Waiting for others to close the link is not load: the hold we
+        # report (the overload signal) starts now.
+        ts.arrived = engine.now
         release_held(engine)
 
 

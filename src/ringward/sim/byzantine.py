@@ -7,7 +7,9 @@ test suite runs every behaviour on rings of 4, 7 and 10 nodes
 (``EXPECT``): evicted (with a proof or by accusations), or harmless (no
 eviction required). The checker judges every other node with the engine
 issue's guarantees and forbids evicting any of them; the overloaded node is
-honest (not marked Byzantine), so its deliveries are judged too.
+honest (not marked Byzantine), so its deliveries are judged too, and it must
+be evicted while overloaded (``OVERLOAD_GRACE_S``), rejoin, and not be
+evicted again once healthy.
 
 Behaviours (docs/fault-detector.md has the detection bounds):
 
@@ -87,6 +89,10 @@ NEEDS_FAULTS = {"lie-aru": "loss=0.05", "break-link": "loss=0.05", "withhold": "
 WITHHOLD_ROTATIONS = 10
 # Overload: how slowly the node processes each datagram while overloaded.
 OVERLOAD_SLOW_S = 0.02
+# An overloaded node is evicted while overloaded: every eviction of it must
+# be installed at most this long after its overload ends (the proof is made
+# while overloaded; the membership round that installs it takes a moment).
+OVERLOAD_GRACE_S = 1.0
 
 
 class _Behaviour:
@@ -534,7 +540,32 @@ def run_byzantine(
         if isinstance(byz.behaviour, _Withhold):
             n = byz.node_id
             withheld[n] = withheld.get(n, 0) + len(byz.behaviour.rotations)
-    return _judge(result, spec, start_s, withheld)
+    return _judge(result, spec, start_s, withheld, scenario.duration / 2)
+
+
+@dataclass
+class _Seen:
+    """What the event log says happened to each judged node."""
+
+    evicted: dict[int, float] = dataclasses.field(default_factory=dict)  # first eviction
+    healthy_evictions: dict[int, float] = dataclasses.field(default_factory=dict)
+    reasons: dict[int, set[str]] = dataclasses.field(default_factory=dict)
+    rejoined: set[int] = dataclasses.field(default_factory=set)
+
+
+def _seen(result: Result, spec: Mapping[int, object], overload_end_s: float) -> _Seen:
+    seen = _Seen()
+    for e in result.events:
+        if isinstance(e, EvictEvent) and e.node not in spec:
+            seen.evicted.setdefault(e.target, e.t)
+            seen.reasons.setdefault(e.target, set()).add(e.reason)
+            if e.t > overload_end_s + OVERLOAD_GRACE_S:
+                seen.healthy_evictions.setdefault(e.target, e.t)
+        elif isinstance(e, RejoinEvent):
+            seen.rejoined.add(e.node)
+        elif isinstance(e, RejectedEvent):
+            seen.reasons.setdefault(e.node, set()).add(e.reason)
+    return seen
 
 
 def _judge(
@@ -542,18 +573,11 @@ def _judge(
     spec: Mapping[int, tuple[str, int | None]],
     start_s: float,
     withheld: Mapping[int, int],
+    overload_end_s: float,
 ) -> ByzantineOutcome:
-    evicted: dict[int, float] = {}
-    reasons: dict[int, set[str]] = {}
-    rejoined: set[int] = set()
-    for e in result.events:
-        if isinstance(e, EvictEvent) and e.node not in spec:
-            evicted.setdefault(e.target, e.t)
-            reasons.setdefault(e.target, set()).add(e.reason)
-        elif isinstance(e, RejoinEvent):
-            rejoined.add(e.node)
-        elif isinstance(e, RejectedEvent):
-            reasons.setdefault(e.node, set()).add(e.reason)
+    seen = _seen(result, spec, overload_end_s)
+    evicted, reasons, rejoined = seen.evicted, seen.reasons, seen.rejoined
+    healthy_evictions = seen.healthy_evictions
     problems = []
     for node, (name, arg) in sorted(spec.items()):
         want = EXPECT[name]
@@ -570,6 +594,11 @@ def _judge(
         elif want == "overload" and ("overload" not in got or node not in rejoined):
             problems.append(
                 f"node {node} (overload) reasons {sorted(got)}, rejoined={node in rejoined}"
+            )
+        elif want == "overload" and node in healthy_evictions:
+            problems.append(
+                f"node {node} (overload) evicted at {healthy_evictions[node]:.3f} s,"
+                f" healthy since {overload_end_s:.3f} s"
             )
         if name == "frame" and arg is not None and arg in evicted:
             problems.append(f"framed node {arg} evicted")

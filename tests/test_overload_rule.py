@@ -1,0 +1,112 @@
+"""When a member's own load reports convict it of overload.
+
+An overloaded node makes tokens get lost: each loss ends the ring, and the
+first visit of the next ring finds little queued, so a short hold sits
+between long ones. Before, only reports "in a row" counted and a short one
+restarted the count, and a token that arrived after its loss had started a
+membership round was not judged at all: 4 nodes, seed 2, slowed 50x for
+4 s, reported over, over, short, over, over (two of them late) and was
+never evicted while overloaded. Driven here on a real engine with tokens
+signed by the simulator's keys, through ``receive``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ringward.engine import Engine, EngineConfig
+from ringward.engine.membership import State
+from ringward.engine.ringstore import RingStore
+from ringward.sim.byzantine import parse_spec, run_byzantine
+from ringward.sim.keys import SimKeys
+from ringward.sim.runner import Scenario
+from ringward.wire import Frame, LoadReport, RingId, Token, encode, signing_bytes
+
+ROSTER = (1, 2, 3, 4)
+KEYS = SimKeys(11, ROSTER)
+RING = RingId(1, 8)
+CFG = EngineConfig()
+LONG = CFG.overload_hold_ms
+SHORT = 10
+
+
+def engine() -> Engine:
+    e = Engine(1, ROSTER, config=CFG, security=KEYS.security(1))
+    e.state, e.ring, e.members, e.ring_seq_max = State.OPERATIONAL, RING, ROSTER, RING.seq
+    e.store = RingStore(RING, CFG.receive_window_frames_max)
+    e.now = 10.0
+    # The token was lost: node 1 gathers, still holding ring 8's store.
+    e.enter_gather(e.now, reason="token_loss")
+    assert e.state is State.GATHER
+    return e
+
+
+def token(hop: int, hold_ms: int, sender: int = 4) -> bytes:
+    """Node 4's (late) token of ring 8 at ``hop``, reporting ``hold_ms``."""
+    succ = ROSTER[ROSTER.index(sender) + 1 - len(ROSTER)]
+    body = Token(hop, succ, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, hold_ms, 0))
+    unsigned = Frame(bytes(8), sender, RING, body)
+    signed = dataclasses.replace(
+        unsigned, signature=KEYS.security(sender).sign(signing_bytes(unsigned))
+    )
+    return encode(signed)
+
+
+def feed(e: Engine, holds: list[int]) -> None:
+    for i, hold in enumerate(holds):
+        e.receive(11.0 + i / 10, token(4 + 4 * i, hold))
+
+
+def test_a_majority_of_recent_reports_convicts_though_not_in_a_row() -> None:
+    e = engine()
+    feed(e, [LONG, LONG, SHORT])
+    assert e.detector.verdicts.get(4) is None
+    e.receive(12.0, token(20, LONG))
+    v = e.detector.verdicts.get(4)
+    assert v is not None and v.reason == "overload"
+    assert e.drops["proof:overload"] == 1
+
+
+def test_late_tokens_of_the_ring_just_left_are_judged() -> None:
+    e = engine()
+    feed(e, [LONG, LONG, LONG])
+    assert e.drops["stale_token"] == 3
+    v = e.detector.verdicts.get(4)
+    assert v is not None and v.reason == "overload"
+    g = e.gather
+    assert g is not None and 4 in g.fail
+
+
+def test_occasional_long_holds_are_forgotten() -> None:
+    e = engine()
+    # One long hold in every three visits never reaches a majority of five.
+    feed(e, [LONG, SHORT, SHORT] * 5)
+    assert e.detector.verdicts.get(4) is None
+    assert e.drops["proof:overload"] == 0
+
+
+def test_copies_of_one_report_count_once() -> None:
+    e = engine()
+    for t in (11.0, 11.1, 11.2):
+        e.receive(t, token(4, LONG))
+    e.receive(11.3, token(8, LONG))
+    assert e.detector.verdicts.get(4) is None
+    e.receive(11.4, token(12, LONG))
+    assert e.detector.verdicts.get(4) is not None
+
+
+def test_reports_watched_stay_bounded() -> None:
+    e = engine()
+    feed(e, [LONG, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT])
+    # Nothing left worth watching: the member is dropped.
+    assert 4 not in e.overload_run
+    feed(e, [SHORT, LONG, SHORT] * 10)
+    assert len(e.overload_run[4]) <= 2 * CFG.overload_reports - 1
+
+
+def test_four_nodes_seed_2_overload_is_evicted_while_overloaded() -> None:
+    scenario = Scenario(nodes=4, seed=2, duration=10.0, rate=50.0, security=True)
+    outcome = run_byzantine(scenario, parse_spec("4:overload", 4))
+    assert outcome.held, outcome.detail
+    # Overloaded from 1 s to 5 s: evicted before it recovered.
+    assert outcome.detected_s[4] < 4.0
