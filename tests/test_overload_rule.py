@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ringward.engine import Engine, EngineConfig
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
@@ -110,3 +113,19 @@ def test_four_nodes_seed_2_overload_is_evicted_while_overloaded() -> None:
     assert outcome.held, outcome.detail
     # Overloaded from 1 s to 5 s: evicted before it recovered.
     assert outcome.detected_s[4] < 4.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=14))
+def test_a_proof_is_made_exactly_when_some_five_reports_hold_three_overloaded(
+    overloaded: list[bool],
+) -> None:
+    """Whatever the order of long and short holds, the member is convicted
+    as soon as, and only if, k of its last 2k - 1 reports were overloaded."""
+    k = CFG.overload_reports
+    e = engine()
+    for i, over in enumerate(overloaded):
+        e.receive(11.0 + i / 10, token(4 + 4 * i, LONG if over else SHORT))
+        window = overloaded[max(0, i - 2 * k + 2) : i + 1]
+        expect = any(sum(overloaded[max(0, j - 2 * k + 2) : j + 1]) >= k for j in range(i + 1))
+        assert (e.detector.verdicts.get(4) is not None) == expect, (i, window)
