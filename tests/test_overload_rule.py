@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from ringward.engine import Engine, EngineConfig
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
+from ringward.sim import byzantine
 from ringward.sim.byzantine import parse_spec, run_byzantine
+from ringward.sim.eventlog import EvictEvent, RejoinEvent
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Scenario
 from ringward.wire import Frame, LoadReport, RingId, Token, encode, signing_bytes
@@ -129,3 +131,30 @@ def test_a_proof_is_made_exactly_when_some_five_reports_hold_three_overloaded(
         window = overloaded[max(0, i - 2 * k + 2) : i + 1]
         expect = any(sum(overloaded[max(0, j - 2 * k + 2) : j + 1]) >= k for j in range(i + 1))
         assert (e.detector.verdicts.get(4) is not None) == expect, (i, window)
+
+
+class _Run:
+    """The two things the judge reads of a simulator run."""
+
+    def __init__(self, events: list[object]) -> None:
+        self.events = events
+        self.ok = True
+
+
+def _overload_verdict(events: list[object]) -> str:
+    run = _Run(events)
+    spec = {4: ("overload", None)}
+    return byzantine._judge(run, spec, 1.0, {}, 5.0).detail  # type: ignore[arg-type]
+
+
+def test_the_simulator_requires_overload_evictions_while_overloaded() -> None:
+    """Overloaded from 1 s to 5 s: evicted at 4.5 s and back is what the
+    issue asks; an eviction after it became healthy (past the grace) is
+    not, even if it rejoins again."""
+    evicted = [EvictEvent(t=4.5, node=n, target=4, reason="overload", proof=True) for n in (1, 2)]
+    back = [RejoinEvent(t=8.0, node=4)]
+    assert _overload_verdict([*evicted, *back]).startswith("detection s")
+    late = 5.0 + byzantine.OVERLOAD_GRACE_S + 0.5
+    again = [EvictEvent(t=late, node=1, target=4, reason="overload", proof=True)]
+    assert "healthy since" in _overload_verdict([*evicted, *back, *again])
+    assert "rejoined=False" in _overload_verdict(evicted)
