@@ -265,8 +265,9 @@ def _hop(frame: Frame) -> int:
 
 def late_token(engine: Engine, frame: Frame) -> None:
     """A signed token of the ring we just left, arriving after its loss
-    started a membership round: its load report still counts. The holder an
-    overloaded node's long hold timed out is the one whose report matters."""
+    started a membership round: its load report still counts. An overloaded
+    holder's token is late because of the overload, so its late report is
+    the one that shows it (4 nodes, seed 2: two of the three that convict)."""
     if engine.config.fault_detector:
         tk = frame.body
         assert isinstance(tk, Token)
