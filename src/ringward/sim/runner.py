@@ -380,10 +380,13 @@ def _quiet(world: World, scenario: Scenario) -> None:
         world.run_until(end)
         return
     margin = scenario.settle_margin_s
+    # Quiescence counts from the healing at the earliest: the engines need
+    # that long to show the work the faults left them.
+    healed = world.now
     # Bounded: at most quiet_s / SETTLE_POLL_S polls.
     while world.now < end:
         world.run_until(min(world.now + SETTLE_POLL_S, end))
-        if world.converged() and world.now - world.last_progress_t >= margin:
+        if world.converged() and world.now - max(world.last_progress_t, healed) >= margin:
             return
 
 
