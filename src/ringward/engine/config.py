@@ -77,8 +77,9 @@ class EngineConfig:
     # periods (3/4.2 of the timeout), so a token lost twice on its way to the
     # holder does not count against it; far above token_hold_idle_ms.
     slow_hold_permille: int = 750
-    # Consecutive overloaded self-reports (LoadReport) that convict a node
-    # of overload, and what "overloaded" means: a receive queue this long,
+    # Overloaded self-reports (LoadReport), among the node's last
+    # 2 * overload_reports - 1, that convict it of overload (faults._check_load),
+    # and what "overloaded" means: a receive queue this long,
     # a token held this long (its wait in the receive queue included), or
     # this much of the frame buffer budget in use.
     overload_reports: int = 3
