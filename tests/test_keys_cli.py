@@ -247,9 +247,11 @@ def test_wrong_passphrase(
     assert run(capsys, "verify", str(d))[0] == 0
     good = tmp_path / "pass"
     good.write_text("admin secret\n")
+    good.chmod(0o600)  # a passphrase file open to others is refused
     assert run(capsys, "revoke", str(d), "node1", "--passphrase-file", str(good))[0] == 0
     empty = tmp_path / "empty"
     empty.write_text("\n")
+    empty.chmod(0o600)
     fails(capsys, "empty_passphrase", "revoke", str(d), "node2", "--passphrase-file", str(empty))
     fails(
         capsys, "missing_file", "revoke", str(d), "node2", "--passphrase-file", str(tmp_path / "x")

@@ -90,13 +90,13 @@ def _secret_args(p: argparse.ArgumentParser, *, admin: bool, node: bool, kdf: bo
         p.add_argument(
             "--passphrase-file",
             metavar="FILE",
-            help=f"first line: the admin key passphrase (or set {ADMIN_PASSPHRASE_ENV})",
+            help=f"mode 0600, first line: the admin key passphrase (or set {ADMIN_PASSPHRASE_ENV})",
         )
     if node:
         p.add_argument(
             "--node-passphrase-file",
             metavar="FILE",
-            help=f"first line: the node key passphrase (or set {NODE_PASSPHRASE_ENV})",
+            help=f"mode 0600, first line: the node key passphrase (or set {NODE_PASSPHRASE_ENV})",
         )
     if kdf:
         p.add_argument(
@@ -108,14 +108,35 @@ def _secret_args(p: argparse.ArgumentParser, *, admin: bool, node: bool, kdf: bo
 
 
 def _read_passphrase(file: str | None, env: str) -> Passphrase | None:
+    """The passphrase from ``file`` (its first line) or else from the
+    environment variable ``env``; None when neither is given.
+
+    A passphrase file is held to the rule of private key files: a regular
+    file that neither group nor others can access (KeyFileError
+    ``permissions_too_open`` otherwise), of at most 4096 bytes. An empty
+    passphrase, from either source, is refused (ConfigError
+    ``empty_passphrase``) rather than taken as "no passphrase": a variable
+    that is set but empty is a mistake (an unexpanded secret, a typo), and
+    silently writing keys unencrypted would hide it. Unset the variable to
+    write keys unencrypted.
+    """
     if file is not None:
-        data = keyfile.read_bounded(Path(file), _PASSPHRASE_FILE_BYTES_MAX)
+        path = Path(file)
+        keyfile.check_private_mode(path)
+        data = keyfile.read_bounded(path, _PASSPHRASE_FILE_BYTES_MAX)
         line = data.split(b"\n", 1)[0].removesuffix(b"\r")
         if not line:
             raise ConfigError("empty_passphrase", f"{file}: the first line is empty")
         return line
     value = os.environ.get(env)
-    return value or None
+    if value is None:
+        return None
+    if not value:
+        raise ConfigError(
+            "empty_passphrase",
+            f"{env} is set but empty; give a passphrase, or unset {env} to write keys unencrypted",
+        )
+    return value
 
 
 def _secrets(args: argparse.Namespace) -> Secrets:

@@ -11,7 +11,7 @@ Admin directory (``ringward keys init``)::
     roster.state     the newest roster version this directory signed
     nodes/NAME.key   one node identity per roster node (private, 0600)
 
-Node bundle (``ringward keys export-node``): ``identity.key``, ``admin.pub``,
+Node bundle (``ringward keys export-node``, mode 0700): ``identity.key``, ``admin.pub``,
 ``roster.bin`` and ``roster.state`` — never the admin key, never another
 node's key.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -202,7 +203,15 @@ class KeyDir:
         return new
 
     def export_node(self, name: str, out: Path | str) -> Path:
-        """Write node ``name``'s bundle to ``out`` (a new or empty directory)."""
+        """Write node ``name``'s bundle to ``out`` (a new or empty directory).
+
+        The bundle holds a private key, so its directory ends up mode 0700:
+        a new one is created so, and an existing empty one is chmodded to
+        0700 before anything is written into it. An existing directory that
+        belongs to another user is refused (KeyFileError ``not_owner``)
+        instead: its owner could open it again, or swap its files, at any
+        time, so no chmod of ours would make it private.
+        """
         roster = self.load_roster()
         entry = roster.node_by_name(name)
         source = self.node_key(name)
@@ -216,6 +225,7 @@ class KeyDir:
         if bundle.path.exists() and (not bundle.path.is_dir() or any(bundle.path.iterdir())):
             raise KeyFileError("exists", f"{bundle.path} is not empty; export into a new directory")
         _mkdir(bundle.path, exist_ok=True)
+        _make_private_dir(bundle.path)
         keyfile.write_private(bundle.file(IDENTITY_KEY), data)
         write_admin_pub(bundle.file(ADMIN_PUB), roster.admin_key)
         bundle._publish(roster)
@@ -323,6 +333,30 @@ def _mkdir(path: Path, *, exist_ok: bool) -> None:
         raise KeyFileError("exists", f"{path} already exists") from None
     except OSError as exc:
         raise KeyFileError("unwritable", f"{path}: {exc.strerror}") from None
+
+
+def _make_private_dir(path: Path) -> None:
+    """Make the directory ``path`` mode 0700, or refuse it (KeyFileError
+    ``not_owner``) when another user owns it. Works on an open descriptor,
+    so the directory checked is the directory changed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise KeyFileError("unwritable", f"{path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            raise KeyFileError(
+                "not_owner",
+                f"{path} belongs to another user (uid {st.st_uid}); "
+                "export into a directory of your own",
+            )
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    except OSError as exc:
+        raise KeyFileError("unwritable", f"{path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: Path) -> None:
