@@ -35,7 +35,10 @@ def engine() -> Engine:
 
 def join(sender: int, ring_seq: int, proc: tuple[int, ...], fail: tuple[int, ...] = ()) -> bytes:
     body = Join(ring_seq, proc, fail, (), ())
-    unsigned = Frame(bytes(8), sender, RING, body)
+    # A join carries at least its header ring's seq (a correct node's older
+    # joins name its older ring).
+    ring = RING if ring_seq >= RING.seq else RingId(RING.rep, ring_seq)
+    unsigned = Frame(bytes(8), sender, ring, body)
     frame = dataclasses.replace(
         unsigned, signature=KEYS.security(sender).sign(signing_bytes(unsigned))
     )

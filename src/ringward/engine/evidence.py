@@ -11,6 +11,9 @@ membership of the ring the statements belong to. The proof kinds
   predecessor (signed by the predecessor's maker, hash-linked by the
   target's ``prev``) breaks a Totem rule; or, for ``rule:turn`` and
   ``rule:succ``, one token the target was not entitled to make;
+* ``rule:<static rule>`` (validate.STATIC_RULES) - one statement signed by
+  the target that no correct node makes (a ring seq, hop or seq past its
+  limit, an impossible commit entry, ...);
 * ``overload`` - ``overload_reports`` tokens (distinct positions, possibly
   of several rings: an overloaded node makes tokens get lost) in which the
   target reported, signed, a load past the configured limits.
@@ -22,6 +25,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ringward.engine import validate
 from ringward.engine.config import EngineConfig
 from ringward.wire import Frame, Kind, LoadReport, Proof, RingId, Token, encode, limits
 
@@ -85,13 +89,23 @@ def transition_rule(prev: Token, tk: Token, maker: int) -> str | None:
     """
     if tk.hop != prev.hop + 1 or tk.seq < prev.seq:
         return "seq"
-    if [ref.seq for ref in tk.frames] != list(range(prev.seq + 1, tk.seq + 1)):
+    # Compared without building the claimed range: its length is a claim.
+    if len(tk.frames) != tk.seq - prev.seq or any(
+        ref.seq != prev.seq + 1 + i for i, ref in enumerate(tk.frames)
+    ):
         return "frames"
     if tk.aru > tk.seq or (tk.aru > prev.aru and prev.aru_id not in (0, maker)):
         return "aru"
     if tk.aru_id not in (0, maker, prev.aru_id) or (tk.aru_id == 0 and tk.aru < tk.seq):
         return "aru_id"
     return None
+
+
+def _static(proof: Proof, ctx: _Ctx) -> bool:
+    """``rule:<name>`` of validate.STATIC_RULES: one statement of the target
+    that is impossible on its own."""
+    (st,) = proof.statements
+    return st.sender == proof.target and f"rule:{validate.static_rule(st, ctx.cfg)}" == proof.kind
 
 
 def _tokens(statements: Sequence[Frame]) -> list[Token] | None:
@@ -165,6 +179,10 @@ def check_proof(
     proves nothing (unknown kind, wrong shape, a bad signature, statements
     of several rings, no rule broken)."""
     st = proof.statements
+    if proof.kind.startswith("rule:") and proof.kind[5:] in validate.STATIC_RULES:
+        if len(st) != 1 or not verify(st[0]):
+            return None
+        return proof.kind if _static(proof, _Ctx(members_of, cfg)) else None
     entry = _CHECKS.get(proof.kind)
     tokens = _tokens(st)
     if entry is None or tokens is None or (entry[0] is not None and len(st) != entry[0]):

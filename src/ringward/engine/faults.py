@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import evidence
+from ringward.engine import evidence, validate
 from ringward.engine.api import Evicted, Rejoined
 from ringward.engine.detector import Verdict
 from ringward.engine.membership import State
@@ -57,6 +57,7 @@ __all__ = [
     "on_join",
     "on_proof",
     "on_token_loss",
+    "prove",
 ]
 
 # Tokens remembered per hop for proofs, as a multiple of the ring size.
@@ -79,6 +80,12 @@ def _verify(engine: Engine, frame: Frame) -> bool:
 
 def _members_of(engine: Engine, ring: RingId) -> tuple[int, ...] | None:
     return engine.known_rings.get(ring)
+
+
+def prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]) -> None:
+    """Signed statements that convict ``target`` (engine/validate.py)."""
+    if engine.config.fault_detector and target != engine.node_id:
+        _prove(engine, target, kind, statements)
 
 
 def _prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]) -> None:
@@ -378,6 +385,9 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     if not verified and not _verify(engine, frame):
         engine.drops["accusation_bad_signature"] += 1
         return
+    if not verified and validate.static_rule(frame, engine.config) is not None:
+        engine.drops["accusation_invalid"] += 1  # carried in a join: the validator's rules too
+        return
     det = engine.detector
     if acc.target not in det.roster:
         engine.drops["accusation_unknown_target"] += 1
@@ -570,7 +580,7 @@ def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]
     accusations: list[Frame] = []
     for _, v in sorted(det.verdicts.items()):
         if v.proof and len(proofs) < limits.JOIN_PROOFS_MAX:
-            proofs.extend(v.evidence[:1])
+            proofs.extend(p for p in v.evidence[:1] if _nests_in_cert(p))
         elif not v.proof:
             accusations.extend(v.evidence)
     for target in sorted(det.accusations):
@@ -581,6 +591,19 @@ def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]
     budget = JOIN_EVIDENCE_BYTES // max(1, len(engine.gather.proc) if engine.gather else 1)
     return _within(proofs, budget // 2), _within(
         accusations[: limits.JOIN_ACCUSATIONS_MAX], budget // 2
+    )
+
+
+def _nests_in_cert(proof: Frame) -> bool:
+    """Whether a proof can ride in a join inside a commit certificate: the
+    statements sit at the wire's deepest nesting level there, so they may
+    embed nothing themselves. Other proofs (an impossible commit token, say)
+    travel only by broadcast; the fail sets carry their effect."""
+    body = proof.body
+    return isinstance(body, Proof) and all(
+        isinstance(s.body, Token)
+        or (isinstance(s.body, Join) and not s.body.proofs and not s.body.accusations)
+        for s in body.statements
     )
 
 

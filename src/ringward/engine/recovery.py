@@ -184,7 +184,13 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
     if dest == engine.node_id:
         _process(engine, ring, members, ct)  # a ring of one: straight back to us
         return
-    raw = engine.emit_signed(ring, ct, dest)
+    try:
+        raw = engine.emit_signed(ring, ct, dest)
+    except WireError as exc:
+        # Joins whose evidence does not fit one commit datagram: the round
+        # fails and the consensus timer starts another (never raise).
+        engine.drops[f"commit_unencodable:{exc.reason}"] += 1
+        return
     engine.set_last_commit(dest, raw, ct.hop)
 
 
@@ -207,9 +213,12 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         return
     plan = plan_recovery(engine.node_id, engine.ring, entries)
     engine.plan = plan
-    for seq in range(plan.low_aru + 1, plan.high_seq + 1):
-        item = engine.store.frames.get(seq)
-        if item is not None and plan.responsible(seq, engine.node_id, entries):
+    # Over the frames held, never over the claimed range: its ends are
+    # other members' claims.
+    seqs = sorted(s for s in engine.store.frames if plan.low_aru < s <= plan.high_seq)
+    for seq in seqs:
+        item = engine.store.frames[seq]
+        if plan.responsible(seq, engine.node_id, entries):
             engine.recq.push(engine.next_msg_no(), item.raw, safe=False, recovered=True)
     # And every old token that vouches for those frames, from every member:
     # then all survivors hold the same confirmations and decide alike.

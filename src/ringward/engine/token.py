@@ -105,6 +105,8 @@ class TokenState:
     dup_at: dict[int, float] = field(default_factory=dict)
     last_succ: int | None = None
     last_seen_t: float = -1e9
+    # Token requests answered: (requester, ring, hop) -> when.
+    answered: dict[tuple[int, RingId, int], float] = field(default_factory=dict)
     # When recovery into this ring began (its representative starts the token).
     ring_start_t: float = -1e9
 
@@ -289,8 +291,13 @@ def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ..
     ts.asked.pop(hop, None)
     if hop - ts.hop_contig > HOPS_TRACKED_PER_NODE * n:
         floor = hop - HOPS_TRACKED_PER_NODE * n
-        for missing in range(ts.hop_contig + 1, floor + 1):
-            if missing not in ts.seen_hops and missing not in ts.asked and len(ts.asked) < ASK_KEPT:
+        # Bounded by what is held (seen hops, asks), never by the gap: a
+        # hop is a claim (engine/validate.py bounds it too).
+        stop = min(floor, ts.hop_contig + len(ts.seen_hops) + ASK_KEPT)
+        for missing in range(ts.hop_contig + 1, stop + 1):
+            if len(ts.asked) >= ASK_KEPT:
+                break
+            if missing not in ts.seen_hops and missing not in ts.asked:
                 ts.asked[missing] = (-1e9, 0)
         ts.hop_contig = floor
     while ts.hop_contig + 1 in ts.seen_hops:
@@ -316,10 +323,31 @@ def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ..
     ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
 
 
+# Requests answered per requester and hop once per this many token
+# retransmission periods: a correct member re-asks at most once a period
+# (chain._ask, _track_hops), so a replayed request gets no second answer.
+ANSWER_PERIODS = 0.5
+# Answers remembered for that (a bound; the oldest is forgotten first).
+ANSWERS_KEPT = 256
+
+
 def on_token_request(engine: Engine, frame: Frame) -> None:
     """Send a member the token it missed, if we made it and it listed frames."""
     req = frame.body
     assert isinstance(req, TokenRequest)
+    key = (frame.sender, frame.ring, req.hop)
+    answered = engine.tokens.answered
+    last = answered.get(key)
+    if (
+        last is not None
+        and engine.now - last < ANSWER_PERIODS * engine.config.token_retransmit_ms / 1000
+    ):
+        engine.drops["token_request_repeat"] += 1
+        return
+    answered.pop(key, None)
+    if len(answered) >= ANSWERS_KEPT:
+        del answered[next(iter(answered))]
+    answered[key] = engine.now
     for store in (engine.new_store, engine.store):
         if store is not None and store.ring == frame.ring:
             held = store.tokens.get(req.hop)
@@ -418,6 +446,8 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         load=_load(engine, store, ts),
     )
     _forward(engine, ring, nxt, members)
+    if active(engine) != cur:
+        return  # our own report convicted us, or a check restarted membership
     ts.prev_visit = _Visit(seq, backlog, aru)
     if done:
         recovery.finish(engine)
@@ -546,8 +576,10 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     out = engine.emit_signed(ring, nxt)
     mine = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
     faults.own_token(engine, mine, out, members)
-    ts.last_succ, ts.last_seen_t = nxt.succ, engine.now
     cur = active(engine)
+    if cur is None or cur[0] != ring:
+        return  # our own load report convicted us: we stand down
+    ts.last_succ, ts.last_seen_t = nxt.succ, engine.now
     if nxt.frames and cur is not None and len(cur[2].tokens) < cur[2].window:
         top = max(ref.seq for ref in nxt.frames)
         cur[2].tokens[nxt.hop] = HeldToken(out, top, engine.node_id)

@@ -38,6 +38,7 @@ __all__ = [
     "Spec",
     "Text",
     "UInt",
+    "dump_record",
     "pack_record",
     "unpack_record",
 ]
@@ -190,9 +191,11 @@ class Embedded:
             raise WireError(exc.reason, f"{path}: embedded frame: {exc.message}") from None
 
     def dump(self, value: Any) -> object:
-        from ringward.wire.frame import encode
+        from ringward.wire.frame import encode_decoded
 
-        return encode(value)
+        # Not re-checked: a value being dumped was checked when decoded, or
+        # is checked as a whole by pack_record after the dump.
+        return encode_decoded(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +282,12 @@ def pack_record(spec: Record[T], value: T) -> bytes:
     obj = spec.dump(value)
     spec.check(obj, spec.cls.__name__, 0)
     return _pack(obj)
+
+
+def dump_record(spec: Record[T], value: T) -> bytes:
+    """Encode ``value`` without checking it (it came from unpack_record, or
+    the caller checks the result)."""
+    return _pack(spec.dump(value))
 
 
 def unpack_record(spec: Record[T], data: bytes, depth: int = 0) -> T:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ringward.errors import WireError
 from ringward.wire import limits
-from ringward.wire.codec import pack_record, unpack_record
+from ringward.wire.codec import dump_record, pack_record, unpack_record
 from ringward.wire.messages import BODY_KIND, SCHEMAS, Body, DataFrame, Kind, RingId
 
 __all__ = [
@@ -31,10 +31,13 @@ __all__ = [
     "MAGIC",
     "VERSION",
     "Frame",
+    "Header",
     "data_nonce",
     "decode",
     "decode_nested",
     "encode",
+    "encode_decoded",
+    "peek",
     "signing_bytes",
 ]
 
@@ -71,24 +74,35 @@ class Frame:
         return self.kind is not Kind.DATA
 
 
-def decode(datagram: bytes, *, max_datagram_bytes: int = limits.DATAGRAM_BYTES_MAX) -> Frame:
-    """Parse one datagram into a :class:`Frame` or raise :class:`WireError`.
+class Header(NamedTuple):
+    """The fixed header of a datagram, checked on its own (:func:`peek`)."""
 
-    Structural validation only: no signature check, no decryption.
-    """
+    kind: Kind
+    cluster_id: bytes
+    sender: int
+    ring: RingId
+    body_bytes: int
+
+    @property
+    def signed(self) -> bool:
+        return self.kind is not Kind.DATA
+
+
+def peek(datagram: bytes, *, max_datagram_bytes: int = limits.DATAGRAM_BYTES_MAX) -> Header:
+    """The header of ``datagram``, after every check that needs no body byte
+    (size, magic, version, kind, flags, node ids, length, room for a
+    signature), or :class:`WireError`. Constant work: a receiver rejects an
+    outsider's datagram on this and one signature check, before any body is
+    decoded (docs/wire-format.md, "Order of checks")."""
     if len(datagram) > max_datagram_bytes:
         raise WireError("too_large", f"{len(datagram)} bytes > {max_datagram_bytes}")
-    return _decode(bytes(datagram), _ALL_KINDS, 0)
+    head = _header_of(datagram, _ALL_KINDS)
+    if head.signed and head.body_bytes < limits.SIGNATURE_BYTES + 1:
+        raise WireError("short_body", f"{head.kind.name} body too short for a signature")
+    return head
 
 
-def decode_nested(data: bytes, kinds: frozenset[int], depth: int) -> Frame:
-    """Decode a frame embedded in another body (see codec.Embedded)."""
-    if depth > limits.EMBED_DEPTH_MAX:
-        raise WireError("too_deep", f"frames nested deeper than {limits.EMBED_DEPTH_MAX}")
-    return _decode(data, kinds, depth)
-
-
-def _decode(data: bytes, kinds: frozenset[int], depth: int) -> Frame:
+def _header_of(data: bytes, kinds: frozenset[int]) -> Header:
     if len(data) < HEADER.size:
         raise WireError("short_header", f"{len(data)} bytes < header {HEADER.size}")
     magic, version, kind, flags, cluster_id, sender, rep, ring_seq, body_len = HEADER.unpack_from(
@@ -110,8 +124,29 @@ def _decode(data: bytes, kinds: frozenset[int], depth: int) -> Frame:
         raise WireError(
             "bad_length", f"header says {body_len} body bytes, got {len(data) - HEADER.size}"
         )
-    ring = RingId(rep, ring_seq)
-    k = Kind(kind)
+    return Header(Kind(kind), cluster_id, sender, RingId(rep, ring_seq), body_len)
+
+
+def decode(datagram: bytes, *, max_datagram_bytes: int = limits.DATAGRAM_BYTES_MAX) -> Frame:
+    """Parse one datagram into a :class:`Frame` or raise :class:`WireError`.
+
+    Structural validation only: no signature check, no decryption.
+    """
+    if len(datagram) > max_datagram_bytes:
+        raise WireError("too_large", f"{len(datagram)} bytes > {max_datagram_bytes}")
+    return _decode(bytes(datagram), _ALL_KINDS, 0)
+
+
+def decode_nested(data: bytes, kinds: frozenset[int], depth: int) -> Frame:
+    """Decode a frame embedded in another body (see codec.Embedded)."""
+    if depth > limits.EMBED_DEPTH_MAX:
+        raise WireError("too_deep", f"frames nested deeper than {limits.EMBED_DEPTH_MAX}")
+    return _decode(data, kinds, depth)
+
+
+def _decode(data: bytes, kinds: frozenset[int], depth: int) -> Frame:
+    head = _header_of(data, kinds)
+    cluster_id, sender, ring, k = head.cluster_id, head.sender, head.ring, head.kind
     if k is Kind.DATA:
         return Frame(cluster_id, sender, ring, _decode_data(data))
     end = len(data) - limits.SIGNATURE_BYTES
@@ -179,6 +214,16 @@ def signing_bytes(frame: Frame) -> bytes:
         raise WireError("not_signed", "DATA frames are not signed")
     body = _body_bytes(frame)
     return _header(frame, len(body) + limits.SIGNATURE_BYTES) + body
+
+
+def encode_decoded(frame: Frame) -> bytes:
+    """The encoding of a frame that came out of :func:`decode` (its fields
+    were checked there): packed without checking them again, so re-encoding
+    nested statements costs their size, not a decode per nesting level."""
+    if not frame.signed:
+        return encode(frame)
+    body = dump_record(SCHEMAS[frame.kind], frame.body)
+    return _header(frame, len(body) + limits.SIGNATURE_BYTES) + body + frame.signature
 
 
 def encode(frame: Frame) -> bytes:

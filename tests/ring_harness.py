@@ -1,0 +1,180 @@
+"""A small in-memory cluster of real engines with real keys, for tests that
+put one member's signed statements under an attacker's control.
+
+Every node is a real :class:`Engine` with the simulator's deterministic
+keys. The network delivers every datagram after ``LATENCY_S`` (no loss).
+A ``tamper`` hook sees every datagram one node sends and may replace it
+(re-signing with that node's own key): the node is then Byzantine, its
+signature genuine, its statements lies.
+
+Work is bounded by counting, not by timing: every engine call runs under a
+line-event budget (``sys.settrace``), and a call that exceeds it raises
+:class:`WorkBudgetExceeded` out of the test. A loop proportional to a
+claimed number fails here in milliseconds instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from ringward.engine import Engine, EngineConfig
+from ringward.engine.api import EngineEvent, Evicted, Rejected, ViewInstalled
+from ringward.sim.keys import SimKeys
+from ringward.wire import Frame, RingId, decode, encode, signing_bytes
+
+LATENCY_S = 0.0005
+STEP_S = 0.001
+# Line events one engine call may run (engine code only). A busy correct
+# call runs a few thousand; a loop over a claimed range runs millions.
+CALL_LINES_MAX = 200_000
+
+Tamper = Callable[["Cluster", int, bytes], list[bytes]]
+
+
+class WorkBudgetExceeded(BaseException):
+    """An engine call ran more than its line budget (BaseException: the
+    engine's own handlers must not swallow it)."""
+
+
+@contextmanager
+def line_budget(limit: int) -> Iterator[list[int]]:
+    """Count line events executed in ``ringward`` code; raise past ``limit``."""
+    count = [0]
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            count[0] += 1
+            if count[0] > limit:
+                raise WorkBudgetExceeded(f"more than {limit} lines in one engine call")
+        return local
+
+    def global_(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "call" and "ringward" in frame.f_code.co_filename:
+            return local
+        return None
+
+    old = sys.gettrace()
+    sys.settrace(global_)
+    try:
+        yield count
+    finally:
+        sys.settrace(old)
+
+
+class Cluster:
+    """``n`` real engines on a perfect in-memory network."""
+
+    def __init__(
+        self,
+        n: int = 4,
+        *,
+        config: EngineConfig | None = None,
+        seed: int = 7,
+        tamper: dict[int, Tamper] | None = None,
+        budget: int | None = CALL_LINES_MAX,
+    ) -> None:
+        self.roster = tuple(range(1, n + 1))
+        self.keys = SimKeys(seed, self.roster)
+        self.config = config or EngineConfig()
+        self.now = 0.0
+        self.engines = {
+            i: Engine(i, self.roster, config=self.config, security=self.keys.security(i))
+            for i in self.roster
+        }
+        self.events: dict[int, list[EngineEvent]] = {i: [] for i in self.roster}
+        self.tamper = tamper or {}
+        self.budget = budget
+        self.down: set[int] = set()
+        self._queue: list[tuple[float, int, int, bytes]] = []
+        self.sent: list[tuple[int, bytes]] = []  # every datagram, as its sender sent it
+        self.max_lines = 0
+
+    # -------------------------------------------------------------- driving
+
+    def call(self, node: int, fn: Callable[[], None]) -> None:
+        if self.budget is None:
+            fn()
+            return
+        with line_budget(self.budget) as count:
+            fn()
+        self.max_lines = max(self.max_lines, count[0])
+
+    def sign(self, node: int, ring: RingId, body: object) -> bytes:
+        """A frame signed with ``node``'s real key (what a Byzantine ``node``
+        can say)."""
+        unsigned = Frame(self.engines[node].cluster_id, node, ring, body)  # type: ignore[arg-type]
+        sig = self.keys.security(node).sign(signing_bytes(unsigned))
+        return encode(dataclasses.replace(unsigned, signature=sig))
+
+    def broadcast(self, src: int, data: bytes, dests: tuple[int, ...] | None = None) -> None:
+        for dest in dests or self.roster:
+            if dest != src:
+                self._queue.append((self.now + LATENCY_S, src, dest, data))
+
+    def _drain(self, node: int) -> None:
+        ready = self.engines[node].ready()
+        self.events[node].extend(ready.events)
+        for out in ready.datagrams:
+            self.sent.append((node, out.data))
+            hook = self.tamper.get(node)
+            datas = hook(self, node, out.data) if hook else [out.data]
+            for data in datas:
+                self.broadcast(node, data, None if out.dest is None else (out.dest,))
+
+    def run(self, duration_s: float) -> None:
+        end = self.now + duration_s
+        while self.now < end:
+            self.now = round(self.now + STEP_S, 6)
+            due = [q for q in self._queue if q[0] <= self.now]
+            self._queue = [q for q in self._queue if q[0] > self.now]
+            for _, _, dest, data in due:
+                if dest in self.down:
+                    continue
+                e = self.engines[dest]
+                self.call(dest, lambda e=e, data=data: e.receive(self.now, data))
+                self._drain(dest)
+            for i in self.roster:
+                if i in self.down:
+                    continue
+                e = self.engines[i]
+                self.call(i, lambda e=e: e.tick(self.now))
+                self._drain(i)
+
+    def submit(self, node: int, payload: bytes, safe: bool = False) -> None:
+        e = self.engines[node]
+        self.call(node, lambda: e.submit(self.now, payload, safe=safe) and None)
+        self._drain(node)
+
+    # -------------------------------------------------------------- judging
+
+    def views(self, node: int) -> list[ViewInstalled]:
+        return [e for e in self.events[node] if isinstance(e, ViewInstalled)]
+
+    def regular_members(self, node: int) -> tuple[int, ...] | None:
+        regular = [v for v in self.views(node) if v.kind == "regular"]
+        return regular[-1].members if regular else None
+
+    def evictions(self, node: int) -> list[Evicted]:
+        return [e for e in self.events[node] if isinstance(e, Evicted)]
+
+    def rejected(self, node: int) -> list[Rejected]:
+        return [e for e in self.events[node] if isinstance(e, Rejected)]
+
+    def delivered(self, node: int) -> list[bytes]:
+        from ringward.engine.api import Delivered
+
+        return [e.payload for e in self.events[node] if isinstance(e, Delivered)]
+
+
+def body_of(data: bytes) -> Any:
+    """The decoded body of a datagram (for tamper hooks)."""
+    return decode(data).body
+
+
+def ring_of(data: bytes) -> RingId:
+    return decode(data).ring

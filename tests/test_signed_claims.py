@@ -1,0 +1,184 @@
+"""A signature proves who said something, never that it is true.
+
+Regression tests for issue 14's findings 1-4, each on real engines with real
+keys (tests/ring_harness.py): one member signs impossible integers with its
+own genuine key. Before the validator (engine/validate.py) each of these
+crashed, hung or burnt every correct node; now the liar is convicted by its
+own statement, and the ring goes on without it. Every engine call runs under
+a counted work budget, so a hang fails in milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ring_harness import Cluster
+from ringward.engine import EngineConfig
+from ringward.engine.membership import State
+from ringward.engine.validate import RING_SEQ_LIMIT
+from ringward.wire import CommitToken, Join, Token, decode
+
+U64_MAX = (1 << 64) - 1
+CORRECT = (1, 2, 3)
+LIAR = 4
+
+
+def formed(n: int = 4, **kw: object) -> Cluster:
+    c = Cluster(n, **kw)  # type: ignore[arg-type]
+    c.run(1.0)
+    for i in c.roster:
+        assert c.regular_members(i) == c.roster, i
+    return c
+
+
+def still_delivers(c: Cluster, nodes: tuple[int, ...] = CORRECT) -> None:
+    """The correct nodes share a ring without the liar and deliver."""
+    c.run(4.0)
+    for i in nodes:
+        assert c.engines[i].state is State.OPERATIONAL, i
+        assert c.regular_members(i) == nodes, (i, c.regular_members(i))
+    c.submit(nodes[0], b"after the lie")
+    c.run(1.0)
+    for i in nodes:
+        assert b"after the lie" in c.delivered(i), i
+
+
+def convicted_by_proof(c: Cluster, liar: int = LIAR, nodes: tuple[int, ...] = CORRECT) -> None:
+    for i in nodes:
+        assert any(ev.target == liar and ev.proof for ev in c.evictions(i)), (i, c.evictions(i))
+
+
+# ------------------------------------------------------------ finding 1
+
+
+@pytest.mark.parametrize("ring_seq", [U64_MAX, U64_MAX - 3, RING_SEQ_LIMIT + 1])
+def test_an_impossible_join_ring_seq_convicts_its_signer(ring_seq: int) -> None:
+    """A join with ring_seq 2^64-1 was adopted by every node; the next
+    representative's +4 raised OverflowError out of receive, and every node
+    had persisted the value, so the cluster stayed dead."""
+    c = formed()
+    ring = c.engines[LIAR].ring
+    assert ring is not None
+    c.broadcast(LIAR, c.sign(LIAR, ring, Join(ring_seq, c.roster, (), (), ())))
+    still_delivers(c)
+    convicted_by_proof(c)
+    for i in CORRECT:
+        assert c.engines[i].ring_seq_max <= RING_SEQ_LIMIT
+
+
+def test_a_far_ring_seq_jump_is_not_adopted() -> None:
+    """Not impossible in itself (a node away for long may be far ahead),
+    but beyond what anyone could have reached since we last heard: not
+    adopted, so one liar cannot walk the cluster to the end of the space."""
+    c = formed()
+    ring = c.engines[LIAR].ring
+    assert ring is not None
+    before = c.engines[1].ring_seq_max
+    c.broadcast(LIAR, c.sign(LIAR, ring, Join(before + (1 << 40), c.roster, (), (), ())))
+    c.run(3.0)
+    for i in CORRECT:
+        assert c.engines[i].ring_seq_max < before + (1 << 33)
+        assert c.engines[i].drops["invalid:ring_seq_jump"] >= 1
+
+
+# ------------------------------------------------------------ finding 2
+
+
+def _far_hop(jump: int) -> object:
+    done: list[bool] = []
+
+    def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        if done or c.now < 1.2 or not isinstance(frame.body, Token) or frame.sender != node:
+            return [data]
+        done.append(True)
+        tk = dataclasses.replace(frame.body, hop=frame.body.hop + jump)
+        return [c.sign(node, frame.ring, tk)]
+
+    return tamper
+
+
+@pytest.mark.parametrize("jump", [1 << 62, U64_MAX // 2, 10_000_000])
+def test_a_far_hop_token_is_proven_not_walked(jump: int) -> None:
+    """A token for the member's own turn, the right successor, and a hop
+    near 2^62 made every member loop over each skipped hop."""
+    c = formed(tamper={LIAR: _far_hop(jump)})  # type: ignore[dict-item]
+    still_delivers(c)
+    convicted_by_proof(c)
+
+
+# ------------------------------------------------------------ finding 3
+
+
+def _commit_lie(**lie: int) -> object:
+    def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        ct = frame.body
+        if c.now < 1.0 or not isinstance(ct, CommitToken) or not ct.members:
+            return [data]
+        if ct.members[-1].node != node or ct.hop != len(ct.members):
+            return [data]
+        mine = ct.members[-1]
+        values = {k: (getattr(mine, k) + v if v > 0 else -v) for k, v in lie.items()}
+        entry = dataclasses.replace(mine, **values)
+        ct = dataclasses.replace(ct, members=(*ct.members[:-1], entry))
+        return [c.sign(node, frame.ring, ct)]
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"high_seq": -U64_MAX},  # negative: an absolute value
+        {"high_seq": 5_000_000},  # positive: added to the real value
+        {"high_delivered": 5_000_000},
+        {"aru": 5_000_000},
+    ],
+)
+def test_an_impossible_commit_entry_convicts_its_signer(lie: dict[str, int]) -> None:
+    """A commit entry claiming high_seq = 2^64-1 made every member of the old
+    ring loop over range(low_aru+1, high_seq+1)."""
+    c = formed(tamper={LIAR: _commit_lie(**lie)})  # type: ignore[dict-item]
+    c.submit(1, b"before")
+    c.run(0.5)
+    c.call(1, lambda: c.engines[1].enter_gather(c.now, reason="rekey"))
+    still_delivers(c)
+    convicted_by_proof(c)
+
+
+def test_a_consistent_but_huge_commit_claim_costs_no_work() -> None:
+    """aru = high_seq = 10^12 breaks no rule the entry alone can show; the
+    recovery plan still works only over frames actually held."""
+    c = formed(tamper={LIAR: _commit_lie(aru=-(10**12), high_seq=-(10**12))})  # type: ignore[dict-item]
+    c.submit(1, b"before")
+    c.run(0.5)
+    c.call(1, lambda: c.engines[1].enter_gather(c.now, reason="rekey"))
+    still_delivers(c, c.roster)
+
+
+# ------------------------------------------------------------ finding 4
+
+
+@pytest.mark.parametrize("node", [1, 2, 3])
+def test_self_conviction_in_the_visit_that_ends_recovery(node: int) -> None:
+    """A node convicted of overload on its own report during the visit that
+    completes recovery reached an assert in recovery.finish."""
+    c = Cluster(3, config=EngineConfig(overload_reports=2))
+    c.engines[node].note_receive_queue(10**6)
+    c.run(3.0)
+    assert c.rejected(node), node
+    others = tuple(i for i in c.roster if i != node)
+    for i in others:
+        assert c.regular_members(i) == others, i
+
+
+def test_harness_budget_is_generous_for_correct_work() -> None:
+    """The counted budget is far above what a correct busy call needs."""
+    c = formed()
+    for k in range(200):
+        c.submit(1 + k % 4, b"x" * 200)
+    c.run(1.0)
+    assert 0 < c.max_lines < c.budget // 5  # type: ignore[operator]
