@@ -18,7 +18,7 @@ from ring_harness import Cluster
 from ringward.engine import EngineConfig
 from ringward.engine.membership import State
 from ringward.engine.validate import RING_SEQ_LIMIT
-from ringward.wire import CommitToken, Join, Token, decode
+from ringward.wire import CommitToken, Join, Token, TokenRequest, decode
 
 U64_MAX = (1 << 64) - 1
 CORRECT = (1, 2, 3)
@@ -182,3 +182,27 @@ def test_harness_budget_is_generous_for_correct_work() -> None:
         c.submit(1 + k % 4, b"x" * 200)
     c.run(1.0)
     assert 0 < c.max_lines < c.budget // 5  # type: ignore[operator]
+
+
+# ------------------------------------------------------------ finding 6
+
+
+def test_a_replayed_token_request_is_answered_once() -> None:
+    """Each copy of a recorded TOKEN_REQUEST used to be answered (2x
+    amplification for anyone replaying them)."""
+    c = formed()
+    e1 = c.engines[1]
+    ring = e1.ring
+    assert ring is not None
+    hop = max(h for h, (_, f) in e1.tokens.raw_at.items() if f.sender == 1)
+    request = c.sign(2, ring, TokenRequest(hop))
+    answers = 0
+    for _ in range(5):
+        c.call(1, lambda: e1.receive(c.now, request))
+        answers += sum(1 for out in e1.ready().datagrams if out.dest == 2)
+    assert answers == 1
+    assert e1.drops["token_request_repeat"] == 4
+    # A genuine re-ask, a period later, is answered again.
+    c.now += e1.config.token_retransmit_ms / 1000
+    c.call(1, lambda: e1.receive(c.now, request))
+    assert sum(1 for out in e1.ready().datagrams if out.dest == 2) == 1
