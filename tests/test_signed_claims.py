@@ -206,3 +206,34 @@ def test_a_replayed_token_request_is_answered_once() -> None:
     c.now += e1.config.token_retransmit_ms / 1000
     c.call(1, lambda: e1.receive(c.now, request))
     assert sum(1 for out in e1.ready().datagrams if out.dest == 2) == 1
+
+
+def test_another_members_commit_entry_altered_on_the_way() -> None:
+    """A forwarder changed the representative's entry (its old ring seq 4 ->
+    5, no rule broken on its own): the representative planned recovery on
+    it and installed a transitional view without itself (G6). Its own entry
+    is its own statement: altered, the commit is not acted on."""
+
+    def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        ct = frame.body
+        if c.now < 1.0 or not isinstance(ct, CommitToken) or ct.hop != len(ct.members):
+            return [data]
+        first = ct.members[0]
+        bumped = dataclasses.replace(
+            first, old_ring=dataclasses.replace(first.old_ring, seq=first.old_ring.seq + 1)
+        )
+        return [
+            c.sign(node, frame.ring, dataclasses.replace(ct, members=(bumped, *ct.members[1:])))
+        ]
+
+    c = formed(tamper={LIAR: tamper})
+    c.call(1, lambda: c.engines[1].enter_gather(c.now, reason="rekey"))
+    c.run(3.0)
+    for i in CORRECT:
+        for v in c.views(i):
+            assert i in v.members, (i, v)
+        assert (
+            c.engines[i].drops["commit_entry_altered"] + c.engines[i].drops["commit_mismatch"] >= 0
+        )
+    assert c.engines[1].drops["commit_entry_altered"] >= 1

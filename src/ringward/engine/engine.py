@@ -130,6 +130,8 @@ class Engine:
         self.recq: SendQueue | None = None
         self.commit_seen = -1
         self.key_commit = b""
+        # The entry we appended to the commit token being formed.
+        self.my_entry: CommitMember | None = None
         # Per foreign sender: (time before which its tokens start no merge,
         # the next back-off). Replayed old tokens of a node that is gone can
         # then cost at most one failed round per back-off period, while a

@@ -159,7 +159,8 @@ def _first_rotation(
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
-    entries = (*ct.members, engine.commit_entry())
+    engine.my_entry = engine.commit_entry()
+    entries = (*ct.members, engine.my_entry)
     _forward(engine, ring, members, dataclasses.replace(ct, hop=ct.hop + 1, members=entries))
 
 
@@ -173,6 +174,11 @@ def _second_rotation(
         ct.key_commit, engine.key_commit
     ):
         engine.drops["commit_mismatch"] += 1
+        return
+    if ct.members[members.index(engine.node_id)] != engine.my_entry:
+        # Our own statement, altered on the way round: recovery planned on
+        # it would not be ours (a transitional view without us).
+        engine.drops["commit_entry_altered"] += 1
         return
     engine.commit_seen = ct.hop
     _enter_recovery(engine, {e.node: e for e in ct.members})
