@@ -233,7 +233,4 @@ def test_another_members_commit_entry_altered_on_the_way() -> None:
     for i in CORRECT:
         for v in c.views(i):
             assert i in v.members, (i, v)
-        assert (
-            c.engines[i].drops["commit_entry_altered"] + c.engines[i].drops["commit_mismatch"] >= 0
-        )
     assert c.engines[1].drops["commit_entry_altered"] >= 1
