@@ -123,6 +123,9 @@ def _commit_lie(**lie: int) -> object:
         mine = ct.members[-1]
         values = {k: (getattr(mine, k) + v if v > 0 else -v) for k, v in lie.items()}
         entry = dataclasses.replace(mine, **values)
+        # The liar stands by its lie (its own engine would refuse a commit
+        # that does not carry the entry it made).
+        c.engines[node].my_entry = entry
         ct = dataclasses.replace(ct, members=(*ct.members[:-1], entry))
         return [c.sign(node, frame.ring, ct)]
 
@@ -234,3 +237,79 @@ def test_another_members_commit_entry_altered_on_the_way() -> None:
         for v in c.views(i):
             assert i in v.members, (i, v)
     assert c.engines[1].drops["commit_entry_altered"] >= 1
+
+
+# -------------------------------- found by fuzz/fuzz_member.py and the property
+
+
+def _token_lie(**change: object) -> object:
+    done: list[bool] = []
+
+    def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        if done or c.now < 1.2 or not isinstance(frame.body, Token) or frame.sender != node:
+            return [data]
+        done.append(True)
+        values = {k: (v(frame.body) if callable(v) else v) for k, v in change.items()}
+        return [c.sign(node, frame.ring, dataclasses.replace(frame.body, **values))]
+
+    return tamper
+
+
+@pytest.mark.parametrize("jump", [1 << 40, U64_MAX])
+def test_a_far_token_seq_is_judged_without_building_its_range(jump: int) -> None:
+    """The frames rule compared the listed seqs with list(range(prev.seq+1,
+    tk.seq+1)): 2^31 ints for seq + 2^31, OverflowError past 2^63."""
+    lie = _token_lie(seq=lambda tk: min(tk.seq + jump, U64_MAX))
+    c = formed(tamper={LIAR: lie})  # type: ignore[dict-item]
+    still_delivers(c)
+    convicted_by_proof(c)
+
+
+def test_a_token_behind_our_aru_is_not_visited() -> None:
+    """seq 0 below the aru, prev linking to nothing: the successor visited it
+    and its new frame's seq was refused by its own store (KeyError)."""
+    c = formed(tamper={LIAR: _token_lie(seq=0, aru=0, prev=bytes(32))})  # type: ignore[dict-item]
+    for k in range(40):
+        c.submit(1 + k % 3, b"busy")
+    c.run(1.0)
+    assert c.engines[1].drops["invalid:seq_behind"] >= 1
+    still_delivers(c, c.roster)  # one unprovable lie: dropped, not evicted
+
+
+def test_every_commit_entry_moved_to_another_old_ring() -> None:
+    """A forwarder rewrote every entry's old ring: the next member found no
+    member of its own old ring (ValueError in plan_recovery)."""
+
+    def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        ct = frame.body
+        if c.now < 1.0 or not isinstance(ct, CommitToken) or ct.hop != len(ct.members):
+            return [data]
+        moved = tuple(
+            dataclasses.replace(e, old_ring=dataclasses.replace(e.old_ring, seq=e.old_ring.seq + 1))
+            for e in ct.members
+        )
+        return [c.sign(node, frame.ring, dataclasses.replace(ct, members=moved))]
+
+    c = formed(tamper={LIAR: tamper})
+    c.call(3, lambda: c.engines[3].enter_gather(c.now, reason="rekey"))
+    c.run(3.0)
+    for i in CORRECT:
+        assert all(i in v.members for v in c.views(i)), i
+
+
+def test_join_sets_outside_the_roster_are_refused() -> None:
+    """Ids outside the roster were unioned into the gather sets; 508 of them
+    made our own next join unencodable (WireError out of receive)."""
+    c = formed()
+    ring = c.engines[LIAR].ring
+    assert ring is not None
+    for start in (100, 1000):
+        proc = (*c.roster, *range(start, start + 252))
+        c.broadcast(LIAR, c.sign(LIAR, ring, Join(ring.seq, proc, (), (), ())))
+    c.run(1.0)
+    for i in CORRECT:
+        e = c.engines[i]
+        assert e.drops["invalid:join_unknown_node"] == 2
+        assert e.gather is None or e.gather.proc <= set(c.roster)

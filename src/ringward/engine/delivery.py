@@ -58,8 +58,10 @@ def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry])
     )
     digest = engine.digest(raw)
     store.confirm(seq, digest)  # our own frame: our token will list this digest
-    store.add(seq, raw, frame, digest)
-    store.frames[seq].entries = tuple(entries)
+    if store.add(seq, raw, frame, digest):
+        store.frames[seq].entries = tuple(entries)
+    else:
+        engine.drops["own_frame_not_stored"] += 1  # a bug if the token was valid
     engine.send(None, raw)
     return raw
 

@@ -663,10 +663,8 @@ class Engine:
         """Install a regular configuration (after recovery)."""
         self.ring, self.members, self.store = ring, members, store
         self.ring_seq_max = max(self.ring_seq_max, ring.seq)
-        self.known_rings[ring] = members
+        self.remember_ring(ring, members)
         self.installed_at = self.now
-        while len(self.known_rings) > RINGS_KEPT:
-            del self.known_rings[min(self.known_rings, key=lambda r: r.seq)]
         # The old ring's frames are delivered: its key goes, so nothing sent
         # in the old ring is readable here any more either.
         self.security.retire({ring})
@@ -685,6 +683,13 @@ class Engine:
             self.set_timer("rekey", self.config.rekey_interval_ms)
         faults.on_install(self, members, regular_view_id(ring))
         delivery.deliver_ready(self)
+
+    def remember_ring(self, ring: RingId, members: tuple[int, ...]) -> None:
+        """Keep a ring's members (to check proofs about it): the latest
+        RINGS_KEPT rings committed to or installed."""
+        self.known_rings[ring] = members
+        while len(self.known_rings) > RINGS_KEPT:
+            del self.known_rings[min(self.known_rings, key=lambda r: r.seq)]
 
     def foreign(self, frame: Frame) -> None:
         """A signed token of a ring that is not ours: a node outside our ring

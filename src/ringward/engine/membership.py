@@ -111,6 +111,10 @@ class RecoveryPlan:
 def plan_recovery(me: int, old_ring: RingId, entries: dict[int, CommitMember]) -> RecoveryPlan:
     """The recovery plan of ``me``, from the commit token's member entries."""
     trans = tuple(sorted(n for n, e in entries.items() if e.old_ring == old_ring))
+    if not trans:
+        # Our own entry names our ring (recovery checks it), so only a caller
+        # passing someone else's view gets here: nothing to recover.
+        return RecoveryPlan(old_ring, (), 0, 0, 0)
     return RecoveryPlan(
         old_ring=old_ring,
         trans=trans,

@@ -154,7 +154,7 @@ def _first_rotation(
     engine.key_commit = ct.key_commit
     engine.state = State.COMMIT
     engine.pending = (ring, members)
-    engine.known_rings[ring] = members
+    engine.remember_ring(ring, members)
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")

@@ -193,7 +193,8 @@ def _provable(frame: Frame) -> bool:
 
 
 def _token_hop(engine: Engine, frame: Frame, tk: Token) -> Invalid | None:
-    """A token of the ring we follow cannot pass our own next turn: hop
+    """A newer token of the ring we follow is not behind our aru, and cannot
+    pass our own next turn: hop
     ``h`` is made by ``members[(h-1) % n]`` and only after hop ``h-1``, so
     nobody makes a hop beyond ``n-1`` past the last token we made (or, before
     our first, beyond the hops of the members before us)."""
@@ -202,9 +203,18 @@ def _token_hop(engine: Engine, frame: Frame, tk: Token) -> Invalid | None:
     cur = token.active(engine)
     if cur is None or frame.ring != cur[0]:
         return None
-    members = cur[1]
+    members, store = cur[1], cur[2]
     if engine.node_id not in members:
         return None
+    ts = engine.tokens
+    if tk.hop > ts.hop_seen and tk.seq < store.aru:
+        # Seqs never go back along the chain, and our aru is made of frames
+        # that tokens of earlier hops listed: a newer token is at least there.
+        return Invalid("seq_behind")
+    return _hop_ahead(engine, frame, tk, members)
+
+
+def _hop_ahead(engine: Engine, frame: Frame, tk: Token, members: tuple[int, ...]) -> Invalid | None:
     ts = engine.tokens
     n = len(members)
     bound = ts.hop_done + n if ts.hop_done >= 0 else members.index(engine.node_id)
