@@ -33,6 +33,12 @@ STEP_S = 0.001
 # call runs a few thousand; a loop over a claimed range runs millions.
 CALL_LINES_MAX = 200_000
 
+# Short timeouts: each simulated second costs real seconds under the
+# line-event budget's tracer.
+FAST = EngineConfig(
+    token_timeout_ms=300, join_timeout_ms=20, consensus_timeout_ms=400, merge_timeout_ms=50
+)
+
 Tamper = Callable[["Cluster", int, bytes], list[bytes]]
 
 
@@ -80,7 +86,7 @@ class Cluster:
     ) -> None:
         self.roster = tuple(range(1, n + 1))
         self.keys = SimKeys(seed, self.roster)
-        self.config = config or EngineConfig()
+        self.config = config or FAST
         self.now = 0.0
         self.engines = {
             i: Engine(i, self.roster, config=self.config, security=self.keys.security(i))
@@ -90,6 +96,7 @@ class Cluster:
         self.tamper = tamper or {}
         self.budget = budget
         self.down: set[int] = set()
+        self.deadlines: dict[int, float | None] = {}
         self._queue: list[tuple[float, int, int, bytes]] = []
         self.sent: list[tuple[int, bytes]] = []  # every datagram, as its sender sent it
         self.max_lines = 0
@@ -118,6 +125,7 @@ class Cluster:
 
     def _drain(self, node: int) -> None:
         ready = self.engines[node].ready()
+        self.deadlines[node] = ready.deadline
         self.events[node].extend(ready.events)
         for out in ready.datagrams:
             self.sent.append((node, out.data))
@@ -127,9 +135,16 @@ class Cluster:
                 self.broadcast(node, data, None if out.dest is None else (out.dest,))
 
     def run(self, duration_s: float) -> None:
+        """Advance to each next event (a datagram due, a timer due) until
+        ``duration_s`` has passed; timers are served at STEP_S granularity."""
         end = self.now + duration_s
+        for i in self.roster:
+            self._drain(i)  # what direct calls (enter_gather, receive) produced
         while self.now < end:
-            self.now = round(self.now + STEP_S, 6)
+            wake = [q[0] for q in self._queue]
+            wake += [d for i, d in self.deadlines.items() if d is not None and i not in self.down]
+            nxt = max(min(wake, default=end), self.now + STEP_S)
+            self.now = round(min(nxt, end), 6)
             due = [q for q in self._queue if q[0] <= self.now]
             self._queue = [q for q in self._queue if q[0] > self.now]
             for _, _, dest, data in due:
@@ -139,7 +154,8 @@ class Cluster:
                 self.call(dest, lambda e=e, data=data: e.receive(self.now, data))
                 self._drain(dest)
             for i in self.roster:
-                if i in self.down:
+                deadline = self.deadlines.get(i)
+                if i in self.down or deadline is None or deadline > self.now:
                     continue
                 e = self.engines[i]
                 self.call(i, lambda e=e: e.tick(self.now))

@@ -27,7 +27,7 @@ LIAR = 4
 
 def formed(n: int = 4, **kw: object) -> Cluster:
     c = Cluster(n, **kw)  # type: ignore[arg-type]
-    c.run(1.0)
+    c.run(0.6)
     for i in c.roster:
         assert c.regular_members(i) == c.roster, i
     return c
@@ -35,7 +35,7 @@ def formed(n: int = 4, **kw: object) -> Cluster:
 
 def still_delivers(c: Cluster, nodes: tuple[int, ...] = CORRECT) -> None:
     """The correct nodes share a ring without the liar and deliver."""
-    c.run(4.0)
+    c.run(2.5)
     for i in nodes:
         assert c.engines[i].state is State.OPERATIONAL, i
         assert c.regular_members(i) == nodes, (i, c.regular_members(i))
@@ -77,7 +77,7 @@ def test_a_far_ring_seq_jump_is_not_adopted() -> None:
     assert ring is not None
     before = c.engines[1].ring_seq_max
     c.broadcast(LIAR, c.sign(LIAR, ring, Join(before + (1 << 40), c.roster, (), (), ())))
-    c.run(3.0)
+    c.run(1.5)
     for i in CORRECT:
         assert c.engines[i].ring_seq_max < before + (1 << 33)
         assert c.engines[i].drops["invalid:ring_seq_jump"] >= 1
@@ -91,7 +91,7 @@ def _far_hop(jump: int) -> object:
 
     def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
         frame = decode(data)
-        if done or c.now < 1.2 or not isinstance(frame.body, Token) or frame.sender != node:
+        if done or c.now < 0.7 or not isinstance(frame.body, Token) or frame.sender != node:
             return [data]
         done.append(True)
         tk = dataclasses.replace(frame.body, hop=frame.body.hop + jump)
@@ -116,7 +116,7 @@ def _commit_lie(**lie: int) -> object:
     def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
         frame = decode(data)
         ct = frame.body
-        if c.now < 1.0 or not isinstance(ct, CommitToken) or not ct.members:
+        if c.now < 0.6 or not isinstance(ct, CommitToken) or not ct.members:
             return [data]
         if ct.members[-1].node != node or ct.hop != len(ct.members):
             return [data]
@@ -220,7 +220,7 @@ def test_another_members_commit_entry_altered_on_the_way() -> None:
     def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
         frame = decode(data)
         ct = frame.body
-        if c.now < 1.0 or not isinstance(ct, CommitToken) or ct.hop != len(ct.members):
+        if c.now < 0.6 or not isinstance(ct, CommitToken) or ct.hop != len(ct.members):
             return [data]
         first = ct.members[0]
         bumped = dataclasses.replace(
@@ -232,7 +232,7 @@ def test_another_members_commit_entry_altered_on_the_way() -> None:
 
     c = formed(tamper={LIAR: tamper})
     c.call(1, lambda: c.engines[1].enter_gather(c.now, reason="rekey"))
-    c.run(3.0)
+    c.run(1.5)
     for i in CORRECT:
         for v in c.views(i):
             assert i in v.members, (i, v)
@@ -247,7 +247,7 @@ def _token_lie(**change: object) -> object:
 
     def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
         frame = decode(data)
-        if done or c.now < 1.2 or not isinstance(frame.body, Token) or frame.sender != node:
+        if done or c.now < 0.7 or not isinstance(frame.body, Token) or frame.sender != node:
             return [data]
         done.append(True)
         values = {k: (v(frame.body) if callable(v) else v) for k, v in change.items()}
@@ -284,7 +284,7 @@ def test_every_commit_entry_moved_to_another_old_ring() -> None:
     def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
         frame = decode(data)
         ct = frame.body
-        if c.now < 1.0 or not isinstance(ct, CommitToken) or ct.hop != len(ct.members):
+        if c.now < 0.6 or not isinstance(ct, CommitToken) or ct.hop != len(ct.members):
             return [data]
         moved = tuple(
             dataclasses.replace(e, old_ring=dataclasses.replace(e.old_ring, seq=e.old_ring.seq + 1))
@@ -294,7 +294,7 @@ def test_every_commit_entry_moved_to_another_old_ring() -> None:
 
     c = formed(tamper={LIAR: tamper})
     c.call(3, lambda: c.engines[3].enter_gather(c.now, reason="rekey"))
-    c.run(3.0)
+    c.run(1.5)
     for i in CORRECT:
         assert all(i in v.members for v in c.views(i)), i
 
