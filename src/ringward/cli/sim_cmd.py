@@ -6,7 +6,8 @@ seconds of faults every fault heals and a quiet period follows; then every
 guarantee of docs/guarantees.md is checked. Exit 0 when they hold; exit 1
 with the violated guarantee, the first offending events and the command that
 reproduces the failure (also when an engine raised or a simulation bound was
-exceeded); exit 2 for bad arguments. See docs/simulator.md.
+exceeded, or an engine call took more than --cpu-budget-ms of CPU time:
+virtual time cannot see CPU); exit 2 for bad arguments. See docs/simulator.md.
 
 Fault spec (comma-separated): loss=P, dup=P, reorder=P, delay=MIN..MAX (ms),
 partition, crash, pause, slow, or none.
@@ -22,8 +23,8 @@ from ringward.errors import ConfigError
 from ringward.sim.attacks import ATTACKS, run_attack
 from ringward.sim.byzantine import BEHAVIOURS, parse_spec, run_byzantine
 from ringward.sim.faults import FaultSpec
-from ringward.sim.runner import Scenario, run_scenario
-from ringward.sim.world import SimulationError
+from ringward.sim.runner import CPU_BUDGET_MS_DEFAULT, Scenario, run_scenario
+from ringward.sim.world import CPU_ABORT_FACTOR, SimulationError
 
 
 def register(sub: Any) -> None:
@@ -60,6 +61,15 @@ def register(sub: Any) -> None:
         help="sign and encrypt for real (Ed25519, AES-256-GCM, per-view group keys)",
     )
     p.add_argument(
+        "--cpu-budget-ms",
+        type=float,
+        default=CPU_BUDGET_MS_DEFAULT,
+        metavar="MS",
+        help="CPU time one engine call may take; more fails the run, and a call "
+        f"still running at {CPU_ABORT_FACTOR}x is interrupted (default "
+        f"{CPU_BUDGET_MS_DEFAULT:g}; 0: not measured)",
+    )
+    p.add_argument(
         "--attack",
         choices=sorted(ATTACKS),
         help="mount one attack on a secured ring (implies --security); exit 0 only if "
@@ -86,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         early_stop=not args.no_early_stop,
         security=args.security,
+        cpu_budget_ms=args.cpu_budget_ms,
     )
     if args.attack:
         return _run_attack(args.attack, scenario, args.log)

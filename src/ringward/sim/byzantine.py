@@ -33,6 +33,23 @@ Behaviours (docs/fault-detector.md has the detection bounds):
 * ``replay`` - re-sends other members' frames captured a second earlier.
 * ``overload`` - (honest) processes every datagram slowly from 1 s to
   ``duration``/2, reporting its receive queue in its signed tokens.
+
+Value lies (issue 14): signed numbers that make a correct engine loop over,
+or overflow on, a range the liar chose. Each is one signed statement that
+alone shows its signer said something impossible (expected: proof). The
+join and commit liars restart membership once at the start of misbehaviour
+(and retry every 0.3 s until they could), so that they have joins and a
+commit entry to lie in.
+
+* ``poison-ring-seq`` - signs every join with ring_seq 2^64-1;
+  ``poison-ring-seq-jump``: its real ring_seq + 2^40.
+* ``far-hop`` - every token it makes (its own turn, the right successor) has
+  hop + 2^62 (rounded down to a multiple of the ring size, so the hop is
+  still its turn); ``far-hop-jump``: + 10^7 (rounded the same way). Every
+  copy it sends, retransmissions and answers included, is the altered one.
+* ``commit-lie`` - its own entry in every commit token it forwards claims
+  aru = high_seq = high_delivered = 2^64-1; ``commit-lie-jump``: each of the
+  three + 5,000,000 over its real value.
 """
 
 from __future__ import annotations
@@ -50,13 +67,24 @@ from ringward.engine.membership import State
 from ringward.engine.security import FrameSecurity
 from ringward.errors import ConfigError, RingwardError
 from ringward.sim.eventlog import EvictEvent, RejectedEvent, RejoinEvent
-from ringward.sim.interface import EngineLike
+from ringward.sim.interface import EngineLike, Interceptor
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Result, Scenario, run_scenario
 from ringward.sim.world import World
-from ringward.wire import Accusation, DataFrame, Frame, Kind, Token, decode
+from ringward.wire import (
+    Accusation,
+    Body,
+    CommitMember,
+    CommitToken,
+    DataFrame,
+    Frame,
+    Join,
+    Kind,
+    Token,
+    decode,
+)
 
-__all__ = ["BEHAVIOURS", "ByzantineOutcome", "parse_spec", "run_byzantine"]
+__all__ = ["BEHAVIOURS", "VALUE_LIES", "ByzantineOutcome", "parse_spec", "run_byzantine"]
 
 # Behaviour -> what must happen to the node: "proof" (evicted on its own
 # signed statements), "accused" (evicted by f+1 accusers), "overload"
@@ -76,8 +104,29 @@ EXPECT: dict[str, str] = {
     "flood-junk": "harmless",
     "replay": "harmless",
     "overload": "overload",
+    "poison-ring-seq": "proof",
+    # Possible (a node away for long may be far ahead), beyond what we know:
+    # not adopted, proves nothing (docs/protocol.md, Validity rules).
+    "poison-ring-seq-jump": "harmless",
+    "far-hop": "proof",
+    "far-hop-jump": "proof",
+    "commit-lie": "proof",
+    # Possible but false: no rule shows it alone (issue 16: recovery that
+    # trusts no claim).
+    "commit-lie-jump": "harmless",
 }
 BEHAVIOURS = tuple(sorted(EXPECT))
+# The value liars of issue 14 (sim/matrix.py draws them only when asked).
+VALUE_LIES = (
+    "commit-lie",
+    "commit-lie-jump",
+    "far-hop",
+    "far-hop-jump",
+    "poison-ring-seq",
+    "poison-ring-seq-jump",
+)
+# The largest value of a 64-bit wire field.
+U64_MAX = (1 << 64) - 1
 # Faults a behaviour needs to show at all (a lie about the aru, or a
 # withheld retransmission, needs something to be missing).
 NEEDS_FAULTS = {"lie-aru": "loss=0.05", "break-link": "loss=0.05", "withhold": "loss=0.05"}
@@ -121,6 +170,10 @@ class _Behaviour:
         frame = decode(raw)
         assert isinstance(frame.body, Token)
         return self.engine.sign_frame(frame.ring, change(frame.body))[1]
+
+    def resign_body(self, frame: Frame, body: Body) -> bytes:
+        """``frame`` (one of ours) with another body, signed by us."""
+        return self.engine.sign_frame(frame.ring, body)[1]
 
     def others(self) -> list[int]:
         return [n for n in self.engine.roster if n != self.engine.node_id]
@@ -367,6 +420,143 @@ class _Replay(_Behaviour):
         return res
 
 
+class _RestartOnce(_Behaviour):
+    """Restarts membership once misbehaviour starts (retrying every
+    ``RETRY_S`` until it is operational): one round to lie in. One restart
+    is far below what ``churn`` scores to an accusation."""
+
+    RETRY_S = 0.3
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.due: float | None = engine.start_s
+
+    def deadline(self) -> float | None:
+        return self.due
+
+    def tick(self, now: float) -> None:
+        if self.due is None or now < self.due:
+            return
+        if self.engine.state is State.OPERATIONAL:
+            self.due = None
+            self.engine.enter_gather(now, reason="byzantine")
+        else:
+            self.due = now + self.RETRY_S
+
+
+class _PoisonRingSeq(_RestartOnce):
+    """Every join it signs carries an impossible ring seq."""
+
+    JUMP: int | None = None  # None: 2^64-1
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = _decoded(o.data)
+            if frame is None or not isinstance(frame.body, Join):
+                res.append(o)
+                continue
+            j = frame.body
+            seq = U64_MAX if self.JUMP is None else min(U64_MAX, j.ring_seq + self.JUMP)
+            res.append(
+                Outgoing(o.dest, self.resign_body(frame, dataclasses.replace(j, ring_seq=seq)))
+            )
+        return res
+
+
+class _PoisonRingSeqJump(_PoisonRingSeq):
+    JUMP = 1 << 40
+
+
+class _FarHop(_Behaviour):
+    """Every token it makes jumps far ahead in hops, still on its own turn
+    (hop h is made by members[(h-1) mod n]) and naming the right successor."""
+
+    JUMP = 1 << 62
+    KEPT = 256
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        # Its real tokens -> the altered ones (retransmissions and answers
+        # to token requests are the same lie).
+        self.swap: dict[bytes, bytes] = {}
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        e = self.engine
+        for o in out:
+            frame = _decoded(o.data)
+            if frame is None or not isinstance(frame.body, Token) or frame.sender != e.node_id:
+                res.append(o)  # another member's token it serves: unchanged
+                continue
+            if o.data not in self.swap:
+                if len(self.swap) >= self.KEPT:
+                    self.swap.pop(next(iter(self.swap)))
+                n = max(1, len(e.known_rings.get(frame.ring, e.members)))
+                jump = max(n, self.JUMP // n * n)
+                tk = frame.body
+                far = dataclasses.replace(tk, hop=min(U64_MAX, tk.hop + jump))
+                self.swap[o.data] = self.resign_body(frame, far)
+            res.append(Outgoing(o.dest, self.swap[o.data]))
+        return res
+
+
+class _FarHopJump(_FarHop):
+    JUMP = 10**7
+
+
+class _CommitLie(_RestartOnce):
+    """Its own entry in every commit token it forwards lies about its old
+    ring: aru, high_seq and high_delivered."""
+
+    JUMP: int | None = None  # None: 2^64-1
+    KEPT = 64
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        # The lies told: an entry that comes back round (second rotation)
+        # is forwarded as it is, so the lie stays one statement per round.
+        self.told: deque[CommitMember] = deque(maxlen=self.KEPT)
+
+    def lie(self, m: CommitMember) -> CommitMember:
+        if m in self.told:
+            return m
+        if self.JUMP is None:
+            out = dataclasses.replace(
+                m, aru=U64_MAX, high_seq=U64_MAX, high_delivered=U64_MAX, received_flg=True
+            )
+        else:
+            out = dataclasses.replace(
+                m,
+                aru=min(U64_MAX, m.aru + self.JUMP),
+                high_seq=min(U64_MAX, m.high_seq + self.JUMP),
+                high_delivered=min(U64_MAX, m.high_delivered + self.JUMP),
+            )
+        self.told.append(out)
+        return out
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        me = self.engine.node_id
+        for o in out:
+            frame = _decoded(o.data)
+            if frame is None or not isinstance(frame.body, CommitToken) or frame.sender != me:
+                res.append(o)
+                continue
+            ct = frame.body
+            members = tuple(self.lie(m) if m.node == me else m for m in ct.members)
+            if members == ct.members:
+                res.append(o)
+            else:
+                body = dataclasses.replace(ct, members=members)
+                res.append(Outgoing(o.dest, self.resign_body(frame, body)))
+        return res
+
+
+class _CommitLieJump(_CommitLie):
+    JUMP = 5_000_000
+
+
 def _decoded(data: bytes) -> Frame | None:
     try:
         return decode(data)
@@ -388,6 +578,12 @@ _CLASSES: dict[str, type[_Behaviour]] = {
     "frame": _Frame,
     "flood-junk": _FloodJunk,
     "replay": _Replay,
+    "poison-ring-seq": _PoisonRingSeq,
+    "poison-ring-seq-jump": _PoisonRingSeqJump,
+    "far-hop": _FarHop,
+    "far-hop-jump": _FarHopJump,
+    "commit-lie": _CommitLie,
+    "commit-lie-jump": _CommitLieJump,
 }
 
 
@@ -487,11 +683,13 @@ def run_byzantine(
     *,
     start_s: float = 1.0,
     crashed: tuple[int, ...] = (),
+    interceptor: Interceptor | None = None,
 ) -> ByzantineOutcome:
     """Run ``scenario`` with the given Byzantine (and overloaded) nodes and
     judge each expectation. Misbehaviour starts at ``start_s``; ``crashed``
     nodes are down from the start (the world restarts them when the faults
-    end, at ``scenario.duration``)."""
+    end, at ``scenario.duration``); ``interceptor`` sees every datagram sent
+    (run_scenario)."""
     cfg = scenario.config or EngineConfig()
     keys = (
         SimKeys(scenario.seed, tuple(range(1, scenario.nodes + 1))) if scenario.security else None
@@ -534,7 +732,9 @@ def run_byzantine(
     # The whole quiet phase: an evicted member that rejoins after its
     # cool-down and misbehaves again must be evicted again before the end.
     quiet = dataclasses.replace(scenario, early_stop=False)
-    result = run_scenario(quiet, engine_factory=make, byzantine=marks, setup=setup)
+    result = run_scenario(
+        quiet, engine_factory=make, byzantine=marks, setup=setup, interceptor=interceptor
+    )
     withheld: dict[int, int] = {}
     for byz in made:
         if isinstance(byz.behaviour, _Withhold):
@@ -603,7 +803,9 @@ def _judge(
         if name == "frame" and arg is not None and arg in evicted:
             problems.append(f"framed node {arg} evicted")
     if not result.ok:
-        problems.append("guarantees broken: " + result.failure_text().splitlines()[0])
+        first = result.report.violations[0]
+        more = len(result.report.violations) - 1
+        problems.append(f"guarantees broken: {first}" + (f" (+{more} more)" if more else ""))
     detected = {n: round(t - start_s, 3) for n, t in evicted.items() if n in spec}
     detail = "; ".join(problems) if problems else f"detection s {detected}"
     return ByzantineOutcome(not problems, detail, detected, result, dict(withheld))

@@ -6,7 +6,10 @@ Theory of operation
 and reports every violation of the guarantees numbered in docs/guarantees.md:
 1 total order, 2 no duplication / no creation, 3 self delivery and liveness,
 4 virtual synchrony, 5 safe delivery, 6 configuration agreement, 7 sender
-FIFO, and 0 for the structural rules of the log itself. It is one replay pass
+FIFO, and 0 for the structural rules of the log itself. Engine calls that
+took more than the simulator's CPU budget (measured by the world, not in the
+log: ``cpu_overruns``) are reported under 3 as ``cpu_budget``: a node that
+computes for seconds is not live, whatever the virtual clock says. It is one replay pass
 (:mod:`ringward.sim._replay`) followed by whole-log passes grouped by view
 (:mod:`ringward.sim._whole`) and the end-of-run liveness checks here; every
 pass is linear in the log, so millions of deliveries check in seconds.
@@ -25,12 +28,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ringward.errors import EventLogError
 from ringward.sim._replay import Replay, replay
 from ringward.sim._whole import check_safe, check_total_order, check_virtual_synchrony
 from ringward.sim.eventlog import Event, read_log
 from ringward.sim.report import Collector, Report, Violation
+
+if TYPE_CHECKING:
+    from ringward.sim.interface import CpuOverrun
 
 __all__ = ["Report", "Violation", "check", "expected_up", "main"]
 
@@ -42,6 +49,7 @@ def check(
     converge: bool = True,
     settled_after: float | None = None,
     forbid_correct_evictions: bool = False,
+    cpu_overruns: Iterable[CpuOverrun] = (),
 ) -> Report:
     """Check one run's events; return every violation found.
 
@@ -61,6 +69,11 @@ def check(
 
     ``forbid_correct_evictions``: report any eviction of a node not marked
     Byzantine, except for overload (by its own signed reports).
+
+    ``cpu_overruns``: the engine calls the simulator measured over its CPU
+    budget (``World.cpu_overruns``); each is a ``cpu_budget`` violation,
+    whoever made it (the first one ended the run: a Byzantine node's is a
+    fault of its simulated behaviour, and marked so).
     """
     log = events if isinstance(events, Sequence) else list(events)
     out = Collector()
@@ -82,6 +95,9 @@ def check(
                 out.add(
                     0, "correct_node_evicted", f"node {e.node} evicts correct node {e.target}", (e,)
                 )
+    for overrun in cpu_overruns:
+        mark = " (a Byzantine node)" if overrun.node in rp.byzantine else ""
+        out.add(3, "cpu_budget", f"{overrun}{mark}")
     return out.report()
 
 

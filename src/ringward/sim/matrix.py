@@ -6,12 +6,13 @@ and the soak (benchmarks/soak.py), so a failing seed reproduces anywhere."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
-from ringward.sim.byzantine import BEHAVIOURS, NEEDS_FAULTS
+from ringward.sim.byzantine import NEEDS_FAULTS
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario
 
-__all__ = ["MIXES", "SIZES", "byzantine_world", "scenario_for"]
+__all__ = ["MIXES", "SEEDED_BEHAVIOURS", "SIZES", "byzantine_world", "scenario_for"]
 
 MIXES = (
     "none",
@@ -26,6 +27,24 @@ MIXES = (
 )
 SIZES = range(1, 10)
 BYZANTINE_SIZES = (4, 7, 10)
+# What byzantine_world draws from by default: the behaviours before issue 14,
+# in their order, so that every seed names the world it always named (the
+# regression seeds of tests/test_byzantine.py and the soak's history).
+SEEDED_BEHAVIOURS = (
+    "break-link",
+    "drop-token",
+    "equivocate",
+    "flood-junk",
+    "flood-signed",
+    "frame",
+    "join-churn",
+    "join-phantom",
+    "lie-aru",
+    "replay",
+    "slow-token",
+    "starve-successor",
+    "withhold",
+)
 
 
 def scenario_for(seed: int, *, duration: float, rate: float) -> Scenario:
@@ -43,16 +62,19 @@ def scenario_for(seed: int, *, duration: float, rate: float) -> Scenario:
     )
 
 
-def byzantine_world(seed: int, *, duration: float) -> tuple[Scenario, str]:
+def byzantine_world(
+    seed: int, *, duration: float, behaviours: Sequence[str] = SEEDED_BEHAVIOURS
+) -> tuple[Scenario, str]:
     """A secured ring of 4, 7 or 10 with f members misbehaving, each with a
-    behaviour drawn from the seed (``frame`` targets a correct member;
-    ``overload`` is left to its own tests: it needs a long world)."""
+    behaviour drawn from the seed among ``behaviours`` (``frame`` targets a
+    correct member; ``overload`` is left to its own tests: it needs a long
+    world)."""
     rng = random.Random(f"byzantine:{seed}")  # noqa: S311 - reproducible, not secret
     n = BYZANTINE_SIZES[seed % len(BYZANTINE_SIZES)]
     f = (n - 1) // 3
     bad = sorted(rng.sample(range(1, n + 1), f))
     correct = [m for m in range(1, n + 1) if m not in bad]
-    names = [b for b in BEHAVIOURS if b != "overload"]
+    names = [b for b in behaviours if b != "overload"]
     parts, faults = [], "none"
     for node in bad:
         name = rng.choice(names)

@@ -19,7 +19,11 @@ Theory of operation
    unless the engine acts after being quiescent that long.
 
 Then :func:`ringward.sim.checker.check` judges the whole log with every node
-expected up. Randomness: one ``random.Random`` per concern, seeded with
+expected up. The world also measures the CPU time of every engine call
+(virtual time cannot see CPU): the first call over ``cpu_budget_ms`` (one
+still running at ``CPU_ABORT_FACTOR`` budgets is interrupted) ends the run
+there, and the log is judged as cut short (no liveness) with that failure.
+Randomness: one ``random.Random`` per concern, seeded with
 ``f"{seed}:{concern}"`` (``net``, ``workload``, ``faults:<kind>``); string
 seeds are hashed by SHA-512 inside ``random``, independent of
 PYTHONHASHSEED, so a seed reproduces a run on any machine.
@@ -27,6 +31,7 @@ PYTHONHASHSEED, so a seed reproduces a run on any machine.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import random
@@ -44,7 +49,15 @@ from ringward.sim.faults import Episode, EpisodeKind, FaultSpec, plan_faults
 from ringward.sim.keys import SimKeys
 from ringward.sim.network import LinkModel, Network
 from ringward.sim.report import GUARANTEES, Report
-from ringward.sim.world import EngineFactory, EngineLike, Interceptor, World, WorldLimits
+from ringward.sim.world import (
+    CpuBudgetError,
+    CpuOverrun,
+    EngineFactory,
+    EngineLike,
+    Interceptor,
+    World,
+    WorldLimits,
+)
 
 __all__ = [
     "Result",
@@ -57,6 +70,8 @@ __all__ = [
 
 NODES_MAX: Final = 256  # the wire's roster limit
 RUN_S_MAX: Final = 86_400.0  # a virtual day: beyond it, a unit mistake
+CPU_BUDGET_MS_MAX: Final = 3_600_000.0  # an hour of CPU per engine call
+CPU_BUDGET_MS_DEFAULT: Final = WorldLimits().cpu_budget_ms
 RATE_MAX: Final = 100_000.0  # messages per virtual second
 # Workload shape: mostly small messages up to a few KB, 1% large ones that
 # need fragmentation, 10% safe.
@@ -77,6 +92,9 @@ class Scenario:
 
     ``quiet`` None: 10 x the token timeout + 5 s. ``config`` None: the
     engine's defaults. ``settle_margin`` None: the token timeout + 1 s.
+    ``cpu_budget_ms``: CPU time one engine call may take (0: not
+    measured); it replaces ``cpu_budget_ms`` of the limits passed to
+    :func:`run_scenario`.
     """
 
     nodes: int = 5
@@ -91,6 +109,7 @@ class Scenario:
     # Real signatures and encryption (RingSecurity with seed-derived node
     # keys) instead of the crash-model NullSecurity.
     security: bool = False
+    cpu_budget_ms: float = CPU_BUDGET_MS_DEFAULT
 
     def __post_init__(self) -> None:
         checks = [
@@ -99,6 +118,7 @@ class Scenario:
             ("rate", 0.0 <= self.rate <= RATE_MAX),
             ("quiet", self.quiet is None or 0.0 <= self.quiet <= RUN_S_MAX),
             ("settle_margin", self.settle_margin is None or 0.0 <= self.settle_margin <= RUN_S_MAX),
+            ("cpu_budget_ms", 0.0 <= self.cpu_budget_ms <= CPU_BUDGET_MS_MAX),
         ]
         for name, ok in checks:
             value = getattr(self, name)
@@ -140,6 +160,8 @@ class Scenario:
             words.append("--no-early-stop")
         if self.security:
             words.append("--security")
+        if self.cpu_budget_ms != CPU_BUDGET_MS_DEFAULT:
+            words += ["--cpu-budget-ms", _num(self.cpu_budget_ms)]
         text = shlex.join(words)
         if self.config is not None and self.config != EngineConfig():
             text += f"  # with {self.config!r}"
@@ -211,6 +233,8 @@ class Result:
     report: Report
     stats: Stats
     episodes: tuple[Episode, ...]
+    # Engine calls over the CPU budget (each one also in ``report``).
+    cpu_overruns: tuple[CpuOverrun, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -401,7 +425,8 @@ def run_scenario(
 ) -> Result:
     """Run ``scenario`` and check its log. ``engine_factory`` None: the real
     engine with ``scenario.config``. Raises SimulationError when a bound is
-    exceeded or an engine raises; a broken guarantee is in ``Result.report``."""
+    exceeded or an engine raises; a broken guarantee, or an engine call over
+    the CPU budget (``scenario.cpu_budget_ms``), is in ``Result.report``."""
     from ringward.sim.checker import check
 
     wall_start = time.perf_counter()
@@ -411,29 +436,43 @@ def run_scenario(
     # Not for secrets: a reproducible stream is the point (S311).
     net_rng = random.Random(f"{scenario.seed}:net")  # noqa: S311
     network = Network(roster, net_rng, scenario.faults.link_model(LinkModel()))
+    limits = dataclasses.replace(limits or WorldLimits(), cpu_budget_ms=scenario.cpu_budget_ms)
     world = World(roster, factory, network, limits=limits, interceptor=interceptor)
-    world.start()
-    for node, behaviour in sorted((byzantine or {}).items()):
-        world.mark_byzantine(node, behaviour)  # before its first misdeed
-    if setup is not None:
-        setup(world)
     episodes = plan_faults(scenario.faults, roster, scenario.duration, scenario.seed)
-    for episode in episodes:
-        world.schedule(episode.start_s, _START[episode.kind], world, episode)
-        world.schedule(episode.end_s, _END[episode.kind], world, episode)
-    _Workload(world, scenario).start()
-    # Scheduled after every episode end at the same instant: runs last.
-    world.schedule(scenario.duration, _heal_all, world, scenario)
-    world.run_until(scenario.duration)
-    _quiet(world, scenario)
+    cut_short = False
+    try:
+        world.start()
+        for node, behaviour in sorted((byzantine or {}).items()):
+            world.mark_byzantine(node, behaviour)  # before its first misdeed
+        if setup is not None:
+            setup(world)
+        for episode in episodes:
+            world.schedule(episode.start_s, _START[episode.kind], world, episode)
+            world.schedule(episode.end_s, _END[episode.kind], world, episode)
+        _Workload(world, scenario).start()
+        # Scheduled after every episode end at the same instant: runs last.
+        world.schedule(scenario.duration, _heal_all, world, scenario)
+        world.run_until(scenario.duration)
+        _quiet(world, scenario)
+    except CpuBudgetError:
+        cut_short = True  # the overrun is in world.cpu_overruns; judged below
     world.retire_all()
     events = tuple(world.events)
     # Byzantine nodes are left out of every guarantee (their log events too).
     report = check(
-        events, expect_up=set(roster) - set(byzantine or {}), forbid_correct_evictions=True
+        events,
+        expect_up=set(roster) - set(byzantine or {}),
+        converge=not cut_short,
+        forbid_correct_evictions=True,
+        cpu_overruns=world.cpu_overruns,
     )
     return Result(
-        scenario, events, report, _stats(world, time.perf_counter() - wall_start), episodes
+        scenario,
+        events,
+        report,
+        _stats(world, time.perf_counter() - wall_start),
+        episodes,
+        tuple(world.cpu_overruns),
     )
 
 

@@ -31,16 +31,41 @@ second are capped; exceeding a cap raises :class:`SimulationError` rather
 than running forever. An engine that asks for a tick at ``now`` right after
 ticking at ``now`` is ticked 1 ms later instead (counted in
 ``timer_nudges``), so an engine bug cannot spin the loop at one instant.
+
+CPU: virtual time cannot see how long an engine computes, so every call into
+an engine goes through :meth:`World._call`, which reads the CPU clock of
+its thread before and after it (two reads per call), less the time the garbage
+collector ran meanwhile (``gc.callbacks``): a full collection of a big
+simulator heap costs ~30 ms wherever it lands, and it landed in an honest
+16 ms receive of the overload test. The first call that took more than
+``limits.cpu_budget_ms`` is recorded (a
+:class:`~ringward.sim.interface.CpuOverrun` in ``cpu_overruns``) and ends
+the run with :class:`~ringward.sim.interface.CpuBudgetError`; the runner
+turns it into a failed result (a node that spins for seconds is not live,
+whatever the virtual clock says, and a run that went on would spin again
+at every node: a Byzantine far hop cost 240 s of wall time that way). A
+call that never returns (a loop over a range of 2^64 seqs a Byzantine
+member named) is cut short by a watchdog while :meth:`run_until` runs: a
+process-time interval timer (``ITIMER_PROF``, one signal per budget of
+CPU) whose handler raises inside the call once it has used
+``CPU_ABORT_FACTOR`` budgets (main thread, POSIX only, and not while
+someone else owns SIGPROF: without the watchdog such a call still hangs).
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
+import signal
+import threading
+import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from types import FrameType
+from typing import Any, Final, TypeVar
 
 from ringward.engine.api import (
     Delivered,
@@ -64,6 +89,9 @@ from ringward.sim.eventlog import (
     ViewEvent,
 )
 from ringward.sim.interface import (
+    CPU_ABORT_FACTOR,
+    CpuBudgetError,
+    CpuOverrun,
     Datagram,
     EngineFactory,
     EngineLike,
@@ -75,6 +103,9 @@ from ringward.sim.interface import (
 from ringward.sim.network import Network
 
 __all__ = [
+    "CPU_ABORT_FACTOR",
+    "CpuBudgetError",
+    "CpuOverrun",
     "Datagram",
     "EngineFactory",
     "EngineLike",
@@ -89,6 +120,39 @@ __all__ = [
 # An engine that wants a tick at the instant it was just ticked is ticked
 # this much later: long enough to move the clock, short against any timer.
 TIMER_NUDGE_S: Final = 0.001
+# The watchdog's timer; absent on some platforms (no watchdog there).
+_HAVE_ITIMER: Final = hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF")
+
+_T = TypeVar("_T")
+
+
+class _GcTime:
+    """CPU time spent in the garbage collector so far (a gc callback,
+    installed once per process): the simulator's heap, not an engine's work."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.thread_time()
+        else:
+            self.spent += time.thread_time() - self._start
+
+
+_GC_TIME: Final = _GcTime()
+
+
+def _engine_clock() -> float:
+    """This thread's CPU time (the engines run in it; a thread of pytest or
+    of the caller does not count), less the garbage collector's."""
+    return time.thread_time() - _GC_TIME.spent
+
+
+class _CpuAbort(BaseException):
+    """Raised by the watchdog inside an engine call. A BaseException, so an
+    engine's ``except Exception`` cannot swallow it."""
 
 
 @dataclass(eq=False, slots=True)
@@ -160,6 +224,13 @@ class World:
         self._second = 0
         self._second_count = 0
         self._started = False
+        # The CPU budget (World._call) and what broke it.
+        self.cpu_overruns: list[CpuOverrun] = []
+        self._cpu_budget_s = max(0.0, self.limits.cpu_budget_ms) / 1000.0
+        self._call_t0: float | None = None  # _engine_clock() the current call began
+        self._watching = False
+        if _GC_TIME not in gc.callbacks:
+            gc.callbacks.append(_GC_TIME)
 
     # -- the loop ------------------------------------------------------------
 
@@ -177,17 +248,19 @@ class World:
         if self._started:
             raise StateError("sim.started", "the world is already started")
         self._started = True
-        for node in self._nodes.values():
-            self._boot(node)
+        with self._watchdog():
+            for node in self._nodes.values():
+                self._boot(node)
 
     def run_until(self, t_end: float) -> None:
         """Process every entry due at or before ``t_end``; then now = t_end."""
         heap = self._heap
-        while heap and heap[0][0] <= t_end:
-            at, _, action, args = heapq.heappop(heap)
-            self.now = at
-            self._count(at)
-            action(*args)
+        with self._watchdog():
+            while heap and heap[0][0] <= t_end:
+                at, _, action, args = heapq.heappop(heap)
+                self.now = at
+                self._count(at)
+                action(*args)
         self.now = max(self.now, t_end)
 
     def _count(self, at: float) -> None:
@@ -255,7 +328,7 @@ class World:
             return
         leave = getattr(n.engine, "leave", None)
         if leave is not None:
-            leave(self.now)
+            self._call(n, "leave", leave, self.now)
             self._after_verb(n)
         self.crash(node)
 
@@ -314,12 +387,10 @@ class World:
         if engine is None or n.paused:
             raise StateError("sim.node_down", f"node {node} cannot take a submit now")
         try:
-            msg_id = engine.submit(self.now, payload, safe)
+            msg_id = self._call(n, "submit", engine.submit, self.now, payload, safe)
         except StateError as exc:
             self.counters.refused[exc.reason] += 1
             return None
-        except Exception as exc:
-            raise self._engine_failed(n, "submit", exc) from exc
         self.counters.sent += 1
         n.owed.add(str(msg_id))
         self._log(
@@ -339,11 +410,75 @@ class World:
     # -- internals -----------------------------------------------------------
 
     def _boot(self, n: _Node) -> None:
-        try:
-            n.engine = self._factory(n.id, self.roster, n.incarnation, self.now, n.disk_ring_seq)
-        except Exception as exc:
-            raise self._engine_failed(n, "create", exc) from exc
+        args = (n.id, self.roster, n.incarnation, self.now, n.disk_ring_seq)
+        n.engine = self._call(n, "create", self._factory, *args)
         self._after_verb(n)
+
+    # -- the one place that calls into engines ---------------------------------
+
+    def _call(self, n: _Node, verb: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)``, one call into ``n``'s engine (``verb`` names it):
+        timed against the CPU budget (CpuBudgetError past it), its
+        exceptions turned into SimulationError (a submit's StateError, a
+        refusal, passes through)."""
+        t0 = self._call_t0 = _engine_clock()
+        try:
+            try:
+                out = fn(*args)
+            finally:
+                # Cleared before anything else: the watchdog raises only
+                # while a call runs (a late signal lands in this block,
+                # still inside the outer try).
+                self._call_t0 = None
+        except _CpuAbort:
+            raise self._overrun(n, verb, _engine_clock() - t0, interrupted=True) from None
+        except Exception as exc:
+            if verb == "submit" and isinstance(exc, StateError):
+                raise  # refused (backpressure): counted by submit
+            raise self._engine_failed(n, verb, exc) from exc
+        cpu = _engine_clock() - t0
+        if cpu > self._cpu_budget_s > 0.0:
+            raise self._overrun(n, verb, cpu, interrupted=False)
+        return out
+
+    def _overrun(self, n: _Node, verb: str, cpu_s: float, *, interrupted: bool) -> CpuBudgetError:
+        overrun = CpuOverrun(
+            n.id, n.incarnation, verb, self.now, cpu_s, self._cpu_budget_s, interrupted=interrupted
+        )
+        self.cpu_overruns.append(overrun)
+        return CpuBudgetError(overrun)
+
+    @contextmanager
+    def _watchdog(self) -> Iterator[None]:
+        """Interrupt engine calls that run past CPU_ABORT_FACTOR budgets
+        (module docstring), for the duration of the ``with`` block."""
+        budget = self._cpu_budget_s
+        if (
+            budget <= 0.0
+            or self._watching
+            or not _HAVE_ITIMER
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGPROF) not in (signal.SIG_DFL, None)
+            or signal.getitimer(signal.ITIMER_PROF) != (0.0, 0.0)
+        ):
+            yield  # off, nested, or SIGPROF belongs to someone else (a profiler)
+            return
+        previous = signal.signal(signal.SIGPROF, self._on_sigprof)
+        self._watching = True
+        signal.setitimer(signal.ITIMER_PROF, budget, budget)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0.0)
+            signal.signal(signal.SIGPROF, previous)
+            self._watching = False
+
+    def _on_sigprof(self, signum: int, frame: FrameType | None) -> None:
+        t0 = self._call_t0
+        if t0 is not None and _engine_clock() - t0 > CPU_ABORT_FACTOR * self._cpu_budget_s:
+            # Again at the next signal if this one is swallowed (raised in a
+            # gc callback, say), until _call clears _call_t0.
+            raise _CpuAbort
 
     def _retire(self, n: _Node) -> None:
         drops = getattr(n.engine, "drops", None)
@@ -406,11 +541,8 @@ class World:
         if note is not None:
             # Its receive backlog and how long this datagram waited in it:
             # part of the load it reports in its signed tokens.
-            note(len(n.inbox), self.now - arrived)
-        try:
-            n.engine.receive(self.now, data, src)
-        except Exception as exc:
-            raise self._engine_failed(n, "receive", exc) from exc
+            self._call(n, "note_receive_queue", note, len(n.inbox), self.now - arrived)
+        self._call(n, "receive", n.engine.receive, self.now, data, src)
         n.ticked_at = None
         self._after_verb(n)
 
@@ -425,19 +557,13 @@ class World:
 
     def _tick(self, n: _Node) -> None:
         assert n.engine is not None
-        try:
-            n.engine.tick(self.now)
-        except Exception as exc:
-            raise self._engine_failed(n, "tick", exc) from exc
+        self._call(n, "tick", n.engine.tick, self.now)
         n.ticked_at = self.now
         self._after_verb(n)
 
     def _after_verb(self, n: _Node) -> None:
         assert n.engine is not None
-        try:
-            ready = n.engine.ready()
-        except Exception as exc:
-            raise self._engine_failed(n, "ready", exc) from exc
+        ready = self._call(n, "ready", n.engine.ready)
         persist = ready.persist_ring_seq
         if persist is not None:
             n.disk_ring_seq = persist  # written before anything is sent
