@@ -139,9 +139,17 @@ def test_seeded_byzantine_worlds(seed: int) -> None:
 # commit-lie-jump; 16: 7 nodes commit-lie, replay).
 @pytest.mark.parametrize(
     ("seed", "behaviours"),
-    [pytest.param(seed, VALUE_LIES, marks=ISSUE_16, id=f"lies-{seed}") for seed in (1, 2, 3, 4)]
+    [
+        pytest.param(seed, VALUE_LIES, marks=ISSUE_16 if seed == 1 else (), id=f"lies-{seed}")
+        for seed in (1, 2, 3, 4)
+    ]
     + [
-        pytest.param(seed, SEEDED_BEHAVIOURS + VALUE_LIES, marks=ISSUE_16, id=f"mixed-{seed}")
+        pytest.param(
+            seed,
+            SEEDED_BEHAVIOURS + VALUE_LIES,
+            marks=ISSUE_16 if seed == 14 else (),
+            id=f"mixed-{seed}",
+        )
         for seed in (5, 14, 16)
     ],
 )
