@@ -199,9 +199,14 @@ def link_broken(engine: Engine, maker: int) -> None:
 
 
 def _remember(ts: TokenState, hop: int, raw: bytes, frame: Frame, now: float, n: int) -> None:
+    # Kept relative to the newest hop, not this one: replayed old tokens of
+    # the ring must not pile up between two fresh ones.
+    top = max(hop, ts.hop_seen)
+    if hop <= top - ROTATIONS_KEPT * n:
+        return
     ts.raw_at[hop] = (raw, frame)
     ts.seen_at[hop] = now
-    for old in [h for h in ts.raw_at if h <= hop - ROTATIONS_KEPT * n]:
+    for old in [h for h in ts.raw_at if h <= top - ROTATIONS_KEPT * n]:
         del ts.raw_at[old]
         ts.seen_at.pop(old, None)
 
