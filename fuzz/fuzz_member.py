@@ -482,9 +482,12 @@ def _bounds(engine: Engine) -> Iterator[str]:
     # RINGS_KEPT after each install; a failed round adds one (16: a few).
     add("known_rings", len(engine.known_rings), 16)
     add("seq_heard", len(engine.seq_heard), r)
-    add("merge_backoff", len(engine._merge_backoff), r)
+    add("merge_backoff", len(engine.merge_backoff), r)
     add("overload_run", sum(len(v) for v in engine.overload_run.values()), r * 16)
     add("drops", len(engine.drops), 400)
+    add("notes", len(engine.notes), 400)
+    # An internal inconsistency (an illegal state transition) is a finding.
+    add("notes.bug", sum(v for k, v in engine.notes.items() if k.startswith("bug")), 0)
     g = engine.gather
     if g is not None:
         add("gather.joins", len(g.joins), r)

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringward.engine import delivery, evidence, faults
+from ringward.engine.reasons import Note
 from ringward.wire import Frame, Token, TokenRequest
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def poll(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
     if ts.link_wait is None:
         ts.link_wait = engine.now
     if (engine.now - ts.link_wait) * 1000 > STALL_TOKEN_TIMEOUTS * engine.config.token_timeout_ms:
-        engine.drops["chain_stalled"] += 1
+        engine.notes[Note.CHAIN_STALLED] += 1
         engine.enter_gather(engine.now, reason="chain")
         return False
     _ask(engine, members, store)

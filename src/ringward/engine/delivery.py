@@ -13,19 +13,40 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING
 
-from ringward.engine import recovery
 from ringward.engine.api import Delivered, MessageId
-from ringward.engine.membership import State
-from ringward.engine.ringstore import RingStore
+from ringward.engine.membership import State, transitional_view_id
+from ringward.engine.reasons import Drop
+from ringward.engine.ringstore import HeldToken, RingStore
 from ringward.errors import WireError
-from ringward.wire import BatchEntry, DataFrame, Frame, RingId, decode_batch, encode_batch, limits
+from ringward.wire import (
+    BatchEntry,
+    DataFrame,
+    Frame,
+    RingId,
+    Token,
+    decode,
+    decode_batch,
+    encode_batch,
+    limits,
+    signing_bytes,
+)
 from ringward.wire.frame import DATA_PREFIX, HEADER, MAGIC, VERSION
 from ringward.wire.messages import Kind
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["deliver_entries", "deliver_ready", "make_data", "on_data", "open_frame"]
+__all__ = [
+    "accept",
+    "confirm",
+    "deliver_entries",
+    "deliver_ready",
+    "finish",
+    "make_data",
+    "on_data",
+    "open_frame",
+    "unpack_ready",
+]
 
 AD_BYTES = HEADER.size + DATA_PREFIX.size
 
@@ -61,7 +82,7 @@ def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry])
     if store.add(seq, raw, frame, digest):
         store.frames[seq].entries = tuple(entries)
     else:
-        engine.drops["own_frame_not_stored"] += 1  # a bug if the token was valid
+        engine.drops[Drop.OWN_FRAME_NOT_STORED] += 1  # a bug if the token was valid
     engine.send(None, raw)
     return raw
 
@@ -73,24 +94,24 @@ def open_frame(engine: Engine, frame: Frame, raw: bytes) -> tuple[BatchEntry, ..
     if body.counter == 0 or body.epoch != (body.counter - 1) // engine.config.epoch_frames:
         # The epoch follows from the counter: a frame cannot make us derive
         # keys for arbitrary epochs.
-        engine.drops["bad_epoch"] += 1
+        engine.drops[Drop.BAD_EPOCH] += 1
         return None
     plaintext = engine.security.open(
         frame.ring, body.epoch, frame.sender, body.counter, raw[:AD_BYTES], body.ciphertext
     )
     if plaintext is None:
-        engine.drops["bad_aead"] += 1
+        engine.drops[Drop.BAD_AEAD] += 1
         return None
     try:
         return decode_batch(plaintext)
     except WireError as exc:
-        engine.drops[f"batch:{exc.reason}"] += 1
+        engine.drops[f"{Drop.BATCH}:{exc.reason}"] += 1
         return None
 
 
 def _store_for(engine: Engine, ring: RingId) -> tuple[RingStore, tuple[int, ...]] | None:
     if engine.new_store is not None and engine.pending and ring == engine.new_store.ring:
-        return engine.new_store, engine.pending[1]
+        return engine.new_store, engine.pending.members
     if engine.store is not None and ring == engine.store.ring:
         return engine.store, engine.members
     return None
@@ -116,14 +137,14 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     if found is None:
         # Unsigned: anyone can forge its header, so it proves nothing about
         # a foreign ring (merges start from signed tokens and joins).
-        engine.drops["foreign_data"] += 1
+        engine.drops[Drop.FOREIGN_DATA] += 1
         return
     store, members = found
     if frame.sender not in members:
-        engine.drops["data_not_member"] += 1
+        engine.drops[Drop.DATA_NOT_MEMBER] += 1
         return
     if body.seq <= store.aru or body.seq in store.frames:
-        engine.drops["duplicate"] += 1
+        engine.drops[Drop.DUPLICATE] += 1
         # A genuine copy (its digest is the confirmed one): evidence that a
         # requested retransmission was served. Forged DATA frames are
         # unsigned, so only a matching digest counts.
@@ -132,7 +153,7 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
             _note_copy(engine, body.seq)
         return
     if body.seq > store.aru + store.window:
-        engine.drops["beyond_window"] += 1
+        engine.drops[Drop.BEYOND_WINDOW] += 1
         return
     accept(engine, store, frame, raw)
     deliver_ready(engine)
@@ -149,7 +170,7 @@ def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
         store.frames[body.seq].entries = entries
         _note_copy(engine, body.seq)
     else:
-        engine.drops["digest_mismatch"] += 1
+        engine.drops[Drop.DIGEST_MISMATCH] += 1
 
 
 def deliver_ready(engine: Engine) -> None:
@@ -168,7 +189,7 @@ def deliver_ready(engine: Engine) -> None:
             store.delivered = seq
         store.collect()
     elif engine.state is State.RECOVERY and engine.new_store is not None:
-        recovery.unpack_ready(engine)
+        unpack_ready(engine)
 
 
 def deliver_entries(
@@ -180,3 +201,99 @@ def deliver_entries(
         payload = engine.assembler.add(sender, e)
         if payload is not None:
             engine.emit(Delivered(view, seq, MessageId(sender, e.msg_no), payload, e.safe))
+
+
+def confirm(
+    engine: Engine, store: RingStore, frame: Frame, raw: bytes, prev_seq: int | None = None
+) -> None:
+    """Record the digests a verified token lists for the frames its holder
+    originated; a stored frame that contradicts them is discarded. Delivery
+    is the caller's to trigger (this runs inside recovery's unpacking too).
+
+    The holder's new frames take the seqs right after the previous token's
+    (``prev_seq``, when this member saw that token): a listed seq outside
+    ``prev_seq+1 .. tk.seq`` claims another member's frame — the first signed
+    digest for a seq stands, so a lie would make that frame undeliverable —
+    and is ignored and counted (a rule break the fault detector will turn
+    into evidence). Without ``prev_seq`` only ``<= tk.seq`` is checked."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    low = prev_seq if prev_seq is not None else -1
+    refs = [ref for ref in tk.frames if low < ref.seq <= tk.seq]
+    if len(refs) != len(tk.frames):
+        engine.drops[Drop.TOKEN_RULE_FRAMES] += 1
+    if not refs:
+        return
+    top = 0
+    for ref in refs:
+        if not store.confirm(ref.seq, ref.digest):
+            engine.drops[Drop.DIGEST_MISMATCH] += 1
+        top = max(top, ref.seq)
+    if top > store.floor and len(store.tokens) < store.window:
+        store.tokens[tk.hop] = HeldToken(raw, top, frame.sender)
+
+
+def unpack_ready(engine: Engine) -> None:
+    """Walk the new ring's frames in order, unpacking recovered old-ring
+    frames; stop at the first frame with application payloads (those wait
+    for the new view)."""
+    store = engine.new_store
+    assert store is not None
+    while store.is_confirmed(store.delivered + 1):
+        seq = store.delivered + 1
+        item = store.frames[seq]
+        entries = item.entries or ()
+        if any(not e.recovered for e in entries):
+            break
+        for e in entries:
+            old_raw = engine.rec_assembler.add(item.frame.sender, e)
+            if old_raw is not None:
+                _absorb(engine, old_raw)
+        store.delivered = seq
+
+
+def _absorb(engine: Engine, raw: bytes) -> None:
+    """An old-ring frame recovered through the new ring."""
+    old = engine.store
+    if old is None or engine.plan is None:
+        return
+    try:
+        frame = decode(raw)
+    except WireError as exc:
+        engine.drops[f"{Drop.RECOVERED}:{exc.reason}"] += 1
+        return
+    if frame.ring != old.ring:
+        return  # another old ring's recovery: not ours to deliver
+    body = frame.body
+    if isinstance(body, Token):
+        if frame.sender in engine.members and engine.security.verify(
+            frame.sender, signing_bytes(frame), frame.signature
+        ):
+            confirm(engine, old, frame, raw)
+        else:
+            engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
+    elif isinstance(body, DataFrame) and body.seq > old.aru and body.seq not in old.frames:
+        accept(engine, old, frame, raw)
+
+
+def finish(engine: Engine) -> None:
+    """Recovery complete: deliver the old ring per EVS, install the new one."""
+    assert engine.pending is not None and engine.new_store is not None
+    unpack_ready(engine)
+    ring, members = engine.pending
+    plan, old, view = engine.plan, engine.store, engine.view
+    if plan is not None and old is not None and view is not None and engine.ring is not None:
+        while old.is_confirmed(old.delivered + 1):
+            seq = old.delivered + 1
+            item = old.frames[seq]
+            entries = item.entries or ()
+            if seq > plan.deliver_upto and any(e.safe and not e.recovered for e in entries):
+                break
+            deliver_entries(engine, view, seq, item.frame.sender, entries)
+            old.delivered = seq
+        trans = transitional_view_id(ring, engine.ring)
+        engine.emit_view(trans, "transitional", plan.trans)
+        for seq in sorted(s for s in old.frames if s > old.delivered and old.is_confirmed(s)):
+            item = old.frames[seq]
+            deliver_entries(engine, trans, seq, item.frame.sender, item.entries or ())
+    engine.install(ring, members, engine.new_store)

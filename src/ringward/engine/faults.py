@@ -27,6 +27,7 @@ from ringward.engine import evidence, validate
 from ringward.engine.api import Evicted, Rejoined
 from ringward.engine.detector import Verdict
 from ringward.engine.membership import State
+from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import RingStore
 from ringward.errors import WireError
 from ringward.wire import (
@@ -95,13 +96,13 @@ def _prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]
         frame, raw = engine.sign_frame(ring, Proof(target, kind, statements))
     except WireError:
         # Cannot happen with tokens bounded by rule:size; never raise anyway.
-        engine.drops["proof_too_large"] += 1
+        engine.drops[Drop.PROOF_TOO_LARGE] += 1
         return
     v = engine.detector.convict(engine.now, target, kind, True, (frame,))
     if v is None:
         return
     engine.overload_run.pop(target, None)  # spent: a readmitted node starts afresh
-    engine.drops[f"proof:{kind}"] += 1
+    engine.notes[f"{Note.PROOF}:{kind}"] += 1
     engine.send(None, raw)
     _act(engine, v)
 
@@ -119,7 +120,7 @@ def _act(engine: Engine, v: Verdict) -> None:
             engine.send_join()
         return
     in_ring = v.target in engine.members or (
-        engine.pending is not None and v.target in engine.pending[1]
+        engine.pending is not None and v.target in engine.pending.members
     )
     if in_ring and engine.state is not State.REJECTED:
         engine.enter_gather(engine.now, reason="evict")
@@ -316,7 +317,7 @@ def _loss_suspect(engine: Engine) -> int | None:
         # No token of the new ring was ever seen: its representative, who
         # starts it, did not (a mute representative was never blamed, and
         # every ring it led died in recovery: Byzantine soak seed 1012).
-        last = engine.pending[0].rep
+        last = engine.pending.ring.rep
     # A token not linked here may be one its successor holds for its link
     # (recovery, engine/chain.py): its maker is the one suspected then.
     if last is not None and last != engine.node_id and ts.linked >= ts.hop_seen:
@@ -343,7 +344,7 @@ def _suspect(engine: Engine, peer: int, signal: str) -> None:
         frame, raw = engine.sign_frame(
             ring, Accusation(peer, hop, det.top_signal(peer), int(total))
         )
-        engine.drops[f"accuse:{det.top_signal(peer)}"] += 1
+        engine.notes[f"{Note.ACCUSE}:{det.top_signal(peer)}"] += 1
         engine.send(None, raw)
         _count_accusation(engine, frame, peer)
 
@@ -357,7 +358,7 @@ def _bound_ring(engine: Engine) -> RingId | None:
     every round, and nobody had a ring to accuse it in)."""
     if engine.ring is not None:
         return engine.ring
-    return engine.pending[0] if engine.pending is not None else None
+    return engine.pending.ring if engine.pending is not None else None
 
 
 def _in_play(engine: Engine, peer: int) -> bool:
@@ -365,7 +366,7 @@ def _in_play(engine: Engine, peer: int) -> bool:
     that kills every new ring before it is installed must be accusable)."""
     return (
         peer in engine.members
-        or (engine.pending is not None and peer in engine.pending[1])
+        or (engine.pending is not None and peer in engine.pending.members)
         or (engine.gather is not None and peer in engine.gather.proc)
     )
 
@@ -388,14 +389,14 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     if not engine.config.fault_detector or not isinstance(acc, Accusation):
         return
     if not verified and not _verify(engine, frame):
-        engine.drops["accusation_bad_signature"] += 1
+        engine.drops[Drop.ACCUSATION_BAD_SIGNATURE] += 1
         return
     if not verified and validate.static_rule(frame, engine.config) is not None:
-        engine.drops["accusation_invalid"] += 1  # carried in a join: the validator's rules too
+        engine.drops[Drop.ACCUSATION_INVALID] += 1  # carried in a join: the validator's rules too
         return
     det = engine.detector
     if acc.target not in det.roster:
-        engine.drops["accusation_unknown_target"] += 1
+        engine.drops[Drop.ACCUSATION_UNKNOWN_TARGET] += 1
         return
     _count_accusation(engine, frame, acc.target)
     if frame.sender in (engine.node_id, acc.target) or _bound_ring(engine) is None:
@@ -473,7 +474,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
         det.checked.clear()
     det.checked[key] = reason or ""
     if reason is None:
-        engine.drops["proof_refused"] += 1
+        engine.drops[Drop.PROOF_REFUSED] += 1
         return
     v = det.convict(engine.now, proof.target, reason, True, (frame,))
     if v is not None:

@@ -23,29 +23,29 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from ringward.engine import delivery, faults, token
-from ringward.engine.membership import State, plan_recovery, transitional_view_id
-from ringward.engine.ringstore import RingStore
+from ringward.engine import faults, token, transition
+from ringward.engine.membership import State, plan_recovery
+from ringward.engine.reasons import Drop
+from ringward.engine.ringstore import RingMembers, RingStore
 from ringward.engine.sendqueue import SendQueue
 from ringward.errors import WireError
-from ringward.wire import (
-    CommitMember,
-    CommitToken,
-    DataFrame,
-    Frame,
-    Join,
-    RingId,
-    Token,
-    decode,
-    limits,
-)
+from ringward.wire import CommitMember, CommitToken, Frame, Join, RingId, limits, signing_bytes
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["finish", "on_commit", "start_commit", "unpack_ready"]
+__all__ = ["ForwardedCommit", "commit_entry", "on_commit", "retransmit_commit", "start_commit"]
+
+
+class ForwardedCommit(NamedTuple):
+    """The commit token we forwarded last: to whom, its bytes, its hop."""
+
+    dest: int
+    raw: bytes
+    hop: int
+
 
 # Ring sequence numbers advance by 4 per new ring, as in Totem.
 RING_SEQ_STEP = 4
@@ -71,7 +71,7 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
     assert isinstance(ct, CommitToken)
     sets = {(j.body.proc, j.body.fail) for j in ct.cert if isinstance(j.body, Join)}
     if len(sets) != 1 or len(ct.cert) == 0:
-        engine.drops["commit_bad_cert"] += 1
+        engine.drops[Drop.COMMIT_BAD_CERT] += 1
         return
     proc, fail = sets.pop()
     members = tuple(sorted(set(proc) - set(fail)))
@@ -88,31 +88,25 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
         or frame.ring.rep != members[0]
         or frame.sender not in members
         or engine.node_id not in members
-        or any(not engine.security.verify(j.sender, _signing(j), j.signature) for j in ct.cert)
+        or any(not engine.security.verify(j.sender, signing_bytes(j), j.signature) for j in ct.cert)
     ):
-        engine.drops["commit_bad_cert"] += 1
+        engine.drops[Drop.COMMIT_BAD_CERT] += 1
         return
     _process(engine, frame.ring, members, ct)
-
-
-def _signing(frame: Frame) -> bytes:
-    from ringward.wire import signing_bytes
-
-    return signing_bytes(frame)
 
 
 def _process(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken) -> None:
     n = len(members)
     me = engine.node_id
     if ct.hop % n != members.index(me):
-        engine.drops["commit_not_mine"] += 1
+        engine.drops[Drop.COMMIT_NOT_MINE] += 1
         return
     if engine.ring is not None and ring.seq <= engine.ring.seq:
-        engine.drops["commit_stale"] += 1
+        engine.drops[Drop.COMMIT_STALE] += 1
         return
-    same = engine.pending == (ring, members)
+    same = engine.pending == RingMembers(ring, members)
     if same and ct.hop <= engine.commit_seen:
-        engine.drops["commit_duplicate"] += 1
+        engine.drops[Drop.COMMIT_DUPLICATE] += 1
         return
     if ct.hop < n:
         _first_rotation(engine, ring, members, ct)
@@ -123,7 +117,7 @@ def _process(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         engine.cancel_timer("commit_rtx")
         token.start_ring(engine)
     else:
-        engine.drops["commit_unexpected"] += 1
+        engine.drops[Drop.COMMIT_UNEXPECTED] += 1
 
 
 def _first_rotation(
@@ -141,7 +135,7 @@ def _first_rotation(
         or cert_sets != {(frozenset(g.proc), frozenset(g.fail))}
         or tuple(e.node for e in ct.members) != members[: ct.hop]
     ):
-        engine.drops["commit_mismatch"] += 1
+        engine.drops[Drop.COMMIT_MISMATCH] += 1
         return
     mine = [k.sealed for k in ct.keys if k.node == engine.node_id]
     if len(mine) > 1 or not engine.security.accept_ring_key(
@@ -149,17 +143,17 @@ def _first_rotation(
     ):
         # No key for us, or not the key the commitment names: a
         # representative handing out different keys is refused.
-        engine.drops["commit_bad_key"] += 1
+        engine.drops[Drop.COMMIT_BAD_KEY] += 1
         return
     engine.key_commit = ct.key_commit
-    engine.state = State.COMMIT
-    engine.pending = (ring, members)
-    engine.remember_ring(ring, members)
+    transition.to(engine, State.COMMIT)
+    engine.pending = RingMembers(ring, members)
+    transition.remember_ring(engine, ring, members)
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
-    engine.my_entry = engine.commit_entry()
+    engine.my_entry = commit_entry(engine)
     entries = (*ct.members, engine.my_entry)
     _forward(engine, ring, members, dataclasses.replace(ct, hop=ct.hop + 1, members=entries))
 
@@ -168,17 +162,17 @@ def _second_rotation(
     engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken, same: bool
 ) -> None:
     if not same or engine.state is not State.COMMIT:
-        engine.drops["commit_unexpected"] += 1
+        engine.drops[Drop.COMMIT_UNEXPECTED] += 1
         return
     if tuple(e.node for e in ct.members) != members or not hmac.compare_digest(
         ct.key_commit, engine.key_commit
     ):
-        engine.drops["commit_mismatch"] += 1
+        engine.drops[Drop.COMMIT_MISMATCH] += 1
         return
     if ct.members[members.index(engine.node_id)] != engine.my_entry:
         # Our own statement, altered on the way round: recovery planned on
         # it would not be ours (a transitional view without us).
-        engine.drops["commit_entry_altered"] += 1
+        engine.drops[Drop.COMMIT_ENTRY_ALTERED] += 1
         return
     engine.commit_seen = ct.hop
     _enter_recovery(engine, {e.node: e for e in ct.members})
@@ -195,16 +189,18 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
     except WireError as exc:
         # Joins whose evidence does not fit one commit datagram: the round
         # fails and the consensus timer starts another (never raise).
-        engine.drops[f"commit_unencodable:{exc.reason}"] += 1
+        engine.drops[f"{Drop.COMMIT_UNENCODABLE}:{exc.reason}"] += 1
         return
-    engine.set_last_commit(dest, raw, ct.hop)
+    # Re-sent until the next holder shows progress (retransmit_commit).
+    engine.last_commit = ForwardedCommit(dest, raw, ct.hop)
+    engine.set_timer("commit_rtx", engine.config.token_retransmit_ms)
 
 
 def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     assert engine.pending is not None
     ring, _ = engine.pending
     cfg = engine.config
-    engine.state = State.RECOVERY
+    transition.to(engine, State.RECOVERY)
     engine.new_store = RingStore(ring, cfg.receive_window_frames_max)
     engine.recq = SendQueue(
         cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
@@ -233,67 +229,20 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
             engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
 
 
-def unpack_ready(engine: Engine) -> None:
-    """Walk the new ring's frames in order, unpacking recovered old-ring
-    frames; stop at the first frame with application payloads (those wait
-    for the new view)."""
-    store = engine.new_store
-    assert store is not None
-    while store.is_confirmed(store.delivered + 1):
-        seq = store.delivered + 1
-        item = store.frames[seq]
-        entries = item.entries or ()
-        if any(not e.recovered for e in entries):
-            break
-        for e in entries:
-            old_raw = engine.rec_assembler.add(item.frame.sender, e)
-            if old_raw is not None:
-                _absorb(engine, old_raw)
-        store.delivered = seq
+def commit_entry(engine: Engine) -> CommitMember:
+    """This node's old-ring state for the commit token."""
+    st = engine.store
+    old = engine.ring or RingId(engine.node_id, 0)
+    if st is None:
+        return CommitMember(engine.node_id, old, 0, 0, 0, True)
+    return CommitMember(
+        engine.node_id, old, st.aru, st.high_seq, st.delivered, st.aru == st.high_seq
+    )
 
 
-def _absorb(engine: Engine, raw: bytes) -> None:
-    """An old-ring frame recovered through the new ring."""
-    old = engine.store
-    if old is None or engine.plan is None:
-        return
-    try:
-        frame = decode(raw)
-    except WireError as exc:
-        engine.drops[f"recovered:{exc.reason}"] += 1
-        return
-    if frame.ring != old.ring:
-        return  # another old ring's recovery: not ours to deliver
-    body = frame.body
-    if isinstance(body, Token):
-        if frame.sender in engine.members and engine.security.verify(
-            frame.sender, _signing(frame), frame.signature
-        ):
-            token.confirm(engine, old, frame, raw)
-        else:
-            engine.drops["recovered:bad_token"] += 1
-    elif isinstance(body, DataFrame) and body.seq > old.aru and body.seq not in old.frames:
-        delivery.accept(engine, old, frame, raw)
-
-
-def finish(engine: Engine) -> None:
-    """Recovery complete: deliver the old ring per EVS, install the new one."""
-    assert engine.pending is not None and engine.new_store is not None
-    unpack_ready(engine)
-    ring, members = engine.pending
-    plan, old, view = engine.plan, engine.store, engine.view
-    if plan is not None and old is not None and view is not None and engine.ring is not None:
-        while old.is_confirmed(old.delivered + 1):
-            seq = old.delivered + 1
-            item = old.frames[seq]
-            entries = item.entries or ()
-            if seq > plan.deliver_upto and any(e.safe and not e.recovered for e in entries):
-                break
-            delivery.deliver_entries(engine, view, seq, item.frame.sender, entries)
-            old.delivered = seq
-        trans = transitional_view_id(ring, engine.ring)
-        engine.emit_view(trans, "transitional", plan.trans)
-        for seq in sorted(s for s in old.frames if s > old.delivered and old.is_confirmed(s)):
-            item = old.frames[seq]
-            delivery.deliver_entries(engine, trans, seq, item.frame.sender, item.entries or ())
-    engine.install(ring, members, engine.new_store)
+def retransmit_commit(engine: Engine) -> None:
+    """The commit_rtx timer: re-send the commit token we forwarded last."""
+    fwd = engine.last_commit
+    if fwd is not None and engine.state in (State.COMMIT, State.RECOVERY):
+        engine.send(fwd.dest, fwd.raw)
+        engine.set_timer("commit_rtx", engine.config.token_retransmit_ms)

@@ -21,10 +21,19 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ringward.wire import BatchEntry, Frame, RingId
 
-__all__ = ["Assembler", "HeldToken", "RingStore", "Stored"]
+__all__ = ["ActiveRing", "Assembler", "HeldToken", "RingMembers", "RingStore", "Stored"]
+
+
+class RingMembers(NamedTuple):
+    """A ring and its members (the ring being formed, between commit and
+    installation)."""
+
+    ring: RingId
+    members: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +180,12 @@ class Assembler:
         """A configuration change: incomplete payloads are dropped (their
         senders send them again, whole, in the next ring)."""
         self._partial.clear()
+
+
+class ActiveRing(NamedTuple):
+    """The ring whose token a node follows now: the installed one when
+    operational, the one being formed when recovering."""
+
+    ring: RingId
+    members: tuple[int, ...]
+    store: RingStore

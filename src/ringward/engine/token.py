@@ -28,8 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ringward.engine import chain, delivery, faults, recovery
+from ringward.engine import chain, delivery, faults
 from ringward.engine.membership import State
+from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import HeldToken, RingStore
 from ringward.engine.sendqueue import SendQueue
 from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, TokenRequest, limits
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TokenState",
-    "confirm",
     "on_token",
     "on_token_request",
     "relay",
@@ -114,43 +114,34 @@ class TokenState:
         self.__init__()  # type: ignore[misc]
 
 
-def active(engine: Engine) -> tuple[RingId, tuple[int, ...], RingStore] | None:
-    """The ring whose token this node follows now, if any."""
-    if engine.state is State.OPERATIONAL and engine.ring and engine.store:
-        return engine.ring, engine.members, engine.store
-    if engine.state is State.RECOVERY and engine.pending and engine.new_store:
-        return engine.pending[0], engine.pending[1], engine.new_store
-    return None
-
-
 def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     tk = frame.body
     assert isinstance(tk, Token)
-    cur = active(engine)
-    if cur is None or frame.ring != cur[0]:
+    cur = engine.active()
+    if cur is None or frame.ring != cur.ring:
         old = engine.store
         if old is not None and frame.ring == old.ring and frame.sender in engine.members:
             # A late token of the installed ring: still vouches for frames
             # that recovery may need.
-            confirm(engine, old, frame, raw)
+            delivery.confirm(engine, old, frame, raw)
             delivery.deliver_ready(engine)
             faults.late_token(engine, frame)
-            engine.drops["stale_token"] += 1
-        elif engine.pending is not None and frame.ring == engine.pending[0]:
-            engine.drops["stale_token"] += 1
+            engine.drops[Drop.STALE_TOKEN] += 1
+        elif engine.pending is not None and frame.ring == engine.pending.ring:
+            engine.drops[Drop.STALE_TOKEN] += 1
         else:
             engine.foreign(frame)
         return
     _, members, store = cur
     if frame.sender not in members or tk.succ not in members:
-        engine.drops["token_not_member"] += 1
+        engine.drops[Drop.TOKEN_NOT_MEMBER] += 1
         return
-    if not faults.observe_token(engine, frame, raw, members, store) or active(engine) != cur:
+    if not faults.observe_token(engine, frame, raw, members, store) or engine.active() != cur:
         return  # it convicted its maker, or a verdict restarted membership
-    if not chain.add(engine, frame, raw, members, store) or active(engine) != cur:
+    if not chain.add(engine, frame, raw, members, store) or engine.active() != cur:
         return
     ts = engine.tokens
-    confirm(engine, store, frame, raw, ts.seq_at.get(tk.hop - 1))
+    delivery.confirm(engine, store, frame, raw, ts.seq_at.get(tk.hop - 1))
     if tk.frames:
         delivery.deliver_ready(engine)
     _track_hops(engine, ts, tk.hop, members)
@@ -231,39 +222,9 @@ def relay(engine: Engine) -> None:
     """The relay timer: the next hop is late; pass our copy on, once."""
     ts = engine.tokens
     r, ts.relay = ts.relay, None
-    if r is not None and ts.hop_seen == r[0] and active(engine) is not None:
+    if r is not None and ts.hop_seen == r[0] and engine.active() is not None:
         engine.send(r[1], r[2])
-        engine.drops["token_relayed"] += 1
-
-
-def confirm(
-    engine: Engine, store: RingStore, frame: Frame, raw: bytes, prev_seq: int | None = None
-) -> None:
-    """Record the digests a verified token lists for the frames its holder
-    originated; a stored frame that contradicts them is discarded. Delivery
-    is the caller's to trigger (this runs inside recovery's unpacking too).
-
-    The holder's new frames take the seqs right after the previous token's
-    (``prev_seq``, when this member saw that token): a listed seq outside
-    ``prev_seq+1 .. tk.seq`` claims another member's frame — the first signed
-    digest for a seq stands, so a lie would make that frame undeliverable —
-    and is ignored and counted (a rule break the fault detector will turn
-    into evidence). Without ``prev_seq`` only ``<= tk.seq`` is checked."""
-    tk = frame.body
-    assert isinstance(tk, Token)
-    low = prev_seq if prev_seq is not None else -1
-    refs = [ref for ref in tk.frames if low < ref.seq <= tk.seq]
-    if len(refs) != len(tk.frames):
-        engine.drops["token_rule:frames"] += 1
-    if not refs:
-        return
-    top = 0
-    for ref in refs:
-        if not store.confirm(ref.seq, ref.digest):
-            engine.drops["digest_mismatch"] += 1
-        top = max(top, ref.seq)
-    if top > store.floor and len(store.tokens) < store.window:
-        store.tokens[tk.hop] = HeldToken(raw, top, frame.sender)
+        engine.notes[Note.TOKEN_RELAYED] += 1
 
 
 # Missing hops asked for at once: bounds the requests one token can cause.
@@ -317,9 +278,9 @@ def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ..
         elif producer != engine.node_id and engine.now - last >= retry:
             ts.asked[missing] = (engine.now, tries + 1)
             asked += 1
-            cur = active(engine)
+            cur = engine.active()
             assert cur is not None
-            engine.emit_signed(cur[0], TokenRequest(missing), producer)
+            engine.emit_signed(cur.ring, TokenRequest(missing), producer)
     ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
 
 
@@ -342,7 +303,7 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
         last is not None
         and engine.now - last < ANSWER_PERIODS * engine.config.token_retransmit_ms / 1000
     ):
-        engine.drops["token_request_repeat"] += 1
+        engine.drops[Drop.TOKEN_REQUEST_REPEAT] += 1
         return
     answered.pop(key, None)
     if len(answered) >= ANSWERS_KEPT:
@@ -355,9 +316,9 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
                 engine.send(frame.sender, held.raw)
                 return
             break
-    cur = active(engine)
+    cur = engine.active()
     seen = engine.tokens.raw_at.get(req.hop)
-    if cur is not None and cur[0] == frame.ring and seen is not None:
+    if cur is not None and cur.ring == frame.ring and seen is not None:
         # Any token we saw, whoever made it: it is signed by its maker, and
         # a member that saw another version for this hop needs ours to prove
         # the equivocation.
@@ -379,7 +340,7 @@ def _seq_one_rotation_ago(ts: TokenState, hop: int, n: int) -> int | None:
 def start_ring(engine: Engine) -> None:
     """The representative starts the new ring's token (after the commit
     token's second rotation): a visit of a virtual hop-0 token."""
-    cur = active(engine)
+    cur = engine.active()
     assert cur is not None
     ring, _, _ = cur
     zero = Token(0, engine.node_id, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, 0, 0))
@@ -392,7 +353,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     """Process the token as its holder and pass it on."""
     tk = frame.body
     assert isinstance(tk, Token)
-    cur = active(engine)
+    cur = engine.active()
     assert cur is not None
     ring, members, store = cur
     cfg, ts, me = engine.config, engine.tokens, engine.node_id
@@ -446,11 +407,11 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         load=_load(engine, store, ts),
     )
     _forward(engine, ring, nxt, members)
-    if active(engine) != cur:
+    if engine.active() != cur:
         return  # our own report convicted us, or a check restarted membership
     ts.prev_visit = _Visit(seq, backlog, aru)
     if done:
-        recovery.finish(engine)
+        delivery.finish(engine)
     else:
         delivery.deliver_ready(engine)
 
@@ -565,7 +526,7 @@ def release_held(engine: Engine) -> None:
     ts = engine.tokens
     held, ts.held = ts.held, None
     engine.cancel_timer("token_hold")
-    if held is None or active(engine) is None:
+    if held is None or engine.active() is None:
         return
     ts.idle_visits = 0
     visit(engine, *held)
@@ -576,20 +537,20 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     out = engine.emit_signed(ring, nxt)
     mine = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
     faults.own_token(engine, mine, out, members)
-    cur = active(engine)
-    if cur is None or cur[0] != ring:
+    cur = engine.active()
+    if cur is None or cur.ring != ring:
         return  # our own load report convicted us: we stand down
     ts.last_succ, ts.last_seen_t = nxt.succ, engine.now
-    if nxt.frames and cur is not None and len(cur[2].tokens) < cur[2].window:
+    if nxt.frames and cur is not None and len(cur.store.tokens) < cur.store.window:
         top = max(ref.seq for ref in nxt.frames)
-        cur[2].tokens[nxt.hop] = HeldToken(out, top, engine.node_id)
+        cur.store.tokens[nxt.hop] = HeldToken(out, top, engine.node_id)
     ts.seen_hops.add(nxt.hop)
     ts.hop_done = nxt.hop - 1
     _record(ts, nxt.hop, nxt.seq, len(members))
     ts.last_sent = (nxt.hop, out)
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
-    cur = active(engine)
-    if cur is not None and not chain.add(engine, mine, out, members, cur[2]):
+    cur = engine.active()
+    if cur is not None and not chain.add(engine, mine, out, members, cur.store):
         return
     if nxt.succ == engine.node_id:
         # A ring of one: the token comes straight back. Take the next visit
@@ -606,7 +567,7 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
 def retransmit(engine: Engine) -> None:
     """No later hop seen since we passed the token: send it again."""
     ts = engine.tokens
-    if ts.last_sent is None or active(engine) is None:
+    if ts.last_sent is None or engine.active() is None:
         return
     engine.send(None, ts.last_sent[1])
     engine.set_timer("token_rtx", engine.config.token_retransmit_ms)

@@ -198,12 +198,10 @@ def _token_hop(engine: Engine, frame: Frame, tk: Token) -> Invalid | None:
     ``h`` is made by ``members[(h-1) % n]`` and only after hop ``h-1``, so
     nobody makes a hop beyond ``n-1`` past the last token we made (or, before
     our first, beyond the hops of the members before us)."""
-    from ringward.engine import token  # late: token.py imports this module's users
-
-    cur = token.active(engine)
-    if cur is None or frame.ring != cur[0]:
+    cur = engine.active()
+    if cur is None or frame.ring != cur.ring:
         return None
-    members, store = cur[1], cur[2]
+    members, store = cur.members, cur.store
     if engine.node_id not in members:
         return None
     ts = engine.tokens

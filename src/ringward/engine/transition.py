@@ -1,0 +1,151 @@
+"""The engine's state changes: one function, one table.
+
+Every change of ``Engine.state`` goes through :func:`to`, and :data:`NEXT`
+lists the moves the protocol makes (docs/protocol.md, "Engine map"):
+
+==============  =============================================================
+from            to
+==============  =============================================================
+GATHER          GATHER (a fresh round), COMMIT (first commit rotation),
+                REJECTED (evicted, or leaving)
+COMMIT          RECOVERY (second rotation), GATHER (round failed), REJECTED
+RECOVERY        OPERATIONAL (recovery complete), GATHER, REJECTED
+OPERATIONAL     GATHER (token loss, join, foreign ring, rekey, eviction of
+                another member), REJECTED
+REJECTED        REJECTED (leave), GATHER (rejoin after the cool-down)
+==============  =============================================================
+
+A move outside the table is a bug: it is counted (``bug:transition``) and
+made anyway, since the engine never raises. Leaving a round (to GATHER,
+REJECTED or OPERATIONAL) drops what the round built: :func:`end_round`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from ringward.engine import delivery, faults
+from ringward.engine.api import Rejected
+from ringward.engine.membership import State, regular_view_id
+from ringward.engine.reasons import Note
+from ringward.engine.ringstore import RingStore
+from ringward.wire import RingId
+
+if TYPE_CHECKING:
+    from ringward.engine.detector import Verdict
+    from ringward.engine.engine import Engine
+
+__all__ = ["NEXT", "TIMERS", "end_round", "install", "reject", "rejoin", "to"]
+
+_S = State
+NEXT: Final[Mapping[State, frozenset[State]]] = {
+    _S.GATHER: frozenset({_S.GATHER, _S.COMMIT, _S.REJECTED}),
+    _S.COMMIT: frozenset({_S.RECOVERY, _S.GATHER, _S.REJECTED}),
+    _S.RECOVERY: frozenset({_S.OPERATIONAL, _S.GATHER, _S.REJECTED}),
+    _S.OPERATIONAL: frozenset({_S.GATHER, _S.REJECTED}),
+    _S.REJECTED: frozenset({_S.REJECTED, _S.GATHER}),
+}
+
+# Timer names, in the order they fire when due together.
+TIMERS: Final = (
+    "token_rtx",
+    "commit_rtx",
+    "token_hold",
+    "link",
+    "relay",
+    "token_loss",
+    "join",
+    "consensus",
+    "rekey",
+    "rejoin",
+)
+# Rings whose membership is remembered (to check proofs about them).
+RINGS_KEPT: Final = 4
+MS_PER_S: Final = 1000
+
+
+def to(engine: Engine, new: State) -> None:
+    """Move the engine to ``new`` (the only assignment of its state)."""
+    if new not in NEXT[engine.state]:
+        engine.notes[f"{Note.BUG}:transition:{engine.state.value}->{new.value}"] += 1
+    engine.state = new
+
+
+def end_round(engine: Engine) -> None:
+    """Drop what a membership round built: the ring being formed, its store,
+    recovery plan and queue, and the commit token we forwarded."""
+    engine.pending = None
+    engine.new_store = None
+    engine.plan = None
+    engine.recq = None
+    engine.last_commit = None
+
+
+def reject(engine: Engine, verdict: Verdict) -> None:
+    """We were evicted: stand down for the cool-down (the same one every
+    member computes from the same evidence), keeping what the application
+    queued; then rejoin by ourselves."""
+    if engine.state is State.REJECTED:
+        return
+    cooldown_s = engine.detector.cooldown_s(engine.node_id)
+    engine.notes[f"{Note.REJECTED}:{verdict.reason}"] += 1
+    to(engine, State.REJECTED)
+    engine.rx_wait_peak_s = 0.0  # from now on: was it healthy all along?
+    engine.overload_run.pop(engine.node_id, None)
+    engine.gather = None
+    end_round(engine)
+    engine.tokens.reset()
+    engine.sendq.rewind()
+    engine.cancel_timer(*TIMERS)
+    engine.set_timer("rejoin", cooldown_s * MS_PER_S)
+    engine.emit(Rejected(verdict.reason, cooldown_s))
+
+
+def rejoin(engine: Engine) -> None:
+    """The cool-down of our eviction is over: rejoin through a normal join,
+    once our own load is back under the limits."""
+    if engine.state is not State.REJECTED:
+        return
+    # Healthy for the whole cool-down, not just now: the worst receive wait
+    # since we were rejected (the peak is not reset while rejected).
+    worst_s = max(engine.rx_wait_s, engine.rx_wait_peak_s)
+    engine.rx_wait_peak_s = 0.0
+    cfg = engine.config
+    if engine.rx_queue >= cfg.overload_rx_queue or worst_s * MS_PER_S >= cfg.overload_hold_ms:
+        engine.set_timer("rejoin", cfg.evict_cooldown_ms)
+        return
+    engine.detector.forgive(engine.now, engine.node_id, engine.ring_seq_max)
+    engine.rejoining = True
+    engine.gather = None
+    engine.enter_gather(engine.now, reason="rejoin", rejoin=True)
+
+
+def install(engine: Engine, ring: RingId, members: tuple[int, ...], store: RingStore) -> None:
+    """Install a regular configuration (after recovery)."""
+    engine.ring, engine.members, engine.store = ring, members, store
+    engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
+    remember_ring(engine, ring, members)
+    engine.installed_at = engine.now
+    # The old ring's frames are delivered: its key goes, so nothing sent in
+    # the old ring is readable here any more either.
+    engine.security.retire({ring})
+    engine.merge_backoff.forget(members)
+    engine.assembler.reset()
+    engine.emit_view(regular_view_id(ring), "regular", members)
+    to(engine, State.OPERATIONAL)
+    engine.gather = None
+    end_round(engine)
+    engine.cancel_timer("join", "consensus", "commit_rtx", "rekey")
+    if members[0] == engine.node_id and engine.config.rekey_interval_ms:
+        engine.set_timer("rekey", engine.config.rekey_interval_ms)
+    faults.on_install(engine, members, regular_view_id(ring))
+    delivery.deliver_ready(engine)
+
+
+def remember_ring(engine: Engine, ring: RingId, members: tuple[int, ...]) -> None:
+    """Keep a ring's members (to check proofs about it): the latest
+    RINGS_KEPT rings committed to or installed."""
+    engine.known_rings[ring] = members
+    while len(engine.known_rings) > RINGS_KEPT:
+        del engine.known_rings[min(engine.known_rings, key=lambda r: r.seq)]
