@@ -17,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
-from ringward.engine import chain, delivery, faults, gather, recovery, token, transition
+from ringward.engine import (
+    accusations,
+    chain,
+    delivery,
+    faults,
+    gather,
+    recovery,
+    token,
+    transition,
+)
 from ringward.engine.membership import State
 from ringward.wire import CommitToken, Frame, Kind, Token
 
@@ -44,11 +53,11 @@ def _on_token_request(engine: Engine, frame: Frame, raw: bytes) -> None:
 
 
 def _on_accusation(engine: Engine, frame: Frame, raw: bytes) -> None:
-    faults.on_accusation(engine, frame)
+    accusations.on_accusation(engine, frame)
 
 
 def _on_proof(engine: Engine, frame: Frame, raw: bytes) -> None:
-    faults.on_proof(engine, frame)
+    accusations.on_proof(engine, frame)
 
 
 def _on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:

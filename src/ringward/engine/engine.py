@@ -31,7 +31,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
-from ringward.engine import dispatch, faults, gather, token, transition, validate
+from ringward.engine import dispatch, gather, token, transition, validate, verdicts
 from ringward.engine.api import (
     EngineEvent,
     MessageId,
@@ -175,7 +175,7 @@ class Engine:
                 # on; a proof when its statements alone convict the signer.
                 self.drops[f"{Drop.INVALID}:{invalid.rule}"] += 1
                 if invalid.proof is not None:
-                    faults.prove(self, frame.sender, *invalid.proof)
+                    verdicts.prove(self, frame.sender, *invalid.proof)
                 return
         if self.state not in dispatch.ACCEPTS[frame.kind]:
             self.drops[Drop.NOT_ACCEPTED_IN_STATE] += 1

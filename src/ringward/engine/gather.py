@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ringward.engine import faults, recovery, transition
+from ringward.engine import accusations, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.engine.membership import GatherState, State
 from ringward.engine.reasons import Drop, Note
@@ -103,10 +103,8 @@ def enter(
 def send_join(engine: Engine) -> None:
     g = engine.gather
     assert g is not None
-    proofs, accusations = faults.join_evidence(engine)
-    body = Join(
-        engine.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accusations
-    )
+    proofs, accused = accusations.join_evidence(engine)
+    body = Join(engine.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accused)
     ring = engine.ring or RingId(engine.node_id, 0)
     try:
         raw = engine.emit_signed(ring, body)
@@ -138,7 +136,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         # consensus timeout for it) and hide the sender's latest join.
         engine.drops[Drop.STALE_JOIN] += 1
         return
-    faults.on_join(engine, frame)
+    accusations.on_join(engine, frame)
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
         return  # its evidence convicted us, or it convicted itself
     engine.ring_seq_max = max(engine.ring_seq_max, j.ring_seq)
@@ -157,7 +155,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
             # is gone) restarts membership once per back-off period.
             engine.drops[Drop.JOIN_BACKOFF] += 1
             return
-        faults.on_restart_by_join(engine, frame)
+        accusations.on_restart_by_join(engine, frame)
         enter(engine, engine.now, reason="join", add=(sender,))
     g = engine.gather
     assert g is not None

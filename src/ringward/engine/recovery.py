@@ -25,7 +25,7 @@ import dataclasses
 import hmac
 from typing import TYPE_CHECKING, NamedTuple
 
-from ringward.engine import faults, token, transition
+from ringward.engine import accusations, token, transition
 from ringward.engine.membership import State, plan_recovery
 from ringward.engine.reasons import Drop
 from ringward.engine.ringstore import RingMembers, RingStore
@@ -79,7 +79,7 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
         # The evidence behind the new ring's fail set, as its members saw it.
         for j in ct.cert:
             if isinstance(j.body, Join):
-                faults.absorb(engine, j.body.proofs, j.body.accusations)
+                accusations.absorb(engine, j.body.proofs, j.body.accusations)
     if engine.state not in (State.GATHER, State.COMMIT, State.RECOVERY, State.OPERATIONAL):
         return  # the evidence convicted us
     signers = tuple(j.sender for j in ct.cert)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from ringward.engine import delivery, faults
+from ringward.engine import accusations, delivery
 from ringward.engine.api import Rejected
 from ringward.engine.membership import State, regular_view_id
 from ringward.engine.reasons import Note
@@ -139,7 +139,7 @@ def install(engine: Engine, ring: RingId, members: tuple[int, ...], store: RingS
     engine.cancel_timer("join", "consensus", "commit_rtx", "rekey")
     if members[0] == engine.node_id and engine.config.rekey_interval_ms:
         engine.set_timer("rekey", engine.config.rekey_interval_ms)
-    faults.on_install(engine, members, regular_view_id(ring))
+    accusations.on_install(engine, members, regular_view_id(ring))
     delivery.deliver_ready(engine)
 
 

@@ -1,0 +1,395 @@
+"""Accusations, proofs received, and the evidence joins carry.
+
+Unprovable signals raise a peer's score (engine/detector.py); at the
+threshold this member signs an accusation, broadcast at once and carried in
+its joins, and f+1 accusers convict. A received proof is checked
+(engine/evidence.py) and acted on like our own (engine/verdicts.py). Every
+join and commit certificate brings the evidence behind its fail set, so
+every member sees the same verdicts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ringward.engine import evidence, validate, verdicts
+from ringward.engine.api import Evicted, Rejoined
+from ringward.engine.membership import State
+from ringward.engine.reasons import Drop, Note
+from ringward.wire import (
+    Accusation,
+    Frame,
+    Join,
+    Kind,
+    Proof,
+    RingId,
+    Token,
+    encode,
+    limits,
+)
+from ringward.wire import signing_bytes as _signing_bytes
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+
+__all__ = [
+    "absorb",
+    "join_evidence",
+    "loss_suspect",
+    "on_accusation",
+    "on_install",
+    "on_join",
+    "on_proof",
+    "on_restart_by_join",
+    "review_accusations",
+    "suspect",
+]
+
+# An accusation is judged this many token timeouts after it arrived: time for
+# the other members' own observations to corroborate it (a mute holder costs
+# about two token timeouts per loss, and takes a few losses to accuse).
+REVIEW_TOKEN_TIMEOUTS = 8
+PENDING_FALSE_MAX = 1024
+# Evidence all joins of one membership round may carry together (bytes):
+# leaves room in one datagram for the commit token's keys and entries.
+JOIN_EVIDENCE_BYTES = 40_000
+
+
+def loss_suspect(engine: Engine) -> int | None:
+    """Whom a token loss now is blamed on: the member the last token seen
+    went to."""
+    ts = engine.tokens
+    last = ts.last_succ
+    if last is None and engine.state is State.RECOVERY and engine.pending is not None:
+        # No token of the new ring was ever seen: its representative, who
+        # starts it, did not (a mute representative was never blamed, and
+        # every ring it led died in recovery: Byzantine soak seed 1012).
+        last = engine.pending.ring.rep
+    # A token not linked here may be one its successor holds for its link
+    # (recovery, engine/chain.py): its maker is the one suspected then.
+    if last is not None and last != engine.node_id and ts.linked >= ts.hop_seen:
+        return last
+    return None
+
+
+def suspect(engine: Engine, peer: int, signal: str) -> None:
+    det = engine.detector
+    total = det.score(engine.now, peer, signal)
+    ring = _bound_ring(engine)
+    if (
+        total >= engine.config.suspicion_threshold
+        and ring is not None
+        and _in_play(engine, peer)
+        and det.accused.get(peer) != ring
+        and peer not in det.verdicts
+    ):
+        det.accused[peer] = ring
+        hop = max(engine.tokens.hop_seen, 0)
+        frame, raw = engine.sign_frame(
+            ring, Accusation(peer, hop, det.top_signal(peer), int(total))
+        )
+        engine.notes[f"{Note.ACCUSE}:{det.top_signal(peer)}"] += 1
+        engine.send(None, raw)
+        _count_accusation(engine, frame, peer)
+
+
+def _bound_ring(engine: Engine) -> RingId | None:
+    """The ring accusations are bound to: our installed ring, or before the
+    first one is installed, the ring being formed. Without the latter no
+    accusation could be made until a first ring was installed, and a
+    break-link member that killed every first recovery was never evicted
+    (Byzantine soak seed 1115: 10 nodes, every member suspected it in
+    every round, and nobody had a ring to accuse it in)."""
+    if engine.ring is not None:
+        return engine.ring
+    return engine.pending.ring if engine.pending is not None else None
+
+
+def _in_play(engine: Engine, peer: int) -> bool:
+    """Whether ``peer`` is in our ring, or in the one being formed (a node
+    that kills every new ring before it is installed must be accusable)."""
+    return (
+        peer in engine.members
+        or (engine.pending is not None and peer in engine.pending.members)
+        or (engine.gather is not None and peer in engine.gather.proc)
+    )
+
+
+def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
+    det = engine.detector
+    ring = _bound_ring(engine)
+    if not det.add_accusation(frame, target, ring):
+        return
+    accusers = det.accusers(target, ring)
+    if len(accusers) >= det.f + 1:
+        v = det.convict(engine.now, target, "accused", False, tuple(accusers))
+        if v is not None:
+            verdicts.act(engine, v)
+
+
+def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
+    """A signed accusation (broadcast, or carried in a join)."""
+    acc = frame.body
+    if not engine.config.fault_detector or not isinstance(acc, Accusation):
+        return
+    if not verified and not verdicts.verify(engine, frame):
+        engine.drops[Drop.ACCUSATION_BAD_SIGNATURE] += 1
+        return
+    if not verified and validate.static_rule(frame, engine.config) is not None:
+        engine.drops[Drop.ACCUSATION_INVALID] += 1  # carried in a join: the validator's rules too
+        return
+    det = engine.detector
+    if acc.target not in det.roster:
+        engine.drops[Drop.ACCUSATION_UNKNOWN_TARGET] += 1
+        return
+    _count_accusation(engine, frame, acc.target)
+    if frame.sender in (engine.node_id, acc.target) or _bound_ring(engine) is None:
+        return
+    seen = det.accused_at.setdefault(acc.target, {})
+    if len(seen) < len(det.roster):
+        seen[frame.sender] = engine.now
+    # Judged later: an accusation nobody corroborates by then weighs against
+    # the accuser (a framer is evicted in turn). Distinct accusations of
+    # one accuser about one target count at most once per rotation.
+    key = (frame.sender, acc.target, frame.ring)
+    if len(det.false_last) > PENDING_FALSE_MAX:
+        det.false_last.clear()  # a bound: at worst one accusation reviewed twice
+    last = det.false_last.get(key)
+    n = max(1, len(engine.members))
+    if (last is None or acc.hop >= last + n) and len(det.pending_false) < PENDING_FALSE_MAX:
+        det.false_last[key] = acc.hop
+        due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.config.token_timeout_ms / 1000
+        det.pending_false.append((due, frame.sender, acc.target, frame.ring))
+    review_accusations(engine)
+
+
+def review_accusations(engine: Engine) -> None:
+    """Accusations whose review time came: uncorroborated ones (no other
+    accuser in that ring, no verdict, and the target unsuspected here)
+    count against their accuser."""
+    det = engine.detector
+    span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.config.token_timeout_ms / 1000
+    while det.pending_false and det.pending_false[0][0] <= engine.now:
+        due, accuser, target, _ = det.pending_false.popleft()
+        since = due - span
+        # Corroborated: f others accused it around then (in any ring:
+        # members accuse when their own scores cross, not in step), so f+1
+        # in all, as many as evict; or it was evicted, or we suspect it
+        # ourselves. Up to f accusers may all be liars: two framers of one
+        # target corroborated each other and were never evicted (Byzantine
+        # soak seed 1034, 10 nodes).
+        others = [
+            a for a, t in det.accused_at.get(target, {}).items() if a != accuser and t >= since
+        ]
+        evicted = [t for t in det.evictions.get(target, []) if t >= since]
+        if (
+            len(others) < max(1, det.f)
+            and not evicted
+            and target not in det.verdicts
+            and det.total(engine.now, target) < engine.config.suspicion_threshold / 4
+            and accuser not in det.verdicts
+        ):
+            suspect(engine, accuser, "false_accusation")
+
+
+def on_proof(engine: Engine, frame: Frame) -> None:
+    """A proof (broadcast, or carried in a join/commit): check it alone."""
+    proof = frame.body
+    if not engine.config.fault_detector or not isinstance(proof, Proof):
+        return
+    det = engine.detector
+    if proof.target in det.verdicts:
+        return
+    key = engine.digest(
+        b"".join(
+            [proof.target.to_bytes(2, "big"), proof.kind.encode(), b"\0"]
+            + [_signing_bytes(s) for s in proof.statements]
+        )
+    )
+    if key in det.checked:
+        return
+    spent = det.amnesty.get(proof.target, -1)
+    reason = None
+    if all(s.ring.seq > spent for s in proof.statements):
+        reason = evidence.check_proof(
+            proof,
+            lambda f: verdicts.verify(engine, f),
+            lambda r: verdicts.members_of(engine, r),
+            engine.config,
+        )
+    if len(det.checked) > 1024:
+        det.checked.clear()
+    det.checked[key] = reason or ""
+    if reason is None:
+        engine.drops[Drop.PROOF_REFUSED] += 1
+        return
+    v = det.convict(engine.now, proof.target, reason, True, (frame,))
+    if v is not None:
+        engine.overload_run.pop(proof.target, None)
+        verdicts.act(engine, v)
+
+
+# -------------------------------------------------------------- membership
+
+
+def on_join(engine: Engine, frame: Frame) -> None:
+    """Evidence and signals a join carries (before its sets are used)."""
+    if not engine.config.fault_detector:
+        return
+    j = frame.body
+    assert isinstance(j, Join)
+    absorb(engine, j.proofs, j.accusations)
+    det = engine.detector
+    for proposer in [p for p, outs in det.proposed.items() if frame.sender in outs]:
+        det.proposed[proposer] = frozenset()  # we heard the node it proposed
+    blame = engine.loss_blame
+    if blame is not None and blame[0] == frame.sender:
+        engine.loss_blame = None
+        if engine.now - blame[1] <= engine.config.consensus_timeout_ms / 1000:
+            suspect(engine, frame.sender, "token_loss")
+
+
+def on_restart_by_join(engine: Engine, frame: Frame) -> None:
+    """A member's join is about to restart our membership round."""
+    if not engine.config.fault_detector:
+        return
+    ring = engine.ring
+    j = frame.body
+    assert isinstance(j, Join)
+    ts = engine.tokens
+    if engine.state is State.OPERATIONAL or (
+        engine.state is State.RECOVERY and engine.pending is not None
+    ):
+        since = ts.last_seen_t if ts.hop_seen >= 0 else ts.ring_start_t
+        if (engine.now - since) * 1000 >= 0.8 * engine.config.token_timeout_ms:
+            # The token has been silent nearly as long as our own timeout,
+            # and another member's timeout went just before ours: blame
+            # whom our own timeout would have. Only the first members to
+            # time out did, which took a mute holder 6 rounds (8 s) to reach
+            # f+1 accusers (Byzantine soak seed 1027), or never (a mute
+            # representative, seed 1012).
+            last = loss_suspect(engine)
+            if last is not None:
+                engine.loss_blame = (last, engine.now)
+    if (
+        engine.state is not State.OPERATIONAL
+        or ring is None
+        or frame.sender not in engine.members
+        or (engine.now - engine.tokens.last_seen_t) * 1000 >= engine.config.slow_hold_ms
+        or _rekey_due(engine, frame.sender)
+    ):
+        return
+    # It restarts membership while the token was just here: a member that
+    # lost the token would have waited token_timeout_ms.
+    outsiders = frozenset(j.proc) - set(j.fail) - set(engine.members)
+    evicted = frozenset(n for n in outsiders if engine.banned(n))
+    if not outsiders:
+        suspect(engine, frame.sender, "churn")
+    elif evicted == outsiders:
+        # Only nodes we evicted (our joins fail them at once, so the round
+        # is short). A member that missed the eviction (it was down) hears
+        # their traffic and proposes them at its merge back-off; more often
+        # than that is churn (a restarted correct member was accused of
+        # `phantom` for it, in 0.6 s).
+        if not engine.detector.may_propose_evicted(
+            engine.now, frame.sender, evicted, engine.config.merge_timeout_ms / 1000
+        ):
+            suspect(engine, frame.sender, "churn")
+    elif len(engine.detector.proposed) < len(engine.detector.roster):
+        # Proposing to add a node (a merge, a rejoin) is what a member that
+        # heard an outsider must do; judged when the round ends: if we heard
+        # none of the proposed nodes and none made it in, it was churn
+        # ("phantom": it also cost everyone a consensus timeout).
+        engine.detector.proposed[frame.sender] = outsiders - evicted
+
+
+def _rekey_due(engine: Engine, sender: int) -> bool:
+    """The representative restarts the ring once per rekey interval."""
+    cfg = engine.config
+    return (
+        engine.ring is not None
+        and sender == engine.ring.rep
+        and cfg.rekey_interval_ms > 0
+        and (engine.now - engine.installed_at) * 1000 >= cfg.rekey_interval_ms * 0.9
+    )
+
+
+def absorb(engine: Engine, proofs: tuple[Frame, ...], accusations: tuple[Frame, ...]) -> None:
+    for p in proofs:
+        if p.kind is Kind.PROOF:
+            on_proof(engine, p)
+    for a in accusations:
+        if a.kind is Kind.ACCUSATION:
+            on_accusation(engine, a, verified=False)
+
+
+def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]:
+    """What our join carries: the proofs and accusations behind every
+    verdict, and every accusation of the current ring we hold."""
+    if not engine.config.fault_detector:
+        return (), ()
+    det = engine.detector
+    proofs: list[Frame] = []
+    accusations: list[Frame] = []
+    for _, v in sorted(det.verdicts.items()):
+        if v.proof and len(proofs) < limits.JOIN_PROOFS_MAX:
+            proofs.extend(p for p in v.evidence[:1] if _nests_in_cert(p))
+        elif not v.proof:
+            accusations.extend(v.evidence)
+    for target in sorted(det.accusations):
+        if target not in det.verdicts:
+            accusations.extend(det.accusers(target, _bound_ring(engine)))
+    # A byte budget per join, so that a commit token carrying every new
+    # member's join as its certificate stays within one datagram.
+    budget = JOIN_EVIDENCE_BYTES // max(1, len(engine.gather.proc) if engine.gather else 1)
+    return _within(proofs, budget // 2), _within(
+        accusations[: limits.JOIN_ACCUSATIONS_MAX], budget // 2
+    )
+
+
+def _nests_in_cert(proof: Frame) -> bool:
+    """Whether a proof can ride in a join inside a commit certificate: the
+    statements sit at the wire's deepest nesting level there, so they may
+    embed nothing themselves. Other proofs (an impossible commit token, say)
+    travel only by broadcast; the fail sets carry their effect."""
+    body = proof.body
+    return isinstance(body, Proof) and all(
+        isinstance(s.body, Token)
+        or (isinstance(s.body, Join) and not s.body.proofs and not s.body.accusations)
+        for s in body.statements
+    )
+
+
+def _within(frames: list[Frame], budget: int) -> tuple[Frame, ...]:
+    out, used = [], 0
+    for f in frames:
+        size = len(encode(f))
+        if used + size > budget:
+            continue
+        out.append(f)
+        used += size
+    return tuple(out)
+
+
+def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
+    """A regular view is installed: announce the evictions it carries out,
+    readmit nodes whose cool-down is over."""
+    det = engine.detector
+    proposed, det.proposed = det.proposed, {}
+    for sender, outsiders in sorted(proposed.items()):
+        if sender in members and outsiders and outsiders.isdisjoint(members):
+            suspect(engine, sender, "phantom")
+    # Verdicts forgiven before this view, and current ones (the current
+    # verdict of a target wins: one announcement per target).
+    due = {**det.unannounced, **det.verdicts}
+    det.unannounced = {}
+    for target, v in sorted(due.items(), key=lambda tv: tv[0]):
+        if target not in members and not v.announced and target != engine.node_id:
+            v.announced = True
+            engine.emit(Evicted(target, v.reason, v.proof))
+    for target in det.expired(engine.now):
+        if target != engine.node_id:
+            det.forgive(engine.now, target, engine.ring_seq_max)
+    if engine.rejoining:
+        engine.rejoining = False
+        engine.emit(Rejoined(view))

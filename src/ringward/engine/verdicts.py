@@ -1,0 +1,75 @@
+"""Acting on a proof: sign it, convict, broadcast, fail the target.
+
+A proof is signed statements whose content alone convicts their signer
+(engine/evidence.py checks it): the verdict needs no one else's word.
+:func:`act` is what every verdict (a proof, or f+1 accusations) does here:
+fail the target in the membership round it starts, or stand down if the
+target is us.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ringward.engine.detector import Verdict
+from ringward.engine.membership import State
+from ringward.engine.reasons import Drop, Note
+from ringward.errors import WireError
+from ringward.wire import Frame, Proof, RingId
+from ringward.wire import signing_bytes as _signing_bytes
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+
+__all__ = ["act", "convict", "members_of", "prove", "verify"]
+
+
+def verify(engine: Engine, frame: Frame) -> bool:
+    return engine.security.verify(frame.sender, _signing_bytes(frame), frame.signature)
+
+
+def members_of(engine: Engine, ring: RingId) -> tuple[int, ...] | None:
+    return engine.known_rings.get(ring)
+
+
+def prove(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]) -> None:
+    """Signed statements that convict ``target`` (engine/validate.py)."""
+    if engine.config.fault_detector and target != engine.node_id:
+        convict(engine, target, kind, statements)
+
+
+def convict(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...]) -> None:
+    """We hold a proof: sign it, convict, broadcast it to every node."""
+    ring = engine.ring or RingId(engine.node_id, 0)
+    try:
+        frame, raw = engine.sign_frame(ring, Proof(target, kind, statements))
+    except WireError:
+        # Cannot happen with tokens bounded by rule:size; never raise anyway.
+        engine.drops[Drop.PROOF_TOO_LARGE] += 1
+        return
+    v = engine.detector.convict(engine.now, target, kind, True, (frame,))
+    if v is None:
+        return
+    engine.overload_run.pop(target, None)  # spent: a readmitted node starts afresh
+    engine.notes[f"{Note.PROOF}:{kind}"] += 1
+    engine.send(None, raw)
+    act(engine, v)
+
+
+def act(engine: Engine, v: Verdict) -> None:
+    """A new verdict: fail the target now (or, if it is us, stand down)."""
+    if v.target == engine.node_id:
+        engine.reject(v)
+        return
+    g = engine.gather
+    if engine.state is State.GATHER and g is not None:
+        if v.target in g.proc and v.target not in g.fail:
+            g.fail.add(v.target)
+            engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+            engine.send_join()
+        return
+    in_ring = v.target in engine.members or (
+        engine.pending is not None and v.target in engine.pending.members
+    )
+    if in_ring and engine.state is not State.REJECTED:
+        engine.enter_gather(engine.now, reason="evict")
