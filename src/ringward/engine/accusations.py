@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import evidence, validate, verdicts
 from ringward.engine.api import Evicted, Rejoined
+from ringward.engine.detector import LossBlame
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.wire import (
@@ -53,6 +54,12 @@ PENDING_FALSE_MAX = 1024
 # Evidence all joins of one membership round may carry together (bytes):
 # leaves room in one datagram for the commit token's keys and entries.
 JOIN_EVIDENCE_BYTES = 40_000
+# A join arriving after the token was silent for this fraction of our own
+# token timeout: whoever the token died at is blamed as our timeout would.
+SILENT_TOKEN_FRACTION = 0.8
+# A ring restarted by its representative after this fraction of the rekey
+# interval is a rekey, not churn (the timer fires at the full interval).
+REKEY_DUE_FRACTION = 0.9
 
 
 def loss_suspect(engine: Engine) -> int | None:
@@ -243,9 +250,9 @@ def on_join(engine: Engine, frame: Frame) -> None:
     for proposer in [p for p, outs in det.proposed.items() if frame.sender in outs]:
         det.proposed[proposer] = frozenset()  # we heard the node it proposed
     blame = engine.loss_blame
-    if blame is not None and blame[0] == frame.sender:
+    if blame is not None and blame.node == frame.sender:
         engine.loss_blame = None
-        if engine.now - blame[1] <= engine.config.consensus_timeout_ms / 1000:
+        if engine.now - blame.at <= engine.config.consensus_timeout_ms / 1000:
             suspect(engine, frame.sender, "token_loss")
 
 
@@ -261,7 +268,7 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         engine.state is State.RECOVERY and engine.pending is not None
     ):
         since = ts.last_seen_t if ts.hop_seen >= 0 else ts.ring_start_t
-        if (engine.now - since) * 1000 >= 0.8 * engine.config.token_timeout_ms:
+        if (engine.now - since) * 1000 >= SILENT_TOKEN_FRACTION * engine.config.token_timeout_ms:
             # The token has been silent nearly as long as our own timeout,
             # and another member's timeout went just before ours: blame
             # whom our own timeout would have. Only the first members to
@@ -270,7 +277,7 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
             # representative, seed 1012).
             last = loss_suspect(engine)
             if last is not None:
-                engine.loss_blame = (last, engine.now)
+                engine.loss_blame = LossBlame(last, engine.now)
     if (
         engine.state is not State.OPERATIONAL
         or ring is None
@@ -310,7 +317,7 @@ def _rekey_due(engine: Engine, sender: int) -> bool:
         engine.ring is not None
         and sender == engine.ring.rep
         and cfg.rekey_interval_ms > 0
-        and (engine.now - engine.installed_at) * 1000 >= cfg.rekey_interval_ms * 0.9
+        and (engine.now - engine.installed_at) * 1000 >= cfg.rekey_interval_ms * REKEY_DUE_FRACTION
     )
 
 

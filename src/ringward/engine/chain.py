@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import delivery, evidence, faults
 from ringward.engine.reasons import Note
+from ringward.engine.tokenstate import LinkAsk, TokenState
 from ringward.wire import Frame, Token, TokenRequest
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
     from ringward.engine.ringstore import RingStore
-    from ringward.engine.token import TokenState
 
 __all__ = ["add", "learn_safe", "linked", "poll"]
 
@@ -56,6 +56,9 @@ UNICAST_ASKS = 1
 # Token timeouts without a new link, while tokens arrive, before the ring is
 # given up.
 STALL_TOKEN_TIMEOUTS = 2
+# A link ask this fraction of the retransmit period after the last one is
+# due (float time: a poll a hair early asks rather than skips a period).
+ASK_PERIOD_SLACK = 0.9
 
 
 def linked(ts: TokenState, hop: int) -> bool:
@@ -142,19 +145,18 @@ def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
         hop, first = nxt, evidence.producer(members, nxt)  # the token itself
     else:
         hop, first = ts.linked, entry[1].sender  # the version it linked to
-    asked_hop, last, tries = ts.link_ask
+    asked_hop, last, tries = ts.link_ask.hop, ts.link_ask.at, ts.link_ask.tries
     if asked_hop != hop:
         last, tries = -1e9, 0
-    # Paced by the link timer (poll); the slack lets a poll a hair before
-    # the period (float time, a datagram's poll) ask rather than skip.
-    if engine.now - last < 0.9 * engine.config.token_retransmit_ms / 1000:
+    # Paced by the link timer (poll).
+    if engine.now - last < ASK_PERIOD_SLACK * engine.config.token_retransmit_ms / 1000:
         return
     if tries >= LINK_ASKS:
         if entry is not None and not ts.link_blamed:
             ts.link_blamed = True
             faults.link_broken(engine, entry[1].sender)
         return
-    ts.link_ask = (hop, engine.now, tries + 1)
+    ts.link_ask = LinkAsk(hop, engine.now, tries + 1)
     dest = first if tries < UNICAST_ASKS and first != engine.node_id else None
     engine.emit_signed(store.ring, TokenRequest(hop), dest)
 

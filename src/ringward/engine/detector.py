@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
 from ringward.wire import Frame, RingId
@@ -57,6 +58,14 @@ WEIGHTS: dict[str, float] = {
 
 # Evidence kept: bounds memory whatever peers send.
 ACCUSERS_TRACKED = 256
+
+
+class LossBlame(NamedTuple):
+    """Whose visit the token died at, and when: scored only if that member
+    then answers the membership round (a crashed one is simply failed)."""
+
+    node: int
+    at: float
 
 
 @dataclass(slots=True)

@@ -41,13 +41,14 @@ from ringward.engine.api import (
     quorum_size,
 )
 from ringward.engine.config import EngineConfig
-from ringward.engine.detector import Detector, Verdict
+from ringward.engine.detector import Detector, LossBlame, Verdict
 from ringward.engine.membership import GatherState, RecoveryPlan, State, regular_view_id
 from ringward.engine.reasons import Drop, Note
 from ringward.engine.recovery import ForwardedCommit
 from ringward.engine.ringstore import ActiveRing, Assembler, RingMembers, RingStore
 from ringward.engine.security import FrameSecurity, NullSecurity
 from ringward.engine.sendqueue import SendQueue
+from ringward.engine.tokenstate import TokenState
 from ringward.engine.transition import TIMERS
 from ringward.errors import ConfigError, RingwardError
 from ringward.wire import (
@@ -119,12 +120,12 @@ class Engine:
         self.my_entry: CommitMember | None = None
         self.merge_backoff = gather.MergeBackoff(self.config.merge_timeout_ms / 1000.0)
         self.last_commit: ForwardedCommit | None = None
-        self.tokens = token.TokenState()
+        self.tokens = TokenState()
         # Fault detector (engine/faults.py): whose visit the token died at, the members of
         # recent rings, the driver-reported receive queue, and whether we are
         # coming back from a rejection.
         self.detector = Detector(node_id, self.roster, self.config)
-        self.loss_blame: tuple[int, float] | None = None
+        self.loss_blame: LossBlame | None = None
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
         # Roster node -> the highest ring seq it signed in any frame we
         # verified (_stale_join). Bounded by the roster.

@@ -22,12 +22,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringward.engine import accusations, evidence, verdicts
+from ringward.engine.detector import LossBlame
 from ringward.engine.ringstore import RingStore
 from ringward.wire import Frame, Token
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
-    from ringward.engine.token import TokenState
+    from ringward.engine.tokenstate import TokenState
 
 __all__ = [
     "check_transition",
@@ -220,4 +221,4 @@ def on_token_loss(engine: Engine) -> None:
     simply failed, not suspected)."""
     last = accusations.loss_suspect(engine)
     if last is not None:
-        engine.loss_blame = (last, engine.now)
+        engine.loss_blame = LossBlame(last, engine.now)

@@ -25,7 +25,6 @@ and backlog, then sign and broadcast the next token.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ringward.engine import chain, delivery, faults
@@ -33,13 +32,13 @@ from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import HeldToken, RingStore
 from ringward.engine.sendqueue import SendQueue
+from ringward.engine.tokenstate import Held, Relay, Sent, TokenState, Visit
 from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, TokenRequest, limits
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
 __all__ = [
-    "TokenState",
     "on_token",
     "on_token_request",
     "relay",
@@ -49,69 +48,6 @@ __all__ = [
 ]
 
 U32_MAX = (1 << 32) - 1
-
-
-@dataclass(slots=True)
-class _Visit:
-    seq: int
-    backlog: int
-    aru: int
-
-
-@dataclass(slots=True)
-class TokenState:
-    """Per-ring token bookkeeping of one node."""
-
-    hop_seen: int = -1
-    hop_done: int = -1
-    seq_at: dict[int, int] = field(default_factory=dict)
-    aru_at: dict[int, int] = field(default_factory=dict)
-    last_sent: tuple[int, bytes] | None = None
-    held: tuple[Frame, bytes] | None = None
-    arrived: float = 0.0
-    my_fcc: int = 0
-    my_backlog: int = 0
-    prev_visit: _Visit | None = None
-    # The verified chain (engine/chain.py): every hop up to ``linked`` is
-    # linked; the digest and frame of that token; tokens waiting for a
-    # link; since when the chain has waited; the last ask (hop, time,
-    # tries); whether its maker was suspected for a link nobody closed.
-    linked: int = 0
-    link_digest: bytes = b""
-    link_frame: Frame | None = None
-    unlinked: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
-    link_wait: float | None = None
-    link_ask: tuple[int, float, int] = (-1, -1e9, 0)
-    link_blamed: bool = False
-    held_for_link: bool = False
-    # The last token seen, to relay to its successor if the next is late.
-    relay: tuple[int, int, bytes] | None = None
-    aru_stuck: int = 0
-    idle_visits: int = 0
-    # Hops observed beyond the contiguous prefix, and when each missing one
-    # was last asked for (TOKEN_REQUEST to its producer).
-    hop_contig: int = 0
-    seen_hops: set[int] = field(default_factory=set)
-    asked: dict[int, tuple[float, int]] = field(default_factory=dict)
-    # Retransmission requests seen in the chain: seq -> (first hop, last hop).
-    rtr_watch: dict[int, tuple[int, int]] = field(default_factory=dict)
-    # Fault detector (engine/faults.py): recent tokens by hop (raw, frame)
-    # and when each was first seen.
-    raw_at: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
-    seen_at: dict[int, float] = field(default_factory=dict)
-    # Served requests to verify at the server's next visit, and when a
-    # duplicate copy of each seq last arrived.
-    withhold_check: dict[tuple[int, int], float] = field(default_factory=dict)
-    dup_at: dict[int, float] = field(default_factory=dict)
-    last_succ: int | None = None
-    last_seen_t: float = -1e9
-    # Token requests answered: (requester, ring, hop) -> when.
-    answered: dict[tuple[int, RingId, int], float] = field(default_factory=dict)
-    # When recovery into this ring began (its representative starts the token).
-    ring_start_t: float = -1e9
-
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
 
 
 def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
@@ -160,7 +96,7 @@ def _take_turn(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
         if engine.state is State.RECOVERY and not chain.linked(ts, tk.hop):
             # Recovery ends on what the token says about every member: a
             # token not linked yet is held until it is (engine/chain.py).
-            ts.held, ts.held_for_link = (frame, raw), True
+            ts.held, ts.held_for_link = Held(frame, raw), True
         else:
             visit(engine, frame, raw)
     elif ts.held_for_link and ts.held is not None and _held_linked(ts):
@@ -173,7 +109,7 @@ def _take_turn(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
 
 def _held_linked(ts: TokenState) -> bool:
     assert ts.held is not None
-    tk = ts.held[0].body
+    tk = ts.held.frame.body
     assert isinstance(tk, Token)
     return chain.linked(ts, tk.hop)
 
@@ -185,7 +121,7 @@ def _observe(
     _watch_requests(ts, tk, len(members))
     ts.last_succ, ts.last_seen_t = tk.succ, engine.now
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
-    if ts.last_sent is not None and tk.hop > ts.last_sent[0]:
+    if ts.last_sent is not None and tk.hop > ts.last_sent.hop:
         ts.last_sent = None
         engine.cancel_timer("token_rtx")
     if engine.state is State.RECOVERY:
@@ -214,7 +150,7 @@ def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
         ts.relay = None
         engine.cancel_timer("relay")
         return
-    ts.relay = (tk.hop, tk.succ, raw)
+    ts.relay = Relay(tk.hop, tk.succ, raw)
     engine.set_timer("relay", RELAY_RETRANSMITS * engine.config.token_retransmit_ms)
 
 
@@ -222,8 +158,8 @@ def relay(engine: Engine) -> None:
     """The relay timer: the next hop is late; pass our copy on, once."""
     ts = engine.tokens
     r, ts.relay = ts.relay, None
-    if r is not None and ts.hop_seen == r[0] and engine.active() is not None:
-        engine.send(r[1], r[2])
+    if r is not None and ts.hop_seen == r.hop and engine.active() is not None:
+        engine.send(r.dest, r.raw)
         engine.notes[Note.TOKEN_RELAYED] += 1
 
 
@@ -409,7 +345,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     _forward(engine, ring, nxt, members)
     if engine.active() != cur:
         return  # our own report convicted us, or a check restarted membership
-    ts.prev_visit = _Visit(seq, backlog, aru)
+    ts.prev_visit = Visit(seq, backlog, aru)
     if done:
         delivery.finish(engine)
     else:
@@ -516,7 +452,7 @@ def _hold(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> bool:
     cfg = engine.config
     if ts.idle_visits < cfg.seqno_unchanged_const or cfg.token_hold_idle_ms == 0:
         return False
-    ts.held = (frame, raw)
+    ts.held = Held(frame, raw)
     engine.set_timer("token_hold", cfg.token_hold_idle_ms)
     return True
 
@@ -547,7 +483,7 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     ts.seen_hops.add(nxt.hop)
     ts.hop_done = nxt.hop - 1
     _record(ts, nxt.hop, nxt.seq, len(members))
-    ts.last_sent = (nxt.hop, out)
+    ts.last_sent = Sent(nxt.hop, out)
     engine.set_timer("token_loss", engine.config.token_timeout_ms)
     cur = engine.active()
     if cur is not None and not chain.add(engine, mine, out, members, cur.store):
@@ -556,7 +492,7 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
         # A ring of one: the token comes straight back. Take the next visit
         # from a timer so time advances between visits.
         frame = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
-        ts.held = (frame, out)
+        ts.held = Held(frame, out)
         ts.arrived = engine.now
         busy = engine.sendq.frames_pending or engine.state is State.RECOVERY
         engine.set_timer("token_hold", 0.1 if busy else engine.config.token_hold_idle_ms)
@@ -569,7 +505,7 @@ def retransmit(engine: Engine) -> None:
     ts = engine.tokens
     if ts.last_sent is None or engine.active() is None:
         return
-    engine.send(None, ts.last_sent[1])
+    engine.send(None, ts.last_sent.raw)
     engine.set_timer("token_rtx", engine.config.token_retransmit_ms)
 
 
