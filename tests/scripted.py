@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ring_harness import Cluster
-
 from ringward.engine.api import (
     Delivered,
     EngineEvent,

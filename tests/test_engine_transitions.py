@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from ring_harness import FAST, Cluster
 from ringward.engine import State, transition
 from ringward.engine.detector import Verdict
-from ring_harness import FAST, Cluster
 
 ENGINE_SRC = Path(__file__).resolve().parents[1] / "src" / "ringward" / "engine"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from scripted import parse, run_script
 
 SCRIPTS = sorted((Path(__file__).parent / "scripts").glob("*.txt"))
