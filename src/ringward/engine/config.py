@@ -78,7 +78,7 @@ class EngineConfig:
     # holder does not count against it; far above token_hold_idle_ms.
     slow_hold_permille: int = 750
     # Overloaded self-reports (LoadReport), among the node's last
-    # 2 * overload_reports - 1, that convict it of overload (faults._check_load),
+    # 2 * overload_reports - 1, that convict it of overload (faults.check_load),
     # and what "overloaded" means: a receive queue this long,
     # a token held this long (its wait in the receive queue included), or
     # this much of the frame buffer budget in use.

@@ -135,7 +135,7 @@ class Engine:
         self.rx_wait_peak_s = 0.0  # since our last token: what we report
         # Each member's latest signed tokens and whether each reported
         # overload (kept across rings: the token losses an overload causes
-        # end rings); faults._check_load.
+        # end rings); faults.check_load.
         self.overload_run: dict[int, list[tuple[Frame, bool]]] = {}
         self.rejoining = False
         self.installed_at = now

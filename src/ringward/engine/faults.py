@@ -70,7 +70,7 @@ def observe_token(
         assert isinstance(prev, Token)
         _observe_visit(engine, frame, prev, ts.seen_at[tk.hop - 1], fresh, store)
     # A link that does not match is fetched by engine/chain.py.
-    _check_load(engine, frame, tk)
+    check_load(engine, frame, tk)
     accusations.review_accusations(engine)
     return True
 
@@ -162,7 +162,7 @@ def _observe_visit(
         accusations.suspect(engine, sender, "withhold")
 
 
-def _check_load(engine: Engine, frame: Frame, tk: Token) -> None:
+def check_load(engine: Engine, frame: Frame, tk: Token) -> None:
     """Sustained overload: over the limits in ``overload_reports`` of the
     maker's last ``2 * overload_reports - 1`` reports we saw.
 
@@ -200,7 +200,7 @@ def late_token(engine: Engine, frame: Frame) -> None:
     if engine.config.fault_detector:
         tk = frame.body
         assert isinstance(tk, Token)
-        _check_load(engine, frame, tk)
+        check_load(engine, frame, tk)
 
 
 def own_token(engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...]) -> None:
@@ -212,7 +212,7 @@ def own_token(engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...]
     tk = frame.body
     assert isinstance(tk, Token)
     _remember(engine.tokens, tk.hop, raw, frame, engine.now, len(members))
-    _check_load(engine, frame, tk)
+    check_load(engine, frame, tk)
 
 
 def on_token_loss(engine: Engine) -> None:
