@@ -1,5 +1,14 @@
 # Two commands are the contract (README.md): `make demo` and `make test`.
 # Both create .venv when it is missing and install what they need.
+#
+# What runs where (test markers: tests/conftest.py):
+#   make check  ruff, mypy (src, tests, fuzz), the fast tests (unmarked):
+#               the loop while editing, under 2 minutes on 2 CPUs
+#   make test   ruff, mypy, the fast and the heavy tests (worlds, processes,
+#               the demo), the fuzz smoke run: CI, under 12 minutes on 2 CPUs
+#   make soak   the soak tests: the cases of heavy matrices that make test
+#               leaves out (each still runs here) and the long soak (hours)
+# pytest runs on PYTEST_JOBS workers (pytest-xdist; 0: in one process).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,8 +16,12 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 # Fuzz smoke: executions per target in `make test` (seconds, not minutes).
 FUZZ_RUNS ?= 100000
+# One pytest worker per CPU. loadgroup: tests of one xdist_group (the
+# loopback clusters) run on one worker, one after another.
+PYTEST_JOBS ?= auto
+PYTEST := $(BIN)/pytest -n $(PYTEST_JOBS) --dist loadgroup
 
-.PHONY: demo test lint typecheck unit fuzz-smoke soak corpus clean
+.PHONY: demo test check lint typecheck unit fast fuzz-smoke soak corpus clean
 
 $(VENV)/.python-ok:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -33,23 +46,31 @@ demo: $(VENV)/.installed
 test: lint typecheck unit fuzz-smoke
 	@echo "make test: all checks passed"
 
+check: lint typecheck fast
+	@echo "make check: all checks passed (make test runs the heavy tests too)"
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests fuzz benchmarks
 	$(BIN)/ruff format --check src tests fuzz benchmarks
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests fuzz
 
+# Every test but the soak ones (a plain `pytest` skips those too).
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(PYTEST) -m "not soak"
+
+fast: $(VENV)/.installed-dev
+	$(PYTEST) -m "not heavy and not soak"
 
 fuzz-smoke: $(VENV)/.installed-dev
 	$(PY) fuzz/smoke.py --runs $(FUZZ_RUNS)
 
-# Long runs, not part of `make test`: thousands of simulator seeds
-# (RINGWARD_SOAK_SEEDS, default 3000).
+# Long runs, not part of `make test`: the matrix seeds, Byzantine worlds and
+# attack worlds make test leaves out, and thousands of longer simulator seeds
+# (RINGWARD_SOAK_SEEDS, default 3000; hours).
 soak: $(VENV)/.installed-dev
-	RINGWARD_SOAK=1 $(BIN)/pytest -m slow -q -p no:cacheprovider tests/test_sim_matrix.py
+	RINGWARD_SOAK=1 $(PYTEST) -m soak -p no:cacheprovider
 
 # Regenerate the seed corpora under fuzz/corpus/ from real encodings.
 corpus: $(VENV)/.installed-dev

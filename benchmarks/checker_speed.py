@@ -15,8 +15,8 @@ import argparse
 import hashlib
 import time
 
+from ringward.eventlog import DeliverEvent, Event, SendEvent, ViewEvent, parse_lines, to_json
 from ringward.sim.checker import check
-from ringward.sim.eventlog import DeliverEvent, Event, SendEvent, ViewEvent, parse_lines, to_json
 
 
 def synthetic_log(nodes: int, messages: int, configs: int = 10) -> list[Event]:

@@ -1,6 +1,6 @@
 """Detection time per Byzantine behaviour (docs/fault-detector.md).
 
-Runs every behaviour of sim/byzantine.py on secured rings for a few seeds
+Runs every behaviour of ringward/byzantine on secured rings for a few seeds
 and prints, per behaviour, the virtual seconds from the start of the
 misbehaviour to the first eviction of the node by a correct member (min,
 median, max), and whether every run held its expectation.
@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from ringward.sim.byzantine import BEHAVIOURS, EXPECT, NEEDS_FAULTS, parse_spec, run_byzantine
+from ringward.byzantine import BEHAVIOURS, EXPECT, parse_spec
+from ringward.sim.byzantine import NEEDS_FAULTS, run_byzantine
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario
 

@@ -16,7 +16,7 @@ of its JSON Lines event log and its verdict (pass/fail and why). The worlds:
   also with the other security setting at every size.
 * ``attack-*``: every attack of sim/attacks.py (``ATTACKS``) on 4 nodes, a
   few seeds each.
-* ``byzantine-*``: every behaviour of sim/byzantine.py (``BEHAVIOURS``, so
+* ``byzantine-*``: every behaviour of ringward/byzantine (``BEHAVIOURS``, so
   new ones are included) on secured rings of 4 and 7 with f = (n-1)//3
   members misbehaving alike (``frame`` accuses a correct member), a few seeds
   each, with the faults the behaviour needs (``NEEDS_FAULTS``), 3 s of
@@ -72,10 +72,11 @@ from types import FrameType
 from typing import Any, Final
 
 import ringward
+from ringward.byzantine import BEHAVIOURS, parse_spec
+from ringward.eventlog import Event, to_json
 from ringward.sim import runner
 from ringward.sim.attacks import ATTACKS, run_attack
-from ringward.sim.byzantine import BEHAVIOURS, NEEDS_FAULTS, parse_spec, run_byzantine
-from ringward.sim.eventlog import Event, to_json
+from ringward.sim.byzantine import NEEDS_FAULTS, run_byzantine
 from ringward.sim.faults import FaultSpec
 from ringward.sim.matrix import MIXES
 from ringward.sim.runner import Scenario, run_scenario

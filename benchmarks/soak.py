@@ -18,7 +18,8 @@ import multiprocessing
 import sys
 import time
 
-from ringward.sim.byzantine import parse_spec, run_byzantine
+from ringward.byzantine import parse_spec
+from ringward.sim.byzantine import run_byzantine
 from ringward.sim.interface import SimulationError, WorldLimits
 from ringward.sim.matrix import byzantine_world, scenario_for
 from ringward.sim.runner import run_scenario

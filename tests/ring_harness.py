@@ -15,17 +15,18 @@ claimed number fails here in milliseconds instead of hanging the suite.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from helpers import sign_frame
 from ringward.engine import Engine, EngineConfig
 from ringward.engine.api import EngineEvent, Evicted, Rejected, ViewInstalled
 from ringward.sim.keys import SimKeys
-from ringward.wire import Frame, RingId, decode, encode, signing_bytes
+from ringward.wire import Body, RingId, decode, encode
 
 LATENCY_S = 0.0005
 STEP_S = 0.001
@@ -103,7 +104,7 @@ class Cluster:
 
     # -------------------------------------------------------------- driving
 
-    def call(self, node: int, fn: Callable[[], None]) -> None:
+    def call(self, node: int, fn: Callable[[], object]) -> None:
         if self.budget is None:
             fn()
             return
@@ -111,12 +112,10 @@ class Cluster:
             fn()
         self.max_lines = max(self.max_lines, count[0])
 
-    def sign(self, node: int, ring: RingId, body: object) -> bytes:
+    def sign(self, node: int, ring: RingId, body: Body) -> bytes:
         """A frame signed with ``node``'s real key (what a Byzantine ``node``
         can say)."""
-        unsigned = Frame(self.engines[node].cluster_id, node, ring, body)  # type: ignore[arg-type]
-        sig = self.keys.security(node).sign(signing_bytes(unsigned))
-        return encode(dataclasses.replace(unsigned, signature=sig))
+        return encode(sign_frame(self.keys, node, ring, body, self.engines[node].cluster_id))
 
     def broadcast(self, src: int, data: bytes, dests: tuple[int, ...] | None = None) -> None:
         for dest in dests or self.roster:
@@ -151,19 +150,19 @@ class Cluster:
                 if dest in self.down:
                     continue
                 e = self.engines[dest]
-                self.call(dest, lambda e=e, data=data: e.receive(self.now, data))
+                self.call(dest, functools.partial(e.receive, self.now, data))
                 self._drain(dest)
             for i in self.roster:
                 deadline = self.deadlines.get(i)
                 if i in self.down or deadline is None or deadline > self.now:
                     continue
                 e = self.engines[i]
-                self.call(i, lambda e=e: e.tick(self.now))
+                self.call(i, functools.partial(e.tick, self.now))
                 self._drain(i)
 
     def submit(self, node: int, payload: bytes, safe: bool = False) -> None:
         e = self.engines[node]
-        self.call(node, lambda: e.submit(self.now, payload, safe=safe) and None)
+        self.call(node, lambda: e.submit(self.now, payload, safe=safe))
         self._drain(node)
 
     # -------------------------------------------------------------- judging

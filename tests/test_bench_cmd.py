@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RINGWARD = str(Path(sys.executable).with_name("ringward"))
 REQUIRED = (
     "nodes",
@@ -20,6 +22,8 @@ REQUIRED = (
     "latency_ms_p99",
     "cpu_s_per_1000_msgs",
 )
+# Clusters on loopback with wall-clock timers: one at a time (tests/conftest.py).
+pytestmark = [pytest.mark.heavy, pytest.mark.xdist_group("loopback")]
 
 
 def test_bench_json() -> None:

@@ -1,4 +1,4 @@
-"""What the value liars of issue 14 sign and send (sim/byzantine.py).
+"""What the value liars of issue 14 sign and send (ringward/byzantine).
 
 Independent of how the correct engines take it (until the engine convicts
 them they crash or spin: tests/test_byzantine.py marks those worlds xfail):
@@ -13,24 +13,21 @@ from collections.abc import Iterable
 
 import pytest
 
+from helpers import signature_ok
+from ringward.byzantine import BEHAVIOURS, EXPECT, U64_MAX, VALUE_LIES, parse_spec
 from ringward.errors import RingwardError
-from ringward.sim.byzantine import (
-    BEHAVIOURS,
-    EXPECT,
-    U64_MAX,
-    VALUE_LIES,
-    parse_spec,
-    run_byzantine,
-)
+from ringward.sim.byzantine import run_byzantine
 from ringward.sim.interface import Datagram, SimulationError
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Scenario
-from ringward.wire import CommitMember, CommitToken, Frame, Join, Token, decode, signing_bytes
+from ringward.wire import CommitMember, CommitToken, Frame, Join, Token, decode
 
 NODES = 4
 LIAR = 4
 SEED = 7
 START_S = 1.0  # run_byzantine's default: misbehaviour starts here
+
+pytestmark = pytest.mark.heavy  # a secured world per behaviour
 
 
 def capture(behaviour: str) -> list[Frame]:
@@ -47,7 +44,7 @@ def capture(behaviour: str) -> list[Frame]:
     # A correct engine may raise on the lie (engine fix pending): sent anyway.
     with contextlib.suppress(SimulationError):
         run_byzantine(scenario, parse_spec(f"{LIAR}:{behaviour}", NODES), interceptor=spy)
-    verifier = SimKeys(SEED, tuple(range(1, NODES + 1))).security(1)
+    keys = SimKeys(SEED, tuple(range(1, NODES + 1)))
     frames = []
     for raw in dict.fromkeys(sent):
         try:
@@ -55,7 +52,7 @@ def capture(behaviour: str) -> list[Frame]:
         except RingwardError:
             continue
         if frame.sender == LIAR and frame.signed:
-            assert verifier.verify(LIAR, signing_bytes(frame), frame.signature)
+            assert signature_ok(keys, frame)
             frames.append(frame)
     return frames
 

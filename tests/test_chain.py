@@ -12,12 +12,13 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import sign_frame
 from ringward.engine import Engine, EngineConfig, chain
 from ringward.engine.evidence import digest
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
 from ringward.sim.keys import SimKeys
-from ringward.wire import Frame, LoadReport, RingId, Token, encode, signing_bytes
+from ringward.wire import Frame, LoadReport, RingId, Token, encode
 
 KEYS = SimKeys(5, (1, 2, 3, 4))
 RING = RingId(1, 8)
@@ -35,11 +36,7 @@ def engine(*, detector: bool = True) -> Engine:
 
 
 def signed(body: Token) -> tuple[Frame, bytes]:
-    sender = MEMBERS[(body.hop - 1) % 4]
-    unsigned = Frame(bytes(8), sender, RING, body)
-    frame = dataclasses.replace(
-        unsigned, signature=KEYS.security(sender).sign(signing_bytes(unsigned))
-    )
+    frame = sign_frame(KEYS, MEMBERS[(body.hop - 1) % 4], RING, body)
     return frame, encode(frame)
 
 
@@ -182,5 +179,5 @@ def test_link_asks_go_out_once_per_period_then_the_maker_is_accused() -> None:
     due = e.timer_due("link")
     assert due is not None
     e.tick(due)
-    assert e.tokens.link_blamed and e.drops["accuse:broken_link"] == 1
+    assert e.tokens.link_blamed and e.notes["accuse:broken_link"] == 1
     assert due - start <= 3 * period + 1e-9  # within a token timeout (5 periods)

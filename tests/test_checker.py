@@ -17,10 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ringward.sim import checker
-from ringward.sim._whole import _find_cycle
-from ringward.sim.checker import check
-from ringward.sim.eventlog import (
+from ringward.eventlog import (
     ByzantineEvent,
     CrashEvent,
     DeliverEvent,
@@ -34,6 +31,9 @@ from ringward.sim.eventlog import (
     parse_line,
     to_json,
 )
+from ringward.sim import checker
+from ringward.sim._whole import _find_cycle
+from ringward.sim.checker import check
 
 # --------------------------------------------------------------------------
 # A tiny log builder

@@ -15,10 +15,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
+
+import pytest
 
 from ringward.cli.demo_timeline import FaultKind, Step, default_timeline, node_args
 from ringward.cli.demo_verify import fault_outcomes, same_sequences
-from ringward.sim.eventlog import (
+from ringward.eventlog import (
     ByzantineEvent,
     CrashEvent,
     DeliverEvent,
@@ -36,6 +39,8 @@ RINGWARD = str(Path(sys.executable).with_name("ringward"))
 # that a slow run fails with the demo's report rather than a bare timeout.
 TIMEOUT_S = 240
 NAMES = ["node1", "node2", "node3", "node4", "node5"]
+# A cluster of real processes on loopback: one at a time (tests/conftest.py).
+LOOPBACK = pytest.mark.xdist_group("loopback")
 
 
 def _demo(*args: str) -> tuple[int, str]:
@@ -59,6 +64,8 @@ def _demo(*args: str) -> tuple[int, str]:
     return proc.returncode, out.decode("utf-8", errors="replace")
 
 
+@pytest.mark.heavy
+@LOOPBACK
 def test_demo_evicts_byzantine_and_readmits_overloaded_node() -> None:
     # 5 nodes, as `make demo`; a shorter run: the faults start at their
     # floors (3 s and 7 s) and the demo waits, bounded, for the rejoin.
@@ -74,6 +81,8 @@ def test_demo_evicts_byzantine_and_readmits_overloaded_node() -> None:
     assert out.rstrip().endswith("all checks passed")
 
 
+@pytest.mark.heavy
+@LOOPBACK
 def test_demo_without_faults() -> None:
     code, out = _demo("--nodes", "3", "--duration", "3", "--no-faults")
     assert code == 0, out
@@ -82,6 +91,7 @@ def test_demo_without_faults() -> None:
     assert "EVICTED" not in out and "byzantine" not in out
 
 
+@pytest.mark.heavy
 def test_demo_refuses_bad_node_count() -> None:
     code, out = _demo("--nodes", "2")
     assert code == 2
@@ -111,7 +121,7 @@ def _deliver(node: int, view: str, seq: int, mid: str) -> DeliverEvent:
 
 
 def _view(node: int, view: str, members: tuple[int, ...] = (1, 2)) -> ViewEvent:
-    kind = "transitional" if view.startswith("T") else "regular"
+    kind: Literal["transitional", "regular"] = "transitional" if view.startswith("T") else "regular"
     return ViewEvent(t=0.0, node=node, view=view, kind=kind, members=members, quorate=True)
 
 

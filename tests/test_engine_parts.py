@@ -3,6 +3,8 @@ recovery plan, configuration."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,12 +14,12 @@ from ringward.engine.membership import GatherState, plan_recovery
 from ringward.engine.ringstore import Assembler, RingStore
 from ringward.engine.sendqueue import SendQueue, batch_capacity
 from ringward.errors import ConfigError, StateError
-from ringward.wire import CommitMember, RingId, decode_batch, encode_batch
+from ringward.wire import BatchEntry, CommitMember, RingId, decode_batch, encode_batch
 
 R = RingId(1, 4)
 
 
-def _drain(q: SendQueue) -> list[list[object]]:
+def _drain(q: SendQueue) -> list[list[BatchEntry]]:
     frames = []
     while len(q):
         entries = q.next_batch()
@@ -116,7 +118,7 @@ def test_ringstore_discards_a_frame_its_token_contradicts() -> None:
 
 def test_gather_consensus() -> None:
     g = GatherState(proc={1, 2, 3}, fail=set())
-    mine = (frozenset({1, 2, 3}), frozenset())
+    mine: tuple[frozenset[int], frozenset[int]] = (frozenset({1, 2, 3}), frozenset())
     g.joins = {1: (*mine, None), 2: (*mine, None)}  # type: ignore[dict-item]
     assert not g.consensus() and g.silent() == {3}
     g.joins[3] = (*mine, None)  # type: ignore[assignment]
@@ -162,7 +164,7 @@ def test_quorum_size(n: int, q: int) -> None:
         {"join_timeout_ms": 2000},
     ],
 )
-def test_config_rejects_out_of_range(kwargs: dict[str, int]) -> None:
+def test_config_rejects_out_of_range(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         EngineConfig(**kwargs)
 

@@ -31,7 +31,7 @@ def test_only_transition_py_assigns_the_state() -> None:
             targets = node.targets if isinstance(node, ast.Assign) else []
             for target in targets:
                 if isinstance(target, ast.Attribute) and target.attr == "state":
-                    found.append(f"{path.name}:{node.lineno}")
+                    found.append(f"{path.name}:{target.lineno}")
     assert found == ["engine.py:" + str(_init_state_line())], found
 
 

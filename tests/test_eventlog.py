@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ringward.errors import EventLogError
-from ringward.sim.eventlog import (
+from ringward.eventlog import (
     LINE_BYTES_MAX,
     ByzantineEvent,
     CrashEvent,

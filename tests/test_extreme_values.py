@@ -46,7 +46,7 @@ from ringward.engine import Engine, EngineConfig
 from ringward.engine.api import Outgoing, Ready
 from ringward.engine.membership import State
 from ringward.errors import RingwardError
-from ringward.sim.eventlog import DeliverEvent, SendEvent
+from ringward.eventlog import DeliverEvent, SendEvent
 from ringward.sim.faults import FaultSpec
 from ringward.sim.interface import EngineLike, SimulationError
 from ringward.sim.keys import SimKeys
@@ -529,6 +529,7 @@ def test_every_field_is_a_candidate(name: str) -> None:
     assert kinds == set(SCHEMAS), kinds
 
 
+@pytest.mark.heavy
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

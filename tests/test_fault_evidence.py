@@ -8,12 +8,14 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import sign_frame, signature_ok
 from ringward.engine import EngineConfig
 from ringward.engine.detector import Detector
 from ringward.engine.evidence import check_proof, digest, transition_rule
 from ringward.sim.keys import SimKeys
 from ringward.wire import (
     Accusation,
+    Body,
     Frame,
     FrameRef,
     LoadReport,
@@ -21,7 +23,6 @@ from ringward.wire import (
     RingId,
     Token,
     encode,
-    signing_bytes,
 )
 
 CFG = EngineConfig()
@@ -37,14 +38,12 @@ def token(hop: int, seq: int, aru: int, aru_id: int, **kw: object) -> Token:
     return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
 
 
-def signed(sender: int, body: object, ring: RingId = RING) -> Frame:
-    unsigned = Frame(CLUSTER, sender, ring, body)  # type: ignore[arg-type]
-    sig = KEYS.security(sender).sign(signing_bytes(unsigned))
-    return Frame(CLUSTER, sender, ring, body, sig)  # type: ignore[arg-type]
+def signed(sender: int, body: Body, ring: RingId = RING) -> Frame:
+    return sign_frame(KEYS, sender, ring, body, CLUSTER)
 
 
 def verify(frame: Frame) -> bool:
-    return KEYS.security(1).verify(frame.sender, signing_bytes(frame), frame.signature)
+    return signature_ok(KEYS, frame)
 
 
 def members_of(ring: RingId) -> tuple[int, ...] | None:
@@ -220,15 +219,15 @@ def test_a_token_larger_than_one_visit_may_make_is_a_proof() -> None:
 def test_a_mislabelled_copy_does_not_shadow_the_real_proof() -> None:
     """The checked-proof cache is keyed by target, kind and statements: an
     accomplice's refused variant must not make the real proof be ignored."""
-    from ringward.engine import Engine, faults
+    from ringward.engine import Engine, accusations
 
     engine = Engine(1, MEMBERS, security=KEYS.security(1))
     engine.ring, engine.members = RING, MEMBERS
     engine.known_rings[RING] = MEMBERS
     prev, bad = linked(token(5, 10, 8, 3), 2, token(6, 10, 10, 0))
     wrong = signed(3, Proof(2, "rule:seq", (prev, bad)))
-    faults.on_proof(engine, wrong)
+    accusations.on_proof(engine, wrong)
     assert 2 not in engine.detector.verdicts
     right = signed(3, Proof(2, "rule:aru", (prev, bad)))
-    faults.on_proof(engine, right)
+    accusations.on_proof(engine, right)
     assert engine.detector.verdicts[2].reason == "rule:aru"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ringward.engine import Engine, EngineConfig, faults
+from helpers import sign_frame
+from ringward.engine import Engine, EngineConfig, accusations, faults
 from ringward.engine.api import Evicted
 from ringward.engine.detector import Verdict
+from ringward.engine.ringstore import RingMembers
 from ringward.sim.keys import SimKeys
 
 KEYS = SimKeys(5, (1, 2, 3, 4))
@@ -19,7 +21,7 @@ def test_a_verdict_forgiven_and_renewed_before_an_install_is_announced_once() ->
     det = e.detector
     det.unannounced[3] = Verdict(3, "accused", False, (), 1.0)
     det.verdicts[3] = Verdict(3, "accused", False, (), 5.0)
-    faults.on_install(e, (1, 2, 4), "R1.8")
+    accusations.on_install(e, (1, 2, 4), "R1.8")
     evicted = [ev for ev in e.ready().events if isinstance(ev, Evicted)]
     assert [ev.target for ev in evicted] == [3]
     assert det.unannounced == {}
@@ -30,23 +32,18 @@ def test_accusations_before_the_first_ring_is_installed_bind_to_the_ring_being_f
     was suspected by every member in every round, but accusations were
     bound to the installed ring and there was none: nobody could accuse
     it, and the ring never formed. They now bind to the ring being formed."""
-    import dataclasses
-
     from ringward.engine.membership import State
-    from ringward.wire import Accusation, Frame, RingId, encode, signing_bytes
+    from ringward.wire import Accusation, RingId, encode
 
     roster = (1, 2, 3, 4)
     pending = RingId(1, 8)
     e = Engine(1, roster, config=EngineConfig(), security=KEYS.security(1))
-    e.state, e.pending = State.RECOVERY, (pending, roster)
+    e.state, e.pending = State.RECOVERY, RingMembers(pending, roster)
     assert e.ring is None
     faults.link_broken(e, 4)  # weight 100: one suspicion is an accusation
-    assert e.drops["accuse:broken_link"] == 1
+    assert e.notes["accuse:broken_link"] == 1
     assert e.detector.accusers(4, pending)  # our own, bound to the new ring
     # One more accuser of that ring makes f+1 = 2 on 4 nodes: convicted.
-    body = Accusation(4, 1, "broken_link", 100)
-    unsigned = Frame(bytes(8), 2, pending, body)
-    frame = dataclasses.replace(unsigned, signature=KEYS.security(2).sign(signing_bytes(unsigned)))
-    e.receive(1.0, encode(frame))
+    e.receive(1.0, encode(sign_frame(KEYS, 2, pending, Accusation(4, 1, "broken_link", 100))))
     assert 4 in e.detector.verdicts
     assert e.state is State.GATHER and e.banned(4)  # the round that forms without it

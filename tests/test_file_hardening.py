@@ -12,7 +12,6 @@ import pytest
 
 from ringward.cli import main
 from ringward.errors import ConfigError
-from ringward.runtime import ringseq
 from ringward.runtime.ringseq import RING_SEQ_MAX, load_ring_seq, store_ring_seq
 
 # -- helpers ------------------------------------------------------------
@@ -88,7 +87,7 @@ def test_store_ring_seq_leaves_no_temp_file_on_failure(
     def broken_replace(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ringseq.os, "replace", broken_replace)
+    monkeypatch.setattr("ringward.runtime.ringseq.os.replace", broken_replace)
     with pytest.raises(ConfigError) as err:
         store_ring_seq(target, 4)
     assert err.value.reason == "bad_ring_seq_file"
@@ -107,7 +106,7 @@ def test_store_ring_seq_fsyncs_file_and_directory(
         synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
         real_fsync(fd)
 
-    monkeypatch.setattr(ringseq.os, "fsync", spy)
+    monkeypatch.setattr("ringward.runtime.ringseq.os.fsync", spy)
     store_ring_seq(tmp_path / "ring.seq", 5)
     assert False in synced and True in synced
 

@@ -371,6 +371,7 @@ def _sh(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+@pytest.mark.heavy
 def test_console_script_newcomer_path(tmp_path: Path) -> None:
     # What the README tells a newcomer to type.
     first = _sh("keys", "init", "--cluster", "demo", "--nodes", "3", cwd=tmp_path)
@@ -382,6 +383,7 @@ def test_console_script_newcomer_path(tmp_path: Path) -> None:
     assert json.loads(shown.stdout)["version"] == 1
 
 
+@pytest.mark.heavy
 def test_console_script_errors(tmp_path: Path) -> None:
     assert (
         _sh("keys", "init", "k", "--cluster", "demo", "--nodes", "2", cwd=tmp_path).returncode == 0

@@ -3,9 +3,11 @@ at once instead of waiting for the token timeout (virtual time)."""
 
 from __future__ import annotations
 
-from ringward.engine import EngineConfig
+import pytest
+
+from ringward.engine import EngineConfig, gather
+from ringward.eventlog import ViewEvent
 from ringward.sim.checker import check
-from ringward.sim.eventlog import ViewEvent
 from ringward.sim.runner import Scenario, run_scenario
 from ringward.sim.world import World
 
@@ -30,6 +32,7 @@ def _views_after(security: bool) -> list[ViewEvent]:
     ]
 
 
+@pytest.mark.heavy
 def test_others_reconfigure_before_any_timeout() -> None:
     for security in (False, True):
         views = _views_after(security)
@@ -49,6 +52,6 @@ def test_a_replayed_leave_of_an_earlier_ring_is_stale() -> None:
     engine.ring, engine.members = RingId(1, 8), (1, 2, 3)
     engine.state = engine.state.OPERATIONAL
     old = Join(4, (1, 2), (), (), ())
-    engine._on_leave(3, old)  # ring_seq 4 < 8: an old ring's leave
+    gather.on_leave(engine, 3, old)  # ring_seq 4 < 8: an old ring's leave
     assert engine.drops["stale_leave"] == 1
     assert engine.state is engine.state.OPERATIONAL

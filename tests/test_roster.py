@@ -155,7 +155,9 @@ def _pub(i: int) -> PublicIdentity:
         ([], "bad_count"),
     ],
 )
-def test_inconsistent_manifests_are_refused(nodes: list, reason: str) -> None:
+def test_inconsistent_manifests_are_refused(
+    nodes: list[tuple[str, str, PublicIdentity]], reason: str
+) -> None:
     with pytest.raises(RosterError) as info:
         RosterManifest.initial("c", ADMIN.public_key, nodes)
     assert info.value.reason == reason

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from ringward.crypto import KeyDir, ProtocolParams
-from ringward.sim.eventlog import DeliverEvent, read_log
+from ringward.eventlog import DeliverEvent, read_log
 
 # Generous: a loaded 2-CPU machine starting Python processes is slow.
 STEP_S = 30.0
@@ -36,6 +36,8 @@ PARAMS = ProtocolParams(token_timeout_ms=500, consensus_timeout_ms=1000, join_ti
 
 Line = dict[str, Any]
 NODE = [sys.executable, "-m", "ringward", "node"]
+# Clusters on loopback with wall-clock timers: one at a time (tests/conftest.py).
+pytestmark = [pytest.mark.heavy, pytest.mark.xdist_group("loopback")]
 
 
 def _free_ports(count: int) -> list[int]:

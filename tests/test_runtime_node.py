@@ -20,6 +20,7 @@ import pytest
 
 from ringward.crypto import Identity, KeyDir, ProtocolParams, Roster
 from ringward.errors import ConfigError, StateError
+from ringward.eventlog import DeliverEvent, SendEvent, ViewEvent, parse_lines, payload_digest
 from ringward.runtime import (
     Delivered,
     Event,
@@ -29,9 +30,7 @@ from ringward.runtime import (
     engine_config,
     new_event_loop,
 )
-from ringward.runtime.eventlog import payload_digest
 from ringward.runtime.ringseq import load_ring_seq, store_ring_seq
-from ringward.sim.eventlog import DeliverEvent, SendEvent, ViewEvent, parse_lines
 from ringward.sync import Node as SyncNode
 
 T = TypeVar("T")
@@ -41,6 +40,8 @@ T = TypeVar("T")
 STEP_S = 30.0
 
 FAST = ProtocolParams(token_timeout_ms=400, consensus_timeout_ms=800, join_timeout_ms=40)
+# Clusters on loopback with wall-clock timers: one at a time (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("loopback")
 
 
 def _free_ports(host: str, count: int) -> list[int]:
@@ -108,6 +109,12 @@ class Collector:
 
         await asyncio.wait_for(loop(), timeout)
 
+    async def until_delivered(self, count: int) -> None:
+        await self.until(lambda: len(self.delivered) >= count)
+
+    async def until_view_of(self, size: int) -> None:
+        await self.until(lambda: self.node.view is not None and len(self.node.view.members) == size)
+
     async def stop(self) -> None:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -120,7 +127,7 @@ async def _start_all(nodes: list[Node]) -> list[Collector]:
     cols = [Collector(n) for n in nodes]
     full = len(nodes)
     for c in cols:
-        await c.until(lambda c=c: c.node.view is not None and len(c.node.view.members) == full)
+        await c.until_view_of(full)
     return cols
 
 
@@ -133,7 +140,7 @@ async def _all_broadcast(nodes: list[Node], cols: list[Collector], per_node: int
     sent = await asyncio.wait_for(asyncio.gather(*(send(n) for n in nodes)), STEP_S)
     total = per_node * len(nodes)
     for c in cols:
-        await c.until(lambda c=c: len(c.delivered) >= total)
+        await c.until_delivered(total)
     orders = [[d.msg_id for d in c.delivered] for c in cols]
     assert all(o == orders[0] for o in orders), "members delivered different sequences"
     assert len(set(orders[0])) == total
@@ -201,7 +208,7 @@ def test_send_backpressure_is_bounded(tmp_path: Path) -> None:
             await asyncio.wait_for(sender(), STEP_S)
             assert peak <= queue_max
             for c in cols:
-                await c.until(lambda c=c: len(c.delivered) >= burst)
+                await c.until_delivered(burst)
             payloads = [d.payload for d in cols[2].delivered]
             assert payloads == [i.to_bytes(4, "big") * 64 for i in range(burst)]
             for c in cols:
@@ -321,7 +328,7 @@ def test_event_log_matches_events(tmp_path: Path) -> None:
             for i in range(5):
                 await nodes[0].broadcast(b"log %d" % i, safe=i == 4)
             for c in cols:
-                await c.until(lambda c=c: len(c.delivered) >= 5)
+                await c.until_delivered(5)
                 await c.stop()
             return [c.events for c in cols]
         finally:

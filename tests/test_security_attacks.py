@@ -15,10 +15,20 @@ from ringward.sim.attacks import ATTACKS, run_attack
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario, run_scenario
 
-CASES = [(name, nodes, seed) for name in ATTACKS for nodes, seed in ((4, 1), (5, 2))]
+HEAVY = pytest.mark.heavy
+# Every attack in two worlds: make test runs the ring of 4, make soak the
+# ring of 5.
+CASES = [
+    pytest.param(
+        name, nodes, seed, marks=pytest.mark.soak if nodes == 5 else (), id=f"{name}-{nodes}n"
+    )
+    for name in ATTACKS
+    for nodes, seed in ((4, 1), (5, 2))
+]
 
 
-@pytest.mark.parametrize(("name", "nodes", "seed"), CASES, ids=[f"{c[0]}-{c[1]}n" for c in CASES])
+@HEAVY
+@pytest.mark.parametrize(("name", "nodes", "seed"), CASES)
 def test_attack(name: str, nodes: int, seed: int) -> None:
     scenario = Scenario(nodes=nodes, seed=seed, duration=3.0, rate=60.0)
     outcome = run_attack(name, scenario)
@@ -27,6 +37,7 @@ def test_attack(name: str, nodes: int, seed: int) -> None:
     assert outcome.held, f"{name}: {outcome.detail}\nreproduce: {reproduce}"
 
 
+@HEAVY
 def test_secured_ring_under_faults_keeps_the_guarantees() -> None:
     faults = FaultSpec.parse("loss=0.05,dup=0.02,reorder=0.05,partition,crash,pause")
     result = run_scenario(
@@ -35,6 +46,7 @@ def test_secured_ring_under_faults_keeps_the_guarantees() -> None:
     assert result.ok, result.failure_text()
 
 
+@HEAVY
 def test_attack_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["sim", "--nodes", "4", "--duration", "2", "--rate", "40", "--attack", "forge"])
     out = capsys.readouterr().out
@@ -48,12 +60,13 @@ def test_unknown_attack_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice" in capsys.readouterr().err
 
 
+@HEAVY
 def test_long_lived_view_is_rekeyed_on_time() -> None:
     """With a 1 s rekey interval the representative starts a fresh ring (new
     group key, same members) about every second; nothing is lost or
     reordered across the rotations."""
     from ringward.engine import EngineConfig
-    from ringward.sim.eventlog import ViewEvent
+    from ringward.eventlog import ViewEvent
 
     cfg = EngineConfig(
         rekey_interval_ms=1000,
@@ -70,6 +83,7 @@ def test_long_lived_view_is_rekeyed_on_time() -> None:
     assert len(regular) >= 4, regular
 
 
+@HEAVY
 def test_member_cannot_claim_another_members_seq_in_its_token() -> None:
     """Member 4 re-signs each token it makes so that its frame list also
     claims the previous holder's last seq, with a bogus digest (the first
@@ -79,13 +93,13 @@ def test_member_cannot_claim_another_members_seq_in_its_token() -> None:
     nothing is lost. (Was a strict xfail until the fault detector.)"""
     import dataclasses
 
-    from ringward.sim.eventlog import EvictEvent
+    from helpers import sign_frame
+    from ringward.eventlog import EvictEvent
     from ringward.sim.interface import Datagram
     from ringward.sim.keys import SimKeys
-    from ringward.wire import Frame, FrameRef, Kind, Token, decode, encode, signing_bytes
+    from ringward.wire import FrameRef, Kind, Token, decode, encode
 
     keys = SimKeys(11, (1, 2, 3, 4))
-    me = keys.identities[4]
     rewritten = 0
 
     def lie(now: float, d: Datagram) -> list[Datagram]:
@@ -95,9 +109,8 @@ def test_member_cannot_claim_another_members_seq_in_its_token() -> None:
         if frame.kind is Kind.TOKEN and d.src == 4 and isinstance(body, Token) and body.seq > 3:
             bogus = (FrameRef(body.seq - len(body.frames), bytes(32)), *body.frames)
             fake = dataclasses.replace(body, frames=bogus)
-            unsigned = Frame(frame.cluster_id, 4, frame.ring, fake)
             rewritten += 1
-            signed = Frame(frame.cluster_id, 4, frame.ring, fake, me.sign(signing_bytes(unsigned)))
+            signed = sign_frame(keys, 4, frame.ring, fake, frame.cluster_id)
             return [Datagram(4, d.dest, encode(signed))]
         return [d]
 

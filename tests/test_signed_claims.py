@@ -11,6 +11,7 @@ a counted work budget, so a hang fails in milliseconds.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,8 @@ from ringward.wire import CommitToken, Join, Token, TokenRequest, decode
 U64_MAX = (1 << 64) - 1
 CORRECT = (1, 2, 3)
 LIAR = 4
+
+pytestmark = pytest.mark.heavy  # seconds each: real engines under a traced work budget
 
 
 def formed(n: int = 4, **kw: object) -> Cluster:
@@ -104,7 +107,7 @@ def _far_hop(jump: int) -> object:
 def test_a_far_hop_token_is_proven_not_walked(jump: int) -> None:
     """A token for the member's own turn, the right successor, and a hop
     near 2^62 made every member loop over each skipped hop."""
-    c = formed(tamper={LIAR: _far_hop(jump)})  # type: ignore[dict-item]
+    c = formed(tamper={LIAR: _far_hop(jump)})
     still_delivers(c)
     convicted_by_proof(c)
 
@@ -121,7 +124,9 @@ def _commit_lie(**lie: int) -> object:
         if ct.members[-1].node != node or ct.hop != len(ct.members):
             return [data]
         mine = ct.members[-1]
-        values = {k: (getattr(mine, k) + v if v > 0 else -v) for k, v in lie.items()}
+        values: dict[str, Any] = {
+            k: (getattr(mine, k) + v if v > 0 else -v) for k, v in lie.items()
+        }
         entry = dataclasses.replace(mine, **values)
         # The liar stands by its lie (its own engine would refuse a commit
         # that does not carry the entry it made).
@@ -144,7 +149,7 @@ def _commit_lie(**lie: int) -> object:
 def test_an_impossible_commit_entry_convicts_its_signer(lie: dict[str, int]) -> None:
     """A commit entry claiming high_seq = 2^64-1 made every member of the old
     ring loop over range(low_aru+1, high_seq+1)."""
-    c = formed(tamper={LIAR: _commit_lie(**lie)})  # type: ignore[dict-item]
+    c = formed(tamper={LIAR: _commit_lie(**lie)})
     c.submit(1, b"before")
     c.run(0.5)
     c.call(1, lambda: c.engines[1].enter_gather(c.now, reason="rekey"))
@@ -155,7 +160,7 @@ def test_an_impossible_commit_entry_convicts_its_signer(lie: dict[str, int]) -> 
 def test_a_consistent_but_huge_commit_claim_costs_no_work() -> None:
     """aru = high_seq = 10^12 breaks no rule the entry alone can show; the
     recovery plan still works only over frames actually held."""
-    c = formed(tamper={LIAR: _commit_lie(aru=-(10**12), high_seq=-(10**12))})  # type: ignore[dict-item]
+    c = formed(tamper={LIAR: _commit_lie(aru=-(10**12), high_seq=-(10**12))})
     c.submit(1, b"before")
     c.run(0.5)
     c.call(1, lambda: c.engines[1].enter_gather(c.now, reason="rekey"))
@@ -250,7 +255,9 @@ def _token_lie(**change: object) -> object:
         if done or c.now < 0.7 or not isinstance(frame.body, Token) or frame.sender != node:
             return [data]
         done.append(True)
-        values = {k: (v(frame.body) if callable(v) else v) for k, v in change.items()}
+        values: dict[str, Any] = {
+            k: (v(frame.body) if callable(v) else v) for k, v in change.items()
+        }
         return [c.sign(node, frame.ring, dataclasses.replace(frame.body, **values))]
 
     return tamper
@@ -261,7 +268,7 @@ def test_a_far_token_seq_is_judged_without_building_its_range(jump: int) -> None
     """The frames rule compared the listed seqs with list(range(prev.seq+1,
     tk.seq+1)): 2^31 ints for seq + 2^31, OverflowError past 2^63."""
     lie = _token_lie(seq=lambda tk: min(tk.seq + jump, U64_MAX))
-    c = formed(tamper={LIAR: lie})  # type: ignore[dict-item]
+    c = formed(tamper={LIAR: lie})
     still_delivers(c)
     convicted_by_proof(c)
 
@@ -269,7 +276,7 @@ def test_a_far_token_seq_is_judged_without_building_its_range(jump: int) -> None
 def test_a_token_behind_our_aru_is_not_visited() -> None:
     """seq 0 below the aru, prev linking to nothing: the successor visited it
     and its new frame's seq was refused by its own store (KeyError)."""
-    c = formed(tamper={LIAR: _token_lie(seq=0, aru=0, prev=bytes(32))})  # type: ignore[dict-item]
+    c = formed(tamper={LIAR: _token_lie(seq=0, aru=0, prev=bytes(32))})
     for k in range(40):
         c.submit(1 + k % 3, b"busy")
     c.run(1.0)

@@ -2,9 +2,10 @@
 
 Each case is one seed, one ring size (1-9) and one fault mix; a failure
 prints the violated guarantees, the first offending events and the
-``ringward sim`` command that reproduces it. The soak variant runs thousands
-of longer seeds: ``RINGWARD_SOAK=1 pytest -m slow tests/test_sim_matrix.py``
-(``make soak`` with the variable set).
+``ringward sim`` command that reproduces it. ``make test`` runs seeds 1-81
+(every (size, mix) pair once), ``make soak`` seeds 82-243 (every pair twice
+more, in other worlds) and the soak variant: thousands of longer seeds
+(``RINGWARD_SOAK=1 pytest -m soak tests/test_sim_matrix.py``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ import os
 
 import pytest
 
-from ringward.sim.matrix import scenario_for
-from ringward.sim.runner import Scenario, engine_available, run_scenario
+from ringward.sim.matrix import MIXES, SIZES, scenario_for
+from ringward.sim.runner import Scenario, run_scenario
 from ringward.sim.world import SimulationError, WorldLimits
 
 # Rings of at most 9 nodes at 50 msg/s stay under ~30k entries per virtual
 # second; a storm must fail in seconds, not minutes.
 LIMITS = WorldLimits(events_per_s_max=100_000)
-# 243 seeds cover each (size, mix) pair three times with different worlds.
-SEEDS = range(1, 1 + int(os.environ.get("RINGWARD_SIM_SEEDS", "243")))
+# Every PAIRS consecutive seeds cover each (size, mix) pair once: make test
+# runs the first PAIRS, make soak the rest (243: each pair three times, with
+# different worlds).
+PAIRS = len(SIZES) * len(MIXES)
+SEEDS = [
+    seed if seed <= PAIRS else pytest.param(seed, marks=pytest.mark.soak)
+    for seed in range(1, 1 + int(os.environ.get("RINGWARD_SIM_SEEDS", "243")))
+]
+
+pytestmark = pytest.mark.heavy
 
 
 def verdict(scenario: Scenario) -> str | None:
@@ -33,10 +42,6 @@ def verdict(scenario: Scenario) -> str | None:
     return None if result.ok else result.failure_text()
 
 
-needs_engine = pytest.mark.skipif(not engine_available(), reason="engine not yet merged")
-
-
-@needs_engine
 @pytest.mark.parametrize("seed", SEEDS)
 def test_seed(seed: int) -> None:
     # Short worlds: 2 virtual seconds of faults, then the quiet period.
@@ -45,9 +50,8 @@ def test_seed(seed: int) -> None:
         pytest.fail(failure, pytrace=False)
 
 
-@needs_engine
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("RINGWARD_SOAK") != "1", reason="soak: set RINGWARD_SOAK=1")
+@pytest.mark.soak
+@pytest.mark.timeout(0)  # hours: thousands of worlds in one test
 def test_soak() -> None:
     count = int(os.environ.get("RINGWARD_SOAK_SEEDS", "3000"))
     failures = []
@@ -60,7 +64,6 @@ def test_soak() -> None:
     )
 
 
-@needs_engine
 def test_regression_token_lost_twice_in_a_spinning_ring() -> None:
     """Soak seed 302224: a member missed a token and its two requests for it
     were lost while the ring (its aru held down) spun past the tracked hop
@@ -71,7 +74,6 @@ def test_regression_token_lost_twice_in_a_spinning_ring() -> None:
     assert failure is None, failure
 
 
-@needs_engine
 @pytest.mark.parametrize("seed", [724381, 729723])
 def test_regression_quiet_phase_does_not_end_while_messages_are_owed(seed: int) -> None:
     """Soak seed 724381 (8 nodes, partitions): every node's last view was

@@ -14,8 +14,8 @@ import pytest
 
 from ringward.cli import build_parser, main
 from ringward.errors import ConfigError
+from ringward.eventlog import CrashEvent, RestartEvent, SendEvent, read_log
 from ringward.sim import runner
-from ringward.sim.eventlog import CrashEvent, RestartEvent, SendEvent, read_log
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Result, Scenario, run_scenario
 from ringward.sim.world import EngineFactory

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from ringward.sim.eventlog import ByzantineEvent, CrashEvent, RestartEvent, SendEvent, to_json
+from ringward.eventlog import ByzantineEvent, CrashEvent, RestartEvent, SendEvent, to_json
 from ringward.sim.network import LinkModel, Network
 from ringward.sim.world import (
     Datagram,
@@ -215,9 +215,11 @@ def test_engine_exception_is_reported_with_node_and_time() -> None:
 
 
 def test_backpressure_is_counted_not_logged() -> None:
-    factory: EngineFactory = lambda node, roster, inc, now, _rs=0: SequencerEngine(  # noqa: E731
-        node, roster, now=now, send_queue_max=0
-    )
+    def factory(
+        node: int, roster: tuple[int, ...], inc: int, now: float, _rs: int = 0
+    ) -> SequencerEngine:
+        return SequencerEngine(node, roster, now=now, send_queue_max=0)
+
     world = make_world(2, factory)
     assert world.submit(1, b"x") is None
     assert world.counters.refused == {"backpressure": 1}

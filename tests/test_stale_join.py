@@ -10,15 +10,14 @@ real engine with joins signed by the simulator's keys, through ``receive``.
 
 from __future__ import annotations
 
-import dataclasses
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import sign_frame
 from ringward.engine import Engine, EngineConfig
 from ringward.engine.membership import State
 from ringward.sim.keys import SimKeys
-from ringward.wire import Frame, Join, RingId, encode, signing_bytes
+from ringward.wire import Join, RingId, encode
 
 ROSTER = (1, 2, 3, 4, 5)
 KEYS = SimKeys(7, ROSTER)
@@ -38,11 +37,7 @@ def join(sender: int, ring_seq: int, proc: tuple[int, ...], fail: tuple[int, ...
     # A join carries at least its header ring's seq (a correct node's older
     # joins name its older ring).
     ring = RING if ring_seq >= RING.seq else RingId(RING.rep, ring_seq)
-    unsigned = Frame(bytes(8), sender, ring, body)
-    frame = dataclasses.replace(
-        unsigned, signature=KEYS.security(sender).sign(signing_bytes(unsigned))
-    )
-    return encode(frame)
+    return encode(sign_frame(KEYS, sender, ring, body))
 
 
 def gathering() -> Engine:

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from ringward.errors import RingwardError, WireError
-from ringward.wire import HEADER, Frame, Kind, decode, encode, limits, vectors
+from ringward.wire import HEADER, Frame, Join, Kind, Proof, decode, encode, limits, vectors
 
 TOKEN = encode(vectors.frames()["token"])
 DATA = encode(vectors.frames()["data"])
@@ -121,18 +121,13 @@ def test_embedding_depth_is_bounded() -> None:
     frames = vectors.frames()
     proof, join = frames["proof"], frames["join"]
     nested: Frame = join
+    assert isinstance(proof.body, Proof) and isinstance(join.body, Join)
     for _ in range(limits.EMBED_DEPTH_MAX):
-        body = proof.body
-        assert hasattr(body, "statements")
         nested = Frame(
-            join.cluster_id, 1, join.ring, type(body)(2, "equivocation", (nested,)), join.signature
+            join.cluster_id, 1, join.ring, Proof(2, "equivocation", (nested,)), join.signature
         )
         nested = Frame(
-            join.cluster_id,
-            1,
-            join.ring,
-            type(join.body)(1, (1,), (), (nested,), ()),  # type: ignore[call-arg]
-            join.signature,
+            join.cluster_id, 1, join.ring, Join(1, (1,), (), (nested,), ()), join.signature
         )
     # Building it is refused too: encode validates what it emits.
     with pytest.raises(WireError) as info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -93,7 +94,7 @@ def test_arbitrary_msgpack_bodies(kind: Kind, value: Any) -> None:
     assert pack_record(SCHEMAS[kind], body) == packed
 
 
-def _replace_body_map(frame: Frame, mutate: Any) -> bytes:
+def _replace_body_map(frame: Frame, mutate: Callable[[dict[str, Any]], bytes]) -> bytes:
     """Re-pack a signed frame's body map after ``mutate(dict)``, fixing up the
     header length, so only the body's encoding differs."""
     data = encode(frame)
@@ -108,7 +109,8 @@ def _replace_body_map(frame: Frame, mutate: Any) -> bytes:
 @given(frames(Kind.TOKEN))
 def test_reordered_keys_are_noncanonical(frame: Frame) -> None:
     def reverse(obj: dict[str, Any]) -> bytes:
-        return msgpack.packb(dict(reversed(list(obj.items()))), use_bin_type=True)
+        packed: bytes = msgpack.packb(dict(reversed(list(obj.items()))), use_bin_type=True)
+        return packed
 
     with pytest.raises(WireError) as info:
         decode(_replace_body_map(frame, reverse))

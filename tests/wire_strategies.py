@@ -34,10 +34,11 @@ def from_spec(spec: Spec, depth: int) -> st.SearchStrategy[Any]:
         if isinstance(spec.item, Embedded) and not _can_embed(spec.item, depth):
             return st.nothing() if spec.count_min else st.just(())
         items = from_spec(spec.item, depth)
-        size = {"min_size": spec.count_min, "max_size": min(spec.count_max, LIST_ITEMS_MAX)}
+        lo, hi = spec.count_min, min(spec.count_max, LIST_ITEMS_MAX)
         if spec.ascending:
-            return st.lists(items, unique=True, **size).map(lambda xs: tuple(sorted(xs)))
-        return st.lists(items, **size).map(tuple)
+            unique = st.lists(items, min_size=lo, max_size=hi, unique=True)
+            return unique.map(lambda xs: tuple(sorted(xs)))
+        return st.lists(items, min_size=lo, max_size=hi).map(tuple)
     if isinstance(spec, Record):
         return st.builds(spec.cls, **{name: from_spec(s, depth) for name, s in spec.fields})
     if isinstance(spec, Embedded):

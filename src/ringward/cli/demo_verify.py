@@ -37,8 +37,7 @@ from pathlib import Path
 
 from ringward.cli.demo_cluster import NodeProcess
 from ringward.cli.demo_timeline import FaultKind, Step
-from ringward.sim.checker import Report, check
-from ringward.sim.eventlog import (
+from ringward.eventlog import (
     ByzantineEvent,
     CrashEvent,
     DeliverEvent,
@@ -52,6 +51,7 @@ from ringward.sim.eventlog import (
     read_log,
     to_json,
 )
+from ringward.sim.checker import Report, check
 
 __all__ = [
     "FaultOutcome",

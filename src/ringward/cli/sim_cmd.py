@@ -19,9 +19,10 @@ import argparse
 import dataclasses
 from typing import Any
 
+from ringward.byzantine import BEHAVIOURS, parse_spec
 from ringward.errors import ConfigError
 from ringward.sim.attacks import ATTACKS, run_attack
-from ringward.sim.byzantine import BEHAVIOURS, parse_spec, run_byzantine
+from ringward.sim.byzantine import run_byzantine
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import CPU_BUDGET_MS_DEFAULT, Scenario, run_scenario
 from ringward.sim.world import CPU_ABORT_FACTOR, SimulationError

@@ -20,10 +20,9 @@ Theory of operation (docs/protocol.md):
   the old ring's remaining messages (regular view, then transitional view),
   installs the new regular view and returns to OPERATIONAL.
 
-Every signed frame leaves through :meth:`Engine._emit_signed` and every
-received frame is checked in :meth:`Engine.receive` before its body is used:
-the two places where the security layer (``FrameSecurity``) plugs in.
-"""
+Every signed frame leaves through :meth:`Engine.emit_signed`; every received
+frame passes :meth:`Engine.receive`'s gate before its body is used (the module
+map is in docs/protocol.md, "Engine map")."""
 
 from __future__ import annotations
 
@@ -121,9 +120,8 @@ class Engine:
         self.merge_backoff = gather.MergeBackoff(self.config.merge_timeout_ms / 1000.0)
         self.last_commit: ForwardedCommit | None = None
         self.tokens = TokenState()
-        # Fault detector (engine/faults.py): whose visit the token died at, the members of
-        # recent rings, the driver-reported receive queue, and whether we are
-        # coming back from a rejection.
+        # Fault detector: whose visit the token died at, the members of recent
+        # rings, the driver-reported receive queue, whether we are rejoining.
         self.detector = Detector(node_id, self.roster, self.config)
         self.loss_blame: LossBlame | None = None
         self.known_rings: dict[RingId, tuple[int, ...]] = {}

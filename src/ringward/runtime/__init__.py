@@ -19,7 +19,8 @@ from ringward.runtime.events import (
     ViewChanged,
 )
 from ringward.runtime.loop import new_event_loop, run
-from ringward.runtime.node import EVENT_QUEUE_MAX, Node, SecurityFactory
+from ringward.runtime.node import Node
+from ringward.runtime.options import EVENT_QUEUE_MAX, SecurityFactory
 
 # A library stays quiet unless the application configures logging (without
 # a handler, Python's last-resort handler would print warnings to stderr).

@@ -1,38 +1,25 @@
 """Writing the JSON Lines event log from a running node.
 
-The format is the simulator's (``ringward.sim.eventlog``, docs/guarantees.md):
-the same typed events, written by the same ``to_json``, so the guarantee
-checker reads runtime logs and simulator logs alike. ``t`` is seconds since
-the node started (monotonic clock), hence non-decreasing per node as the
-format requires; this is also why a path is truncated when the node starts
-(appending a second run would make ``t`` go backwards).
+The format is :mod:`ringward.eventlog` (docs/guarantees.md), the
+simulator's too: the same typed events, translated from the engine's by the
+same :mod:`ringward.eventlog.translate` and written by the same ``to_json``,
+so the guarantee checker reads runtime logs and simulator logs alike. ``t``
+is seconds since the node started (monotonic clock), hence non-decreasing
+per node as the format requires; this is also why a path is truncated when
+the node starts (appending a second run would make ``t`` go backwards).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from os import PathLike
 from typing import TextIO
 
-from ringward.engine.api import EngineEvent, Evicted, MessageId, Rejected, Rejoined, ViewInstalled
-from ringward.sim.eventlog import (
-    DeliverEvent,
-    Event,
-    EvictEvent,
-    RejectedEvent,
-    RejoinEvent,
-    SendEvent,
-    ViewEvent,
-    to_json,
-)
+from ringward.engine.api import EngineEvent, MessageId
+from ringward.eventlog import Event, to_json
+from ringward.eventlog.translate import from_engine, sent
 
-__all__ = ["EventLogWriter", "payload_digest"]
-
-
-def payload_digest(payload: bytes) -> str:
-    """BLAKE2b-128 of ``payload``, lowercase hex (the log's ``digest``)."""
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+__all__ = ["EventLogWriter"]
 
 
 class EventLogWriter:
@@ -60,58 +47,10 @@ class EventLogWriter:
         self._dirty = True
 
     def send(self, msg_id: MessageId, payload: bytes, safe: bool) -> None:
-        self._write(
-            SendEvent(
-                t=self._t(),
-                node=self._node,
-                id=str(msg_id),
-                digest=payload_digest(payload),
-                safe=safe,
-            )
-        )
+        self._write(sent(msg_id, payload, safe, t=self._t(), node=self._node))
 
     def engine_event(self, event: EngineEvent) -> None:
-        if isinstance(event, Evicted):
-            self._write(
-                EvictEvent(
-                    t=self._t(),
-                    node=self._node,
-                    target=event.target,
-                    reason=event.reason,
-                    proof=event.proof,
-                )
-            )
-            return
-        if isinstance(event, Rejected):
-            self._write(RejectedEvent(t=self._t(), node=self._node, reason=event.reason))
-            return
-        if isinstance(event, Rejoined):
-            self._write(RejoinEvent(t=self._t(), node=self._node))
-            return
-        if isinstance(event, ViewInstalled):
-            self._write(
-                ViewEvent(
-                    t=self._t(),
-                    node=self._node,
-                    view=event.view,
-                    kind=event.kind,
-                    members=event.members,
-                    quorate=event.quorate,
-                )
-            )
-            return
-        self._write(
-            DeliverEvent(
-                t=self._t(),
-                node=self._node,
-                view=event.view,
-                seq=event.seq,
-                id=str(event.msg_id),
-                sender=event.msg_id.sender,
-                digest=payload_digest(event.payload),
-                safe=event.safe,
-            )
-        )
+        self._write(from_engine(event, t=self._t(), node=self._node))
 
     def flush(self) -> None:
         """Flush what was written since the last flush (after each engine

@@ -102,7 +102,9 @@ class NodeStatus:
     the application. ``reading_paused`` is true while the runtime stops
     reading the socket because the application is behind; ``pressure`` counts
     how often that happened. ``drops`` counts discarded datagrams by reason:
-    the engine's reasons as they are, the runtime's prefixed ``runtime.``.
+    the engine's reasons as they are, the runtime's prefixed ``runtime.``;
+    ``notes`` counts what else the engine did (membership rounds and why,
+    accusations, proofs, relayed tokens): docs/protocol.md, "Counters".
     ``scores`` is the fault detector's suspicion of each peer (node id ->
     signal -> score, decayed to the engine's latest time; a peer is accused
     when a score reaches the threshold, docs/fault-detector.md).
@@ -124,4 +126,5 @@ class NodeStatus:
     datagrams_received: int
     datagrams_sent: int
     drops: Mapping[str, int]
+    notes: Mapping[str, int]
     scores: Mapping[int, Mapping[str, float]]

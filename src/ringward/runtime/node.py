@@ -44,59 +44,40 @@ import os
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from os import PathLike
 from types import MappingProxyType, TracebackType
-from typing import Final, Literal, TextIO, cast
+from typing import Final, Literal, TextIO
 
 from ringward.crypto.identity import Identity
 from ringward.crypto.ringsec import RingSecurity
 from ringward.crypto.roster import Roster
 from ringward.engine import Engine, EngineConfig, FrameSecurity, MessageId
-from ringward.engine.api import Delivered as EngineDelivered
-from ringward.engine.api import EngineEvent, Rejoined
-from ringward.engine.api import Evicted as EngineEvicted
-from ringward.engine.api import Rejected as EngineRejected
+from ringward.engine.api import EngineEvent
 from ringward.errors import ConfigError, RingwardError, StateError
+from ringward.runtime import appevents, stats
+from ringward.runtime import misbehave as misbehaving
 from ringward.runtime.config import engine_config
 from ringward.runtime.eventlog import EventLogWriter
-from ringward.runtime.events import (
-    Delivered,
-    Event,
-    Evicted,
-    NodeStatus,
-    Rejected,
-    ViewChanged,
-)
+from ringward.runtime.events import Delivered, Event, NodeStatus, ViewChanged
+from ringward.runtime.options import EVENT_QUEUE_MAX, SecurityFactory
 from ringward.runtime.ringseq import load_ring_seq, store_ring_seq
 from ringward.runtime.udp import Peers, SockAddr, open_socket, resolve_peers, split_bind
 from ringward.wire import limits
 
-__all__ = ["EVENT_QUEUE_MAX", "RECV_BATCH_MAX", "Node", "SecurityFactory"]
+__all__ = ["RECV_BATCH_MAX", "Node"]
 
 logger = logging.getLogger("ringward.runtime")
-
-# Events waiting for the application before the node stops reading: about
-# ten seconds of a busy ring's deliveries at a few hundred per second, and a
-# few megabytes at typical payload sizes.
-EVENT_QUEUE_MAX: Final = 10_000
 
 # Datagrams read per wake-up before yielding to the loop, so timers and the
 # application run even under a flood.
 RECV_BATCH_MAX: Final = 64
 # How often the event loop's lateness is sampled (receive pressure).
 PROBE_S: Final = 0.1
-# --misbehave overload: each datagram costs this much blocked time, for
-# this long after the misbehaviour starts.
-OVERLOAD_SLEEP_S: Final = 0.02
-OVERLOAD_FOR_S: Final = 8.0
 
 # One more byte than the largest UDP payload (IPv6: 65527), so a datagram the
 # format cannot hold is seen whole and dropped, never silently truncated.
 _RECV_BUFFER_BYTES: Final = 65536
-
-SecurityFactory = Callable[[Roster, Identity, int], FrameSecurity]
-"""Builds the engine's FrameSecurity from (roster, identity, node id)."""
 
 _Phase = Literal["new", "starting", "running", "closed"]
 
@@ -164,10 +145,10 @@ class Node:
         self._security = security
         self._event_queue_max = event_queue_max
         self._ring_seq_file = ring_seq_file
-        self._misbehave = _check_misbehave(misbehave, [n.id for n in roster.nodes])
+        self._misbehave = misbehaving.parse(misbehave, [n.id for n in roster.nodes])
         self._misbehave_after_s = max(0.0, misbehave_after_s)
         self._leave_on_close = leave_on_close
-        self._overload_window: tuple[float, float] | None = None
+        self._overload_window: misbehaving.OverloadWindow | None = None
         self._probe: asyncio.TimerHandle | None = None
         self._probe_due = 0.0
         self._resume_at = event_queue_max // 2
@@ -188,7 +169,7 @@ class Node:
         self._send_room = asyncio.Event()
         self._view: ViewChanged | None = None
         self._last_members: tuple[int, ...] = ()
-        self._rotation_sample = (0.0, 0)
+        self._rotations = stats.RotationMeter()
         self._drops: Counter[str] = Counter()
         self._pressure = 0
         self._broadcasts = 0
@@ -351,7 +332,8 @@ class Node:
     def status(self) -> NodeStatus:
         """A snapshot of the node (see :class:`NodeStatus`)."""
         engine = self._engine
-        drops: dict[str, int] = dict(engine.drops) if engine else {}
+        drops = {str(k): v for k, v in engine.drops.items()} if engine else {}
+        notes = {str(k): v for k, v in engine.notes.items()} if engine else {}
         drops.update((f"runtime.{k}", v) for k, v in self._drops.items())
         view = self._view
         return NodeStatus(
@@ -361,7 +343,7 @@ class Node:
             view=view.view_id if view else None,
             members=view.members if view else (),
             quorate=view.quorate if view else False,
-            token_rotations_per_s=self._rotation_rate(),
+            token_rotations_per_s=self._rotations.rate(self._now_or_zero(), engine, self._view),
             backlog=engine.backlog if engine else 0,
             event_backlog=len(self._events),
             reading_paused=self._phase == "running" and not self._reading,
@@ -371,7 +353,8 @@ class Node:
             datagrams_received=self._received,
             datagrams_sent=self._sent,
             drops=MappingProxyType(drops),
-            scores=_scores(engine),
+            notes=MappingProxyType(notes),
+            scores=stats.scores(engine),
         )
 
     # ---------------------------------------------- event queue (also sync)
@@ -405,6 +388,9 @@ class Node:
                 raise StateError("engine_failed", "the engine failed") from self._failure
             raise StateError(f"node_{self._phase}", f"node {self.name} is not running")
         return self._engine
+
+    def _now_or_zero(self) -> float:
+        return self._loop.time() if self._loop is not None and self._phase == "running" else 0.0
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -465,67 +451,18 @@ class Node:
     def _emit(self, event: EngineEvent) -> None:
         if self._log is not None:
             self._log.engine_event(event)
-        if isinstance(event, EngineEvicted):
-            logger.warning(
-                "node %s: evicted node %s (%s, %s)",
-                self.name,
-                event.target,
-                event.reason,
-                "proof" if event.proof else "accusations",
-            )
-            self._events.append(Evicted(event.target, event.reason, event.proof))
-            return
-        if isinstance(event, EngineRejected):
-            logger.warning(
-                "node %s: rejected (%s); rejoining in %.1f s",
-                self.name,
-                event.reason,
-                event.cooldown_s,
-            )
-            self._events.append(Rejected(event.reason, event.cooldown_s))
-            return
-        if isinstance(event, Rejoined):
-            logger.info("node %s: rejoined in view %s", self.name, event.view)
-            return
-        if isinstance(event, EngineDelivered):
+        app = appevents.to_app(event, self._last_members)
+        appevents.log_event(self.name, event, app)
+        if isinstance(app, ViewChanged):
+            self._last_members = app.members
+            if app.kind == "regular":
+                self._view = app
+                assert self._engine is not None and self._loop is not None
+                self._rotations.restart(self._loop.time(), self._engine.token_hops)
+        elif isinstance(app, Delivered):
             self._deliveries += 1
-            self._events.append(
-                Delivered(
-                    event.msg_id.sender,
-                    event.payload,
-                    event.seq,
-                    event.safe,
-                    event.view,
-                    event.msg_id,
-                )
-            )
-            return
-        before = set(self._last_members)
-        after = set(event.members)
-        change = ViewChanged(
-            event.view,
-            event.kind,
-            event.members,
-            tuple(sorted(after - before)),
-            tuple(sorted(before - after)),
-            event.quorate,
-        )
-        self._last_members = event.members
-        if event.kind == "regular":
-            self._view = change
-            assert self._engine is not None and self._loop is not None
-            self._rotation_sample = (self._loop.time(), self._engine.token_hops)
-        logger.info(
-            "node %s: %s view %s members %s joined %s left %s%s",
-            self.name,
-            event.kind,
-            event.view,
-            list(change.members),
-            list(change.joined),
-            list(change.left),
-            "" if event.quorate else " (not quorate)",
-        )
-        self._events.append(change)
+        if app is not None:
+            self._events.append(app)
 
     def _arm(self, deadline: float | None) -> None:
         if deadline == self._deadline and (deadline is None or self._timer is not None):
@@ -585,42 +522,37 @@ class Node:
             self._after_verb()
             if self._overloaded_now():
                 # --misbehave overload: a process starved of CPU.
-                time.sleep(OVERLOAD_SLEEP_S)
+                time.sleep(misbehaving.OVERLOAD_SLEEP_S)
 
     def _make_engine(self, incarnation: int, ring_seq: int, security: FrameSecurity) -> Engine:
         ids = [n.id for n in self.roster.nodes]
-        common = {
-            "config": self.config,
-            "cluster_id": self.roster.cluster_id,
-            "incarnation": incarnation,
-            "ring_seq": ring_seq,
-            "now": self._now(),
-            "security": security,
-        }
+        now = self._now()
         if self._misbehave is None:
-            return Engine(self.node_id, ids, **common)  # type: ignore[arg-type]
-        name, arg = self._misbehave
-        start = self._now() + self._misbehave_after_s
-        logger.warning(
-            "node %s: MISBEHAVING (%s) from %.1f s on: this node attacks its own cluster, "
-            "for demonstrations and tests only",
-            self.name,
-            name if arg is None else f"{name}:{arg}",
-            self._misbehave_after_s,
-        )
-        if name == "overload":
-            self._overload_window = (start, start + OVERLOAD_FOR_S)
-            return Engine(self.node_id, ids, **common)  # type: ignore[arg-type]
-        from ringward.sim.byzantine import ByzantineEngine  # the one use outside the sim
-
-        return ByzantineEngine(
+            return Engine(
+                self.node_id,
+                ids,
+                config=self.config,
+                cluster_id=self.roster.cluster_id,
+                incarnation=incarnation,
+                ring_seq=ring_seq,
+                now=now,
+                security=security,
+            )
+        engine, self._overload_window = misbehaving.make_engine(
             self.node_id,
-            tuple(ids),
-            behaviour=name,
-            arg=arg,
-            start_s=start,
-            **common,  # type: ignore[arg-type]
+            ids,
+            self._misbehave,
+            now + self._misbehave_after_s,
+            name=self.name,
+            after_s=self._misbehave_after_s,
+            config=self.config,
+            cluster_id=self.roster.cluster_id,
+            incarnation=incarnation,
+            ring_seq=ring_seq,
+            now=now,
+            security=security,
         )
+        return engine
 
     def _on_probe(self) -> None:
         """Every PROBE_S: how late the event loop runs (a starved or blocked
@@ -636,7 +568,7 @@ class Node:
 
     def _overloaded_now(self) -> bool:
         window = self._overload_window
-        return window is not None and window[0] <= self._now() < window[1]
+        return window is not None and window.covers(self._now())
 
     def _pause_reading(self) -> None:
         if self._reading and self._sock is not None and self._loop is not None:
@@ -666,39 +598,3 @@ class Node:
             exc_info=exc,
         )
         self._shutdown(failure=exc)
-
-    def _rotation_rate(self) -> float:
-        engine, loop, view = self._engine, self._loop, self._view
-        if engine is None or loop is None or view is None or self._phase != "running":
-            return 0.0
-        now, hop = loop.time(), engine.token_hops
-        then, hop_then = self._rotation_sample
-        self._rotation_sample = (now, hop)
-        if hop < hop_then or now <= then:
-            return 0.0  # a new ring restarted the hop count
-        return (hop - hop_then) / len(view.members) / (now - then)
-
-
-def _scores(engine: Engine | None) -> Mapping[int, Mapping[str, float]]:
-    """The detector's scores from ``Engine.status()``, read-only."""
-    if engine is None:
-        return MappingProxyType({})
-    raw = cast("dict[int, dict[str, float]]", engine.status()["scores"])
-    return MappingProxyType({peer: MappingProxyType(dict(s)) for peer, s in raw.items()})
-
-
-def _check_misbehave(spec: str | None, ids: list[int]) -> tuple[str, int | None] | None:
-    """``BEHAVIOUR`` or ``frame:TARGET`` (sim/byzantine.py), or ``overload``."""
-    if spec is None:
-        return None
-    from ringward.sim.byzantine import EXPECT
-
-    name, _, arg = spec.partition(":")
-    target = int(arg) if arg.isdigit() else None
-    if name not in EXPECT or (name == "frame") != (target is not None) or (arg and target is None):
-        raise ConfigError(
-            "bad_misbehave", f"{spec!r}: one of {', '.join(sorted(EXPECT))} (frame:TARGET)"
-        )
-    if target is not None and target not in ids:
-        raise ConfigError("bad_misbehave", f"{spec!r}: node {target} is not in the roster")
-    return name, target

@@ -16,18 +16,17 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine, Iterator
-from os import PathLike
 from types import TracebackType
-from typing import Any, Final, TextIO, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
 from ringward.crypto.identity import Identity
 from ringward.crypto.roster import Roster
-from ringward.engine import EngineConfig, MessageId
+from ringward.engine import MessageId
 from ringward.errors import StateError
 from ringward.runtime.events import Event, NodeStatus, ViewChanged
 from ringward.runtime.loop import new_event_loop
-from ringward.runtime.node import EVENT_QUEUE_MAX, SecurityFactory
 from ringward.runtime.node import Node as AsyncNode
+from ringward.runtime.options import NodeOptions
 
 __all__ = ["Node"]
 
@@ -39,13 +38,18 @@ LIFECYCLE_TIMEOUT_S: Final = 30.0
 
 
 class Node:
-    """A ringward node for threaded code (same arguments as the asyncio
-    :class:`ringward.runtime.Node`)::
+    """A ringward node for threaded code::
 
         with ringward.sync.Node(roster, identity) as node:
             node.broadcast(b"hello")
             for event in node.events():
                 ...
+
+    ``roster``, ``identity`` and every keyword option
+    (:class:`~ringward.runtime.options.NodeOptions`) go to the asyncio
+    :class:`ringward.runtime.Node`'s constructor unchanged: same meanings,
+    same defaults, same checks. ``prefer_uvloop`` picks the loop the
+    background thread runs.
     """
 
     def __init__(
@@ -53,24 +57,10 @@ class Node:
         roster: Roster,
         identity: Identity,
         *,
-        bind: str | tuple[str, int] | None = None,
-        config: EngineConfig | None = None,
-        event_log: str | PathLike[str] | TextIO | None = None,
-        security: SecurityFactory | None = None,
-        event_queue_max: int = EVENT_QUEUE_MAX,
-        ring_seq_file: str | PathLike[str] | None = None,
         prefer_uvloop: bool = True,
+        **options: Unpack[NodeOptions],
     ) -> None:
-        self._node = AsyncNode(
-            roster,
-            identity,
-            bind=bind,
-            config=config,
-            event_log=event_log,
-            security=security,
-            event_queue_max=event_queue_max,
-            ring_seq_file=ring_seq_file,
-        )
+        self._node = AsyncNode(roster, identity, **options)
         self._prefer_uvloop = prefer_uvloop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -1,7 +1,7 @@
-"""Simulation support: the event log format and the guarantee checker.
+"""Simulation: the seeded world, its fault models and the guarantee checker.
 
-``eventlog`` reads and writes the JSON Lines event log that the simulator and
-the runtime produce; ``checker`` verifies a log against the guarantees of
+``checker`` verifies an event log (:mod:`ringward.eventlog`, the format the
+simulator and the runtime write) against the guarantees of
 docs/guarantees.md (also as ``python -m ringward.sim.checker LOG.jsonl``).
 """
 
@@ -9,46 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ringward.sim.eventlog import (
-    ByzantineEvent,
-    CrashEvent,
-    DeliverEvent,
-    Event,
-    EvictEvent,
-    RejectedEvent,
-    RejoinEvent,
-    RestartEvent,
-    SendEvent,
-    ViewEvent,
-    parse_line,
-    parse_lines,
-    read_log,
-    to_json,
-)
 from ringward.sim.report import Report, Violation
 
 if TYPE_CHECKING:
     from ringward.sim.checker import check
 
-__all__ = [
-    "ByzantineEvent",
-    "CrashEvent",
-    "DeliverEvent",
-    "Event",
-    "EvictEvent",
-    "RejectedEvent",
-    "RejoinEvent",
-    "Report",
-    "RestartEvent",
-    "SendEvent",
-    "ViewEvent",
-    "Violation",
-    "check",
-    "parse_line",
-    "parse_lines",
-    "read_log",
-    "to_json",
-]
+__all__ = ["Report", "Violation", "check"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ringward.sim.eventlog import (
+from ringward.eventlog import (
     ByzantineEvent,
     CrashEvent,
     DeliverEvent,

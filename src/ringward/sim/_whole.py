@@ -27,8 +27,8 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from itertools import pairwise
 
+from ringward.eventlog import DeliverEvent
 from ringward.sim._replay import Replay, Visit
-from ringward.sim.eventlog import DeliverEvent
 from ringward.sim.report import Collector
 
 __all__ = ["check_safe", "check_total_order", "check_virtual_synchrony"]

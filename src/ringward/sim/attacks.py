@@ -36,7 +36,7 @@ import nacl.signing
 from ringward.engine import Engine
 from ringward.engine.delivery import AD_BYTES
 from ringward.errors import ConfigError
-from ringward.sim.eventlog import DeliverEvent, ViewEvent
+from ringward.eventlog import DeliverEvent, ViewEvent
 from ringward.sim.interface import Datagram, EngineFactory, Interceptor
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Result, Scenario, real_engine_factory, run_scenario
@@ -86,6 +86,10 @@ def _drops(result: Result, *reasons: str) -> int:
     return sum(result.stats.engine_drops.get(r, 0) for r in reasons)
 
 
+def _notes(result: Result, *names: str) -> int:
+    return sum(result.stats.engine_notes.get(n, 0) for n in names)
+
+
 def _capture(keys: SimKeys, engines: dict[int, Engine]) -> EngineFactory:
     """The real engine factory, remembering each node's latest engine."""
     base = real_engine_factory(None, keys)
@@ -123,7 +127,7 @@ def _inject(sc: Scenario) -> _Setup:
 
     def judge(r: Result) -> tuple[bool, str]:
         refused = _drops(r, "bad_signature", "bad_aead")
-        churn = _drops(r, "gather:join")
+        churn = _notes(r, "gather:join")
         ok = r.ok and count[0] > 0 and refused > 0 and churn == 0
         return ok, f"{count[0]} injected, {refused} refused, {churn} membership rounds started"
 

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-:func:`check` reads a whole run's events (from :mod:`ringward.sim.eventlog`)
+:func:`check` reads a whole run's events (from :mod:`ringward.eventlog`)
 and reports every violation of the guarantees numbered in docs/guarantees.md:
 1 total order, 2 no duplication / no creation, 3 self delivery and liveness,
 4 virtual synchrony, 5 safe delivery, 6 configuration agreement, 7 sender
@@ -31,9 +31,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ringward.errors import EventLogError
+from ringward.eventlog import Event, read_log
 from ringward.sim._replay import Replay, replay
 from ringward.sim._whole import check_safe, check_total_order, check_virtual_synchrony
-from ringward.sim.eventlog import Event, read_log
 from ringward.sim.report import Collector, Report, Violation
 
 if TYPE_CHECKING:

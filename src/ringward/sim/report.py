@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from ringward.sim.eventlog import Event
+from ringward.eventlog import Event
 
 __all__ = ["GUARANTEES", "VIOLATIONS_PER_NAME_MAX", "Report", "Violation"]
 

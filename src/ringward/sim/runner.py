@@ -32,7 +32,6 @@ PYTHONHASHSEED, so a seed reproduces a run on any machine.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import random
 import shlex
@@ -40,11 +39,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, Final, cast
+from typing import Final
 
-from ringward.engine.config import EngineConfig
-from ringward.errors import ConfigError, StateError
-from ringward.sim.eventlog import Event, to_json
+from ringward.engine import Engine, EngineConfig
+from ringward.errors import ConfigError
+from ringward.eventlog import Event, to_json
 from ringward.sim.faults import Episode, EpisodeKind, FaultSpec, plan_faults
 from ringward.sim.keys import SimKeys
 from ringward.sim.network import LinkModel, Network
@@ -63,7 +62,6 @@ __all__ = [
     "Result",
     "Scenario",
     "Stats",
-    "engine_available",
     "real_engine_factory",
     "run_scenario",
 ]
@@ -188,6 +186,7 @@ class Stats:
     pauses: int
     network_drops: Mapping[str, int]
     engine_drops: Mapping[str, int]
+    engine_notes: Mapping[str, int]
     world_drops: Mapping[str, int]
     timer_nudges: int
     processed: int
@@ -270,35 +269,16 @@ class Result:
         return "\n".join(out)
 
 
-def engine_available() -> bool:
-    """True when ``ringward.engine.Engine`` can be imported."""
-    try:
-        _engine_class()
-    except StateError:
-        return False
-    return True
-
-
-def _engine_class() -> Any:
-    # Looked up at run time so the simulator imports (and its tests with a
-    # fake engine run) before the engine exists.
-    try:
-        return importlib.import_module("ringward.engine").Engine
-    except (ImportError, AttributeError) as exc:
-        raise StateError("sim.no_engine", f"ringward.engine.Engine is unavailable: {exc}") from exc
-
-
 def real_engine_factory(
     config: EngineConfig | None = None, keys: SimKeys | None = None
 ) -> EngineFactory:
     """A factory building ``ringward.engine.Engine`` with ``config``, and
     with real frame security when ``keys`` are given."""
-    engine_class = _engine_class()
 
     def make(
         node: int, roster: tuple[int, ...], incarnation: int, now: float, ring_seq: int
     ) -> EngineLike:
-        engine = engine_class(
+        return Engine(
             node,
             roster,
             config=config,
@@ -307,7 +287,6 @@ def real_engine_factory(
             now=now,
             security=keys.security(node) if keys is not None else None,
         )
-        return cast(EngineLike, engine)
 
     return make
 
@@ -489,6 +468,7 @@ def _stats(world: World, wall_s: float) -> Stats:
         pauses=c.pauses,
         network_drops=dict(world.network.drops),
         engine_drops=dict(c.engine_drops),
+        engine_notes=dict(c.engine_notes),
         world_drops=dict(c.drops),
         timer_nudges=c.timer_nudges,
         processed=c.processed,

@@ -54,40 +54,25 @@ someone else owns SIGPROF: without the watchdog such a call still hangs).
 
 from __future__ import annotations
 
-import gc
 import heapq
 import math
-import signal
-import threading
-import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Final, TypeVar
 
-from ringward.engine.api import (
-    Delivered,
-    EngineEvent,
-    Evicted,
-    MessageId,
-    Rejected,
-    Rejoined,
-)
+from ringward.engine.api import EngineEvent, MessageId
 from ringward.errors import StateError
-from ringward.sim.eventlog import (
+from ringward.eventlog import (
     ByzantineEvent,
     CrashEvent,
     DeliverEvent,
     Event,
-    EvictEvent,
-    RejectedEvent,
-    RejoinEvent,
     RestartEvent,
-    SendEvent,
     ViewEvent,
 )
+from ringward.eventlog.translate import from_engine, sent
+from ringward.sim.cpubudget import CpuAbort, CpuMeter
 from ringward.sim.interface import (
     CPU_ABORT_FACTOR,
     CpuBudgetError,
@@ -98,7 +83,6 @@ from ringward.sim.interface import (
     Interceptor,
     SimulationError,
     WorldLimits,
-    digest,
 )
 from ringward.sim.network import Network
 
@@ -114,45 +98,12 @@ __all__ = [
     "World",
     "WorldCounters",
     "WorldLimits",
-    "digest",
 ]
 
 # An engine that wants a tick at the instant it was just ticked is ticked
 # this much later: long enough to move the clock, short against any timer.
 TIMER_NUDGE_S: Final = 0.001
-# The watchdog's timer; absent on some platforms (no watchdog there).
-_HAVE_ITIMER: Final = hasattr(signal, "setitimer") and hasattr(signal, "SIGPROF")
-
 _T = TypeVar("_T")
-
-
-class _GcTime:
-    """CPU time spent in the garbage collector so far (a gc callback,
-    installed once per process): the simulator's heap, not an engine's work."""
-
-    def __init__(self) -> None:
-        self.spent = 0.0
-        self._start = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._start = time.thread_time()
-        else:
-            self.spent += time.thread_time() - self._start
-
-
-_GC_TIME: Final = _GcTime()
-
-
-def _engine_clock() -> float:
-    """This thread's CPU time (the engines run in it; a thread of pytest or
-    of the caller does not count), less the garbage collector's."""
-    return time.thread_time() - _GC_TIME.spent
-
-
-class _CpuAbort(BaseException):
-    """Raised by the watchdog inside an engine call. A BaseException, so an
-    engine's ``except Exception`` cannot swallow it."""
 
 
 @dataclass(eq=False, slots=True)
@@ -185,6 +136,7 @@ class WorldCounters:
     drops: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
     engine_drops: Counter[str] = field(default_factory=Counter)
+    engine_notes: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     delivered: int = 0
     views: int = 0
@@ -226,11 +178,7 @@ class World:
         self._started = False
         # The CPU budget (World._call) and what broke it.
         self.cpu_overruns: list[CpuOverrun] = []
-        self._cpu_budget_s = max(0.0, self.limits.cpu_budget_ms) / 1000.0
-        self._call_t0: float | None = None  # _engine_clock() the current call began
-        self._watching = False
-        if _GC_TIME not in gc.callbacks:
-            gc.callbacks.append(_GC_TIME)
+        self._cpu = CpuMeter(max(0.0, self.limits.cpu_budget_ms) / 1000.0)
 
     # -- the loop ------------------------------------------------------------
 
@@ -248,14 +196,14 @@ class World:
         if self._started:
             raise StateError("sim.started", "the world is already started")
         self._started = True
-        with self._watchdog():
+        with self._cpu.watchdog():
             for node in self._nodes.values():
                 self._boot(node)
 
     def run_until(self, t_end: float) -> None:
         """Process every entry due at or before ``t_end``; then now = t_end."""
         heap = self._heap
-        with self._watchdog():
+        with self._cpu.watchdog():
             while heap and heap[0][0] <= t_end:
                 at, _, action, args = heapq.heappop(heap)
                 self.now = at
@@ -393,16 +341,7 @@ class World:
             return None
         self.counters.sent += 1
         n.owed.add(str(msg_id))
-        self._log(
-            SendEvent(
-                t=self.now,
-                node=node,
-                line=self._line(),
-                id=str(msg_id),
-                digest=digest(payload),
-                safe=safe,
-            )
-        )
+        self._log(sent(msg_id, payload, safe, t=self.now, node=node, line=self._line()))
         n.ticked_at = None
         self._after_verb(n)
         return msg_id
@@ -421,72 +360,37 @@ class World:
         timed against the CPU budget (CpuBudgetError past it), its
         exceptions turned into SimulationError (a submit's StateError, a
         refusal, passes through)."""
-        t0 = self._call_t0 = _engine_clock()
         try:
-            try:
-                out = fn(*args)
-            finally:
-                # Cleared before anything else: the watchdog raises only
-                # while a call runs (a late signal lands in this block,
-                # still inside the outer try).
-                self._call_t0 = None
-        except _CpuAbort:
-            raise self._overrun(n, verb, _engine_clock() - t0, interrupted=True) from None
+            out, cpu = self._cpu.run(fn, *args)
+        except CpuAbort as abort:
+            raise self._overrun(n, verb, abort.cpu_s, interrupted=True) from None
         except Exception as exc:
             if verb == "submit" and isinstance(exc, StateError):
                 raise  # refused (backpressure): counted by submit
             raise self._engine_failed(n, verb, exc) from exc
-        cpu = _engine_clock() - t0
-        if cpu > self._cpu_budget_s > 0.0:
+        if self._cpu.over(cpu):
             raise self._overrun(n, verb, cpu, interrupted=False)
         return out
 
     def _overrun(self, n: _Node, verb: str, cpu_s: float, *, interrupted: bool) -> CpuBudgetError:
         overrun = CpuOverrun(
-            n.id, n.incarnation, verb, self.now, cpu_s, self._cpu_budget_s, interrupted=interrupted
+            n.id, n.incarnation, verb, self.now, cpu_s, self._cpu.budget_s, interrupted=interrupted
         )
         self.cpu_overruns.append(overrun)
         return CpuBudgetError(overrun)
 
-    @contextmanager
-    def _watchdog(self) -> Iterator[None]:
-        """Interrupt engine calls that run past CPU_ABORT_FACTOR budgets
-        (module docstring), for the duration of the ``with`` block."""
-        budget = self._cpu_budget_s
-        if (
-            budget <= 0.0
-            or self._watching
-            or not _HAVE_ITIMER
-            or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGPROF) not in (signal.SIG_DFL, None)
-            or signal.getitimer(signal.ITIMER_PROF) != (0.0, 0.0)
-        ):
-            yield  # off, nested, or SIGPROF belongs to someone else (a profiler)
-            return
-        previous = signal.signal(signal.SIGPROF, self._on_sigprof)
-        self._watching = True
-        signal.setitimer(signal.ITIMER_PROF, budget, budget)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_PROF, 0.0)
-            signal.signal(signal.SIGPROF, previous)
-            self._watching = False
-
-    def _on_sigprof(self, signum: int, frame: FrameType | None) -> None:
-        t0 = self._call_t0
-        if t0 is not None and _engine_clock() - t0 > CPU_ABORT_FACTOR * self._cpu_budget_s:
-            # Again at the next signal if this one is swallowed (raised in a
-            # gc callback, say), until _call clears _call_t0.
-            raise _CpuAbort
-
     def _retire(self, n: _Node) -> None:
-        drops = getattr(n.engine, "drops", None)
-        if isinstance(drops, dict):
-            self.counters.engine_drops.update({str(k): int(v) for k, v in drops.items()})
+        for name, into in (
+            ("drops", self.counters.engine_drops),
+            ("notes", self.counters.engine_notes),
+        ):
+            counts = getattr(n.engine, name, None)
+            if isinstance(counts, dict):
+                into.update({str(k): int(v) for k, v in counts.items()})
 
     def retire_all(self) -> None:
-        """Fold every live engine's ``drops`` into the counters (end of run)."""
+        """Fold every live engine's ``drops`` and ``notes`` into the counters
+        (end of run)."""
         for n in self._nodes.values():
             if n.engine is not None:
                 self._retire(n)
@@ -589,51 +493,15 @@ class World:
 
     def _record(self, n: _Node, event: EngineEvent) -> None:
         self.last_progress_t = self.now
-        if isinstance(event, Evicted):
-            self._log(
-                EvictEvent(
-                    t=self.now,
-                    node=n.id,
-                    line=self._line(),
-                    target=event.target,
-                    reason=event.reason,
-                    proof=event.proof,
-                )
-            )
-        elif isinstance(event, Rejected):
-            self._log(RejectedEvent(t=self.now, node=n.id, line=self._line(), reason=event.reason))
-        elif isinstance(event, Rejoined):
-            self._log(RejoinEvent(t=self.now, node=n.id, line=self._line()))
-        elif isinstance(event, Delivered):
+        logged = from_engine(event, t=self.now, node=n.id, line=self._line())
+        if isinstance(logged, DeliverEvent):
             self.counters.delivered += 1
-            if event.msg_id.sender == n.id:
-                n.owed.discard(str(event.msg_id))
-            self._log(
-                DeliverEvent(
-                    t=self.now,
-                    node=n.id,
-                    line=self._line(),
-                    view=event.view,
-                    seq=event.seq,
-                    id=str(event.msg_id),
-                    sender=event.msg_id.sender,
-                    digest=digest(event.payload),
-                    safe=event.safe,
-                )
-            )
-        else:
+            if logged.sender == n.id:
+                n.owed.discard(logged.id)
+        elif isinstance(logged, ViewEvent):
             self.counters.views += 1
-            view = ViewEvent(
-                t=self.now,
-                node=n.id,
-                line=self._line(),
-                view=event.view,
-                kind=event.kind,
-                members=tuple(event.members),
-                quorate=event.quorate,
-            )
-            self.last_view[n.id] = view
-            self._log(view)
+            self.last_view[n.id] = logged
+        self._log(logged)
 
     def _arm(self, n: _Node, deadline: float | None) -> None:
         if deadline is None or deadline == math.inf:

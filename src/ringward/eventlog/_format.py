@@ -1,4 +1,4 @@
-"""The JSON Lines event log: typed events, a strict total parser, one writer.
+"""The JSON Lines event log format: typed events, a strict total parser, one writer.
 
 Theory of operation
 -------------------
@@ -23,6 +23,7 @@ the same file. The format is therefore a contract (docs/guarantees.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -51,6 +52,7 @@ __all__ = [
     "iter_lines",
     "parse_line",
     "parse_lines",
+    "payload_digest",
     "read_log",
     "to_json",
 ]
@@ -485,6 +487,11 @@ def _bounded_lines(handle: Any) -> Iterator[bytes]:
 
 # --------------------------------------------------------------------------
 # Writing
+
+
+def payload_digest(payload: bytes) -> str:
+    """The ``digest`` a log carries for ``payload``: BLAKE2b-128, lowercase hex."""
+    return hashlib.blake2b(payload, digest_size=DIGEST_HEX_CHARS // 2).hexdigest()
 
 
 def _fields(event: Event) -> dict[str, Any]:

@@ -1,0 +1,178 @@
+"""Behaviours that abuse membership: restarts and lies in joins and commits.
+
+``join-churn`` and ``join-phantom`` restart membership after every install
+(an accusation must follow); the value liars (``poison-ring-seq``,
+``commit-lie``) restart it once (``RestartOnce``) so that they have joins
+and a commit entry to lie in, then sign impossible or unprovable numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ringward.byzantine._base import U64_MAX, Behaviour, decoded
+from ringward.engine import Outgoing, State
+from ringward.wire import CommitMember, CommitToken, Join
+
+if TYPE_CHECKING:
+    from ringward.byzantine.engine import ByzantineEngine
+
+__all__ = [
+    "CommitLie",
+    "CommitLieJump",
+    "JoinChurn",
+    "JoinPhantom",
+    "PoisonRingSeq",
+    "PoisonRingSeqJump",
+    "RestartOnce",
+]
+
+
+class JoinChurn(Behaviour):
+    """``join-churn``: restarts membership ``PERIOD_S`` after every install."""
+
+    PERIOD_S = 0.3
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.due: float | None = None
+        self.view: object = None
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        e = self.engine
+        if e.state is State.OPERATIONAL and e.ring != self.view:
+            self.view = e.ring
+            self.due = e.now + self.PERIOD_S
+        return out
+
+    def deadline(self) -> float | None:
+        return self.due
+
+    def tick(self, now: float) -> None:
+        if self.due is not None and now >= self.due:
+            self.due = None
+            if self.engine.state is State.OPERATIONAL:
+                self.engine.enter_gather(now, reason="churn", add=self.phantom())
+
+    def phantom(self) -> tuple[int, ...]:
+        """The nodes each restart proposes to add (none)."""
+        return ()
+
+
+class JoinPhantom(JoinChurn):
+    """``join-phantom``: join-churn that proposes a roster node absent from
+    the ring (a merge proposal was exempt from churn)."""
+
+    def phantom(self) -> tuple[int, ...]:
+        e = self.engine
+        absent = [n for n in e.roster if n not in e.members]
+        return tuple(absent[:1])
+
+
+class RestartOnce(Behaviour):
+    """Restarts membership once misbehaviour starts (retrying every
+    ``RETRY_S`` until it is operational): one round to lie in. One restart
+    is far below what ``churn`` scores to an accusation."""
+
+    RETRY_S = 0.3
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.due: float | None = engine.start_s
+
+    def deadline(self) -> float | None:
+        return self.due
+
+    def tick(self, now: float) -> None:
+        if self.due is None or now < self.due:
+            return
+        if self.engine.state is State.OPERATIONAL:
+            self.due = None
+            self.engine.enter_gather(now, reason="byzantine")
+        else:
+            self.due = now + self.RETRY_S
+
+
+class PoisonRingSeq(RestartOnce):
+    """``poison-ring-seq``: every join it signs carries ring_seq 2^64-1."""
+
+    JUMP: int | None = None  # None: 2^64-1
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = decoded(o.data)
+            if frame is None or not isinstance(frame.body, Join):
+                res.append(o)
+                continue
+            j = frame.body
+            seq = U64_MAX if self.JUMP is None else min(U64_MAX, j.ring_seq + self.JUMP)
+            res.append(
+                Outgoing(o.dest, self.resign_body(frame, dataclasses.replace(j, ring_seq=seq)))
+            )
+        return res
+
+
+class PoisonRingSeqJump(PoisonRingSeq):
+    """``poison-ring-seq-jump``: its real ring_seq + 2^40 in every join."""
+
+    JUMP = 1 << 40
+
+
+class CommitLie(RestartOnce):
+    """``commit-lie``: its own entry in every commit token it forwards lies
+    about its old ring: aru, high_seq and high_delivered."""
+
+    JUMP: int | None = None  # None: 2^64-1
+    # Lies remembered, so that an entry that comes back round is not lied
+    # about twice.
+    KEPT = 64
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        # The lies told: an entry that comes back round (second rotation)
+        # is forwarded as it is, so the lie stays one statement per round.
+        self.told: deque[CommitMember] = deque(maxlen=self.KEPT)
+
+    def lie(self, m: CommitMember) -> CommitMember:
+        """The entry ``m`` (its own) as it claims it."""
+        if m in self.told:
+            return m
+        if self.JUMP is None:
+            out = dataclasses.replace(
+                m, aru=U64_MAX, high_seq=U64_MAX, high_delivered=U64_MAX, received_flg=True
+            )
+        else:
+            out = dataclasses.replace(
+                m,
+                aru=min(U64_MAX, m.aru + self.JUMP),
+                high_seq=min(U64_MAX, m.high_seq + self.JUMP),
+                high_delivered=min(U64_MAX, m.high_delivered + self.JUMP),
+            )
+        self.told.append(out)
+        return out
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        me = self.engine.node_id
+        for o in out:
+            frame = decoded(o.data)
+            if frame is None or not isinstance(frame.body, CommitToken) or frame.sender != me:
+                res.append(o)
+                continue
+            ct = frame.body
+            members = tuple(self.lie(m) if m.node == me else m for m in ct.members)
+            if members == ct.members:
+                res.append(o)
+            else:
+                body = dataclasses.replace(ct, members=members)
+                res.append(Outgoing(o.dest, self.resign_body(frame, body)))
+        return res
+
+
+class CommitLieJump(CommitLie):
+    """``commit-lie-jump``: aru, high_seq and high_delivered each + 5,000,000."""
+
+    JUMP = 5_000_000

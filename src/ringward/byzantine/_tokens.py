@@ -1,0 +1,215 @@
+"""Behaviours that lie with, or about, the token.
+
+``equivocate``, ``lie-aru``, ``break-link``, ``flood-signed`` and ``far-hop``
+sign tokens no correct member would (each is one signed statement the
+detector can prove); ``drop-token``, ``starve-successor`` and ``slow-token``
+only send the real token wrongly (too late, to the wrong members, or not at
+all). The package docstring says what each does and what must follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ringward.byzantine._base import U64_MAX, Behaviour, decoded, kind_of
+from ringward.engine import Outgoing
+from ringward.wire import Kind, Token, decode
+
+if TYPE_CHECKING:
+    from ringward.byzantine.engine import ByzantineEngine
+
+__all__ = [
+    "BreakLink",
+    "DropToken",
+    "Equivocate",
+    "FarHop",
+    "FarHopJump",
+    "FloodSigned",
+    "LieAru",
+    "SlowToken",
+    "StarveSuccessor",
+]
+
+
+class Equivocate(Behaviour):
+    """``equivocate``: two signed versions of each token, one to each half."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res: list[Outgoing] = []
+        for o in out:
+            if o.dest is not None or kind_of(o.data) is not Kind.TOKEN:
+                res.append(o)
+                continue
+            frame = decode(o.data)
+            tk = frame.body
+            assert isinstance(tk, Token)
+            other = self.resign(o.data, lambda t: dataclasses.replace(t, backlog=t.backlog + 1))
+            # The successor gets the version its own token will link to; the
+            # others alternate, the first of them getting the other version
+            # (on 4 nodes the old alternation by roster index sent the other
+            # version to nobody when node 2 equivocated: Byzantine soak seed
+            # 1005).
+            res.append(Outgoing(tk.succ, o.data))
+            rest = [d for d in self.others() if d != tk.succ]
+            for i, dest in enumerate(rest):
+                res.append(Outgoing(dest, other if i % 2 == 0 else o.data))
+        return res
+
+
+class LieAru(Behaviour):
+    """``lie-aru``: each token's aru raised to its seq (aru_id 0)."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        return [
+            Outgoing(
+                o.dest, self.resign(o.data, lambda t: dataclasses.replace(t, aru=t.seq, aru_id=0))
+            )
+            if kind_of(o.data) is Kind.TOKEN
+            else o
+            for o in out
+        ]
+
+
+class BreakLink(Behaviour):
+    """``break-link``: lie-aru with random bytes for ``prev``, in every copy
+    of its tokens it sends (and it never serves another member's token)."""
+
+    # Altered tokens remembered, so that a retransmission repeats the lie.
+    KEPT = 256
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        # Its real tokens -> the altered ones it sends instead, so that no
+        # honest copy (a retransmission, an answer to a request) escapes.
+        self.swap: dict[bytes, bytes] = {}
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = decoded(o.data)
+            if frame is None or frame.kind is not Kind.TOKEN:
+                res.append(o)
+                continue
+            if frame.sender != self.engine.node_id:
+                continue  # never serves another member's token either
+            if o.data not in self.swap:
+                if len(self.swap) >= self.KEPT:
+                    self.swap.pop(next(iter(self.swap)))
+                self.swap[o.data] = self.resign(
+                    o.data, partial(_unlinked, junk=self.rng.randbytes(32))
+                )
+            res.append(Outgoing(o.dest, self.swap[o.data]))
+        return res
+
+
+class DropToken(Behaviour):
+    """``drop-token``: never forwards the token (still answers joins)."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        return [o for o in out if kind_of(o.data) is not Kind.TOKEN]
+
+
+class StarveSuccessor(Behaviour):
+    """``starve-successor``: each token to every member but its successor."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = decoded(o.data)
+            if frame is None or not isinstance(frame.body, Token):
+                res.append(o)
+            elif o.dest is None:
+                succ = frame.body.succ
+                res.extend(Outgoing(d, o.data) for d in self.others() if d != succ)
+            elif o.dest != frame.body.succ:
+                res.append(o)
+        return res
+
+
+class SlowToken(Behaviour):
+    """``slow-token``: holds each token 90% of the token timeout."""
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.held: deque[tuple[float, Outgoing]] = deque()
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        delay = self.engine.config.token_timeout_ms * 0.9 / 1000
+        res = []
+        for o in out:
+            if kind_of(o.data) is Kind.TOKEN:
+                self.held.append((self.engine.now + delay, o))
+            else:
+                res.append(o)
+        return res
+
+    def deadline(self) -> float | None:
+        return self.held[0][0] if self.held else None
+
+    def tick(self, now: float) -> None:
+        while self.held and self.held[0][0] <= now:
+            self.engine.extra.append(self.held.popleft()[1])
+
+
+class FloodSigned(Behaviour):
+    """``flood-signed``: signs and broadcasts tokens that are not its turn."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = list(out)
+        for o in out:
+            if o.dest is None and kind_of(o.data) is Kind.TOKEN:
+                for i in range(1, 6):
+                    res.append(Outgoing(None, self.resign(o.data, partial(_off_turn, i=i))))
+        return res
+
+
+def _unlinked(tk: Token, junk: bytes) -> Token:
+    return dataclasses.replace(tk, aru=tk.seq, aru_id=0, prev=junk)
+
+
+def _off_turn(tk: Token, i: int) -> Token:
+    return dataclasses.replace(tk, hop=tk.hop + i, frames=(), seq=tk.seq)
+
+
+class FarHop(Behaviour):
+    """``far-hop``: every token it makes jumps far ahead in hops, still on
+    its own turn (hop h is made by members[(h-1) mod n]) and naming the right
+    successor."""
+
+    JUMP = 1 << 62
+    # Altered tokens remembered, so that a retransmission repeats the lie.
+    KEPT = 256
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        # Its real tokens -> the altered ones (retransmissions and answers
+        # to token requests are the same lie).
+        self.swap: dict[bytes, bytes] = {}
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        e = self.engine
+        for o in out:
+            frame = decoded(o.data)
+            if frame is None or not isinstance(frame.body, Token) or frame.sender != e.node_id:
+                res.append(o)  # another member's token it serves: unchanged
+                continue
+            if o.data not in self.swap:
+                if len(self.swap) >= self.KEPT:
+                    self.swap.pop(next(iter(self.swap)))
+                n = max(1, len(e.known_rings.get(frame.ring, e.members)))
+                jump = max(n, self.JUMP // n * n)
+                tk = frame.body
+                far = dataclasses.replace(tk, hop=min(U64_MAX, tk.hop + jump))
+                self.swap[o.data] = self.resign_body(frame, far)
+            res.append(Outgoing(o.dest, self.swap[o.data]))
+        return res
+
+
+class FarHopJump(FarHop):
+    """``far-hop-jump``: far-hop by 10^7 hops."""
+
+    JUMP = 10**7
