@@ -90,7 +90,7 @@ FAULT_SIZES: Final = tuple(range(2, 11))
 FAULT_DURATION_S: Final = 2.0
 FAULT_RATE: Final = 50.0
 FAULT_SEED_BASE: Final = 5000
-# attack-*: as tests/test_security_attacks.py (eavesdrop-evicted runs 6 s).
+# attack-*: as tests/sim/test_security_attacks.py (eavesdrop-evicted runs 6 s).
 ATTACK_NODES: Final = 4
 ATTACK_SEEDS: Final = (1, 2, 3)
 ATTACK_DURATION_S: Final = 3.0

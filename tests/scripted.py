@@ -21,7 +21,7 @@ line. Commands:
 ``state``                every node's state and installed view
 ``counters NODE``        NODE's non-zero drops and notes
 
-``RINGWARD_REWRITE_SCRIPTS=1 pytest tests/test_scripted.py`` rewrites the
+``RINGWARD_REWRITE_SCRIPTS=1 pytest tests/engine/test_scripted.py`` rewrites the
 expected outputs from what the engines do now (review the diff before
 committing it).
 """

@@ -23,7 +23,7 @@ Byzantine node is out, a crash would leave 3 of 5 nodes, below the
 Byzantine quorum of 4 (docs/fault-detector.md); timed around the overload
 instead, it would overlap a cool-down or add another ten seconds to a run
 that is already busy. Crashes stay covered by the simulator's matrix and,
-with real processes and kill -9, by tests/test_runtime_cli.py.
+with real processes and kill -9, by tests/cli/test_runtime_cli.py.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ class NodeOptions(TypedDict, total=False):
     does; its signature holds the defaults), for wrappers that forward them:
     ``ringward.sync.Node`` takes ``**NodeOptions``. mypy checks that each key
     is a parameter of ``Node.__init__`` of the same type, and
-    tests/test_runtime_sync.py that each such parameter is a key."""
+    tests/runtime/test_runtime_sync.py that each such parameter is a key."""
 
     bind: str | tuple[str, int] | None
     config: EngineConfig | None

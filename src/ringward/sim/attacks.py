@@ -5,7 +5,7 @@ Each attack runs a scenario with real signatures and encryption
 with the highest id (marked Byzantine in the log before its first misdeed,
 so the checker judges everyone else), and states its expectation as a
 predicate over the run. ``ringward sim --attack NAME`` runs one; the test
-suite runs them all (tests/test_security_attacks.py).
+suite runs them all (tests/sim/test_security_attacks.py).
 
 * ``inject`` - an outsider sends frames signed with a key outside the roster
   and DATA sealed with a random key: never delivered, refusals counted, no

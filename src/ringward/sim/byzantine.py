@@ -2,7 +2,7 @@
 
 ``ringward sim --byzantine ID:BEHAVIOUR[,ID:BEHAVIOUR...]`` runs them; the
 test suite runs every behaviour on rings of 4, 7 and 10 nodes
-(tests/test_byzantine.py). The behaviours themselves, and what must happen
+(tests/sim/test_byzantine.py). The behaviours themselves, and what must happen
 to each (``EXPECT``: evicted with a proof or by accusations, or harmless),
 are ringward.byzantine's; this module builds the world and judges it. The
 checker judges every other node with the engine issue's guarantees and

@@ -1,6 +1,6 @@
 """The seed matrix: one seed names one world (ring size, fault mix, whether
 security is on; for Byzantine worlds, which members misbehave and how).
-Shared by the test suite (tests/test_sim_matrix.py, tests/test_byzantine.py)
+Shared by the test suite (tests/sim/test_sim_matrix.py, tests/sim/test_byzantine.py)
 and the soak (benchmarks/soak.py), so a failing seed reproduces anywhere."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SIZES = range(1, 10)
 BYZANTINE_SIZES = (4, 7, 10)
 # What byzantine_world draws from by default: the behaviours before issue 14,
 # in their order, so that every seed names the world it always named (the
-# regression seeds of tests/test_byzantine.py and the soak's history).
+# regression seeds of tests/sim/test_byzantine.py and the soak's history).
 SEEDED_BEHAVIOURS = (
     "break-link",
     "drop-token",

@@ -1,4 +1,4 @@
-"""Every script under tests/scripts/ (see tests/scripted.py for the format)."""
+"""Every script under tests/engine/scripts/ (see tests/scripted.py for the format)."""
 
 from __future__ import annotations
 

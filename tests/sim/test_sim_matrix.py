@@ -5,7 +5,7 @@ prints the violated guarantees, the first offending events and the
 ``ringward sim`` command that reproduces it. ``make test`` runs seeds 1-81
 (every (size, mix) pair once), ``make soak`` seeds 82-243 (every pair twice
 more, in other worlds) and the soak variant: thousands of longer seeds
-(``RINGWARD_SOAK=1 pytest -m soak tests/test_sim_matrix.py``).
+(``RINGWARD_SOAK=1 pytest -m soak tests/sim/test_sim_matrix.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ringward.wire import decode, decode_batch, encode, encode_batch, vectors
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "wire-format.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "wire-format.md"
 BLOCK = re.compile(r"#### vector `(\w+)` \((\d+) bytes\)\n\n```hex\n(.*?)```", re.S)
 
 

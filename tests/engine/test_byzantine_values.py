@@ -1,7 +1,7 @@
 """What the value liars of issue 14 sign and send (ringward/byzantine).
 
 Independent of how the correct engines take it (until the engine convicts
-them they crash or spin: tests/test_byzantine.py marks those worlds xfail):
+them they crash or spin: tests/sim/test_byzantine.py marks those worlds xfail):
 a secured 4-node world with node 4 lying from 1 s, every datagram node 4
 sends captured, and each lie checked on the wire, signature included.
 """

@@ -245,7 +245,7 @@ def test_log_is_identical_across_processes_and_hash_seeds() -> None:
         "faults=FaultSpec.parse(sys.argv[2])), engine_factory=sequencer_factory)\n"
         "print(hashlib.sha256(r.log_bytes()).hexdigest())\n"
     )
-    here = str(Path(__file__).parent)
+    here = str(Path(__file__).resolve().parents[1])  # tests/: sim_fake
     digests = set()
     for hash_seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ringward.engine.reasons import Drop, Note
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SRC = ROOT / "src" / "ringward" / "engine"
 
 

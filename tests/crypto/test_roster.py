@@ -381,7 +381,7 @@ def test_load_and_save(tmp_path: Path) -> None:
 
 
 def _fuzz_target() -> object:
-    path = Path(__file__).resolve().parent.parent / "fuzz" / "fuzz_roster.py"
+    path = Path(__file__).resolve().parents[2] / "fuzz" / "fuzz_roster.py"
     sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("fuzz_roster", path)
     assert spec is not None and spec.loader is not None
@@ -410,7 +410,7 @@ def test_node_entry_is_frozen() -> None:
 
 
 def test_docs_vector_matches() -> None:
-    text = (Path(__file__).resolve().parent.parent / "docs" / "keys.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "keys.md").read_text()
     block = text.split("<!-- roster-vector -->", 1)[1].split("```", 2)[1]
     documented = bytes.fromhex("".join(block.split()))
     assert documented == vectors.example_roster(1).to_bytes()

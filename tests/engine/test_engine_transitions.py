@@ -13,7 +13,7 @@ from ring_harness import FAST, Cluster
 from ringward.engine import State, transition
 from ringward.engine.detector import Verdict
 
-ENGINE_SRC = Path(__file__).resolve().parents[1] / "src" / "ringward" / "engine"
+ENGINE_SRC = Path(__file__).resolve().parents[2] / "src" / "ringward" / "engine"
 
 
 def test_the_table_names_every_state() -> None:

@@ -15,7 +15,7 @@ import pytest
 from ringward.cli import main
 from ringward.crypto import Identity, Roster
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VERBS = ["init", "add", "revoke", "rotate", "show", "verify", "export-node", "accept"]
 
 
