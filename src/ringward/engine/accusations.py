@@ -165,7 +165,7 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     n = max(1, len(engine.members))
     if (last is None or acc.hop >= last + n) and len(det.pending_false) < PENDING_FALSE_MAX:
         det.false_last[key] = acc.hop
-        due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.config.token_timeout_ms / 1000
+        due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
         det.pending_false.append((due, frame.sender, acc.target, frame.ring))
     review_accusations(engine)
 
@@ -175,7 +175,7 @@ def review_accusations(engine: Engine) -> None:
     accuser in that ring, no verdict, and the target unsuspected here)
     count against their accuser."""
     det = engine.detector
-    span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.config.token_timeout_ms / 1000
+    span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
     while det.pending_false and det.pending_false[0][0] <= engine.now:
         due, accuser, target, _ = det.pending_false.popleft()
         since = due - span
@@ -252,7 +252,7 @@ def on_join(engine: Engine, frame: Frame) -> None:
     blame = engine.loss_blame
     if blame is not None and blame.node == frame.sender:
         engine.loss_blame = None
-        if engine.now - blame.at <= engine.config.consensus_timeout_ms / 1000:
+        if engine.now - blame.at <= engine.timing.consensus_timeout_s:
             suspect(engine, frame.sender, "token_loss")
 
 
@@ -268,7 +268,7 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         engine.state is State.RECOVERY and engine.pending is not None
     ):
         since = ts.last_seen_t if ts.hop_seen >= 0 else ts.ring_start_t
-        if (engine.now - since) * 1000 >= SILENT_TOKEN_FRACTION * engine.config.token_timeout_ms:
+        if engine.now - since >= SILENT_TOKEN_FRACTION * engine.timing.token_timeout_s:
             # The token has been silent nearly as long as our own timeout,
             # and another member's timeout went just before ours: blame
             # whom our own timeout would have. Only the first members to
@@ -282,7 +282,7 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         engine.state is not State.OPERATIONAL
         or ring is None
         or frame.sender not in engine.members
-        or (engine.now - engine.tokens.last_seen_t) * 1000 >= engine.config.slow_hold_ms
+        or engine.now - engine.tokens.last_seen_t >= engine.timing.slow_hold_s
         or _rekey_due(engine, frame.sender)
     ):
         return
@@ -299,7 +299,7 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         # than that is churn (a restarted correct member was accused of
         # `phantom` for it, in 0.6 s).
         if not engine.detector.may_propose_evicted(
-            engine.now, frame.sender, evicted, engine.config.merge_timeout_ms / 1000
+            engine.now, frame.sender, evicted, engine.timing.merge_timeout_s
         ):
             suspect(engine, frame.sender, "churn")
     elif len(engine.detector.proposed) < len(engine.detector.roster):
@@ -317,7 +317,7 @@ def _rekey_due(engine: Engine, sender: int) -> bool:
         engine.ring is not None
         and sender == engine.ring.rep
         and cfg.rekey_interval_ms > 0
-        and (engine.now - engine.installed_at) * 1000 >= cfg.rekey_interval_ms * REKEY_DUE_FRACTION
+        and engine.now - engine.installed_at >= engine.timing.rekey_interval_s * REKEY_DUE_FRACTION
     )
 
 

@@ -125,10 +125,10 @@ def poll(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
     # timeout restarted the round before the blame, every round (Byzantine
     # soak seed 1115: a break-link member never evicted).
     if engine.timer_due("link") is None:
-        engine.set_timer("link", engine.config.token_retransmit_ms)
+        engine.set_timer("link", engine.timing.token_retransmit_s)
     if ts.link_wait is None:
         ts.link_wait = engine.now
-    if (engine.now - ts.link_wait) * 1000 > STALL_TOKEN_TIMEOUTS * engine.config.token_timeout_ms:
+    if engine.now - ts.link_wait > STALL_TOKEN_TIMEOUTS * engine.timing.token_timeout_s:
         engine.notes[Note.CHAIN_STALLED] += 1
         engine.enter_gather(engine.now, reason="chain")
         return False
@@ -149,7 +149,7 @@ def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
     if asked_hop != hop:
         last, tries = -1e9, 0
     # Paced by the link timer (poll).
-    if engine.now - last < ASK_PERIOD_SLACK * engine.config.token_retransmit_ms / 1000:
+    if engine.now - last < ASK_PERIOD_SLACK * engine.timing.token_retransmit_s:
         return
     if tries >= LINK_ASKS:
         if entry is not None and not ts.link_blamed:

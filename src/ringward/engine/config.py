@@ -9,15 +9,17 @@ described in docs/protocol.md, "Timers and constants".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from ringward.errors import ConfigError
 from ringward.wire import limits
 
-__all__ = ["MERGE_BACKOFF_MAX_S", "EngineConfig"]
+__all__ = ["MERGE_BACKOFF_MAX_S", "MS_PER_S", "EngineConfig", "Timing"]
 
 # An outsider's traffic starts a membership round at most once per back-off
 # per sender: merge_timeout_ms, doubling up to this (engine.Engine._may_merge).
 MERGE_BACKOFF_MAX_S = 10.0
+MS_PER_S: Final = 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +156,35 @@ class EngineConfig:
     def token_retransmit_ms(self) -> float:
         """Corosync: token / (retransmits_before_loss + 0.2)."""
         return self.token_timeout_ms / (self.token_retransmits_before_loss + 0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The configuration's durations in seconds (the engine's clock), each
+    converted once from its ``_ms`` field: :meth:`of`."""
+
+    token_timeout_s: float
+    token_retransmit_s: float
+    join_timeout_s: float
+    consensus_timeout_s: float
+    merge_timeout_s: float
+    token_hold_idle_s: float
+    slow_hold_s: float
+    rekey_interval_s: float
+    overload_hold_s: float
+    evict_cooldown_s: float
+
+    @classmethod
+    def of(cls, cfg: EngineConfig) -> Timing:
+        return cls(
+            token_timeout_s=cfg.token_timeout_ms / MS_PER_S,
+            token_retransmit_s=cfg.token_retransmit_ms / MS_PER_S,
+            join_timeout_s=cfg.join_timeout_ms / MS_PER_S,
+            consensus_timeout_s=cfg.consensus_timeout_ms / MS_PER_S,
+            merge_timeout_s=cfg.merge_timeout_ms / MS_PER_S,
+            token_hold_idle_s=cfg.token_hold_idle_ms / MS_PER_S,
+            slow_hold_s=cfg.slow_hold_ms / MS_PER_S,
+            rekey_interval_s=cfg.rekey_interval_ms / MS_PER_S,
+            overload_hold_s=cfg.overload_hold_ms / MS_PER_S,
+            evict_cooldown_s=cfg.evict_cooldown_ms / MS_PER_S,
+        )

@@ -39,7 +39,7 @@ from ringward.engine.api import (
     ViewInstalled,
     quorum_size,
 )
-from ringward.engine.config import EngineConfig
+from ringward.engine.config import EngineConfig, Timing
 from ringward.engine.detector import Detector, LossBlame, Verdict
 from ringward.engine.membership import GatherState, RecoveryPlan, State, regular_view_id
 from ringward.engine.reasons import Drop, Note
@@ -115,9 +115,9 @@ class Engine:
         self.recq: SendQueue | None = None
         self.commit_seen = -1
         self.key_commit = b""
-        # The entry we appended to the commit token being formed.
-        self.my_entry: CommitMember | None = None
-        self.merge_backoff = gather.MergeBackoff(self.config.merge_timeout_ms / 1000.0)
+        self.my_entry: CommitMember | None = None  # ours, in the commit being formed
+        self.timing = Timing.of(self.config)  # the _ms fields, in seconds
+        self.merge_backoff = gather.MergeBackoff(self.timing.merge_timeout_s)
         self.last_commit: ForwardedCommit | None = None
         self.tokens = TokenState()
         # Fault detector: whose visit the token died at, the members of recent
@@ -351,8 +351,8 @@ class Engine:
         self.send(dest, raw)
         return raw
 
-    def set_timer(self, name: str, delay_ms: float) -> None:
-        self._timers[name] = self.now + delay_ms / 1000.0
+    def set_timer(self, name: str, delay_s: float) -> None:
+        self._timers[name] = self.now + delay_s
 
     def timer_due(self, name: str) -> float | None:
         """When timer ``name`` fires, or None if it is not armed."""

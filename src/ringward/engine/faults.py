@@ -135,7 +135,7 @@ def _observe_visit(
     tk = frame.body
     assert isinstance(tk, Token)
     cfg, sender = engine.config, frame.sender
-    if fresh and (engine.now - prev_at) * 1000 > cfg.slow_hold_ms:
+    if fresh and engine.now - prev_at > engine.timing.slow_hold_s:
         accusations.suspect(engine, sender, "slow_hold")
     ts = engine.tokens
     # Requests for its own frames it passed on unserved (a correct holder

@@ -97,7 +97,7 @@ def enter(
     engine.sendq.rewind()
     engine.cancel_timer("token_rtx", "commit_rtx", "token_hold", "link", "relay", "token_loss")
     send_join(engine)
-    engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+    engine.set_timer("consensus", engine.timing.consensus_timeout_s)
 
 
 def send_join(engine: Engine) -> None:
@@ -115,7 +115,7 @@ def send_join(engine: Engine) -> None:
         raw = engine.emit_signed(ring, body)
     frame = Frame(engine.cluster_id, engine.node_id, ring, body, raw[-limits.SIGNATURE_BYTES :])
     g.joins[engine.node_id] = (frozenset(g.proc), frozenset(g.fail), frame)
-    engine.set_timer("join", engine.config.join_timeout_ms)
+    engine.set_timer("join", engine.timing.join_timeout_s)
 
 
 def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
@@ -179,7 +179,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         # New sets: everyone gets a full consensus period to agree to
         # them (Totem re-enters gather), or the first timer to fire
         # would fail nodes whose matching joins are still in flight.
-        engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+        engine.set_timer("consensus", engine.timing.consensus_timeout_s)
         send_join(engine)
     # Consensus is only ever reached on hearing from others or on the
     # consensus timer: a node that just started must not form a ring of
@@ -242,7 +242,7 @@ def on_leave(engine: Engine, sender: int, j: Join) -> None:
     if engine.state is State.GATHER and engine.gather is not None:
         if sender not in engine.gather.fail:
             engine.gather.fail.add(sender)
-            engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
             send_join(engine)
             check_consensus(engine)
         return
@@ -270,7 +270,7 @@ def on_consensus_timer(engine: Engine) -> None:
         return
     silent = engine.gather.silent() - {engine.node_id}
     engine.gather.fail |= silent
-    engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+    engine.set_timer("consensus", engine.timing.consensus_timeout_s)
     send_join(engine)
     check_consensus(engine)
 
@@ -295,7 +295,7 @@ def foreign(engine: Engine, frame: Frame) -> None:
         # there: propose to include its members rather than wait for the
         # consensus timer, form a ring alone, and merge afterwards.
         g.merge((sender,), ())
-        engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+        engine.set_timer("consensus", engine.timing.consensus_timeout_s)
         send_join(engine)
         return
     if (

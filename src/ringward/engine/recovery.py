@@ -152,7 +152,7 @@ def _first_rotation(
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")
-    engine.set_timer("token_loss", engine.config.token_timeout_ms)
+    engine.set_timer("token_loss", engine.timing.token_timeout_s)
     engine.my_entry = commit_entry(engine)
     entries = (*ct.members, engine.my_entry)
     _forward(engine, ring, members, dataclasses.replace(ct, hop=ct.hop + 1, members=entries))
@@ -193,7 +193,7 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         return
     # Re-sent until the next holder shows progress (retransmit_commit).
     engine.last_commit = ForwardedCommit(dest, raw, ct.hop)
-    engine.set_timer("commit_rtx", engine.config.token_retransmit_ms)
+    engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
 
 
 def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
@@ -209,7 +209,7 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     engine.tokens.ring_start_t = engine.now
     engine.rec_assembler.reset()
     engine.data_counter = 0
-    engine.set_timer("token_loss", cfg.token_timeout_ms)
+    engine.set_timer("token_loss", engine.timing.token_timeout_s)
     if engine.ring is None or engine.store is None:
         engine.plan = None
         return
@@ -245,4 +245,4 @@ def retransmit_commit(engine: Engine) -> None:
     fwd = engine.last_commit
     if fwd is not None and engine.state in (State.COMMIT, State.RECOVERY):
         engine.send(fwd.dest, fwd.raw)
-        engine.set_timer("commit_rtx", engine.config.token_retransmit_ms)
+        engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)

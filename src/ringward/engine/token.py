@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringward.engine import chain, delivery, faults
+from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import HeldToken, RingStore
@@ -120,7 +121,7 @@ def _observe(
     _record(ts, tk.hop, tk.seq, len(members))
     _watch_requests(ts, tk, len(members))
     ts.last_succ, ts.last_seen_t = tk.succ, engine.now
-    engine.set_timer("token_loss", engine.config.token_timeout_ms)
+    engine.set_timer("token_loss", engine.timing.token_timeout_s)
     if ts.last_sent is not None and tk.hop > ts.last_sent.hop:
         ts.last_sent = None
         engine.cancel_timer("token_rtx")
@@ -137,6 +138,9 @@ def _observe(
 # comes within milliseconds, so relays happen only on loss or a slow
 # successor (duplicates it ignores).
 RELAY_RETRANSMITS = 0.5
+# A holder with frames still queued holds the token this long (0.1 ms)
+# before passing it on: the next visit sends them.
+BUSY_HOLD_S = 0.1 / MS_PER_S
 
 
 def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None:
@@ -151,7 +155,7 @@ def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
         engine.cancel_timer("relay")
         return
     ts.relay = Relay(tk.hop, tk.succ, raw)
-    engine.set_timer("relay", RELAY_RETRANSMITS * engine.config.token_retransmit_ms)
+    engine.set_timer("relay", RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
 
 
 def relay(engine: Engine) -> None:
@@ -200,7 +204,7 @@ def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ..
     while ts.hop_contig + 1 in ts.seen_hops:
         ts.hop_contig += 1
     ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
-    retry = engine.config.token_retransmit_ms / 1000.0
+    retry = engine.timing.token_retransmit_s
     asked = 0
     window = [h for h in range(ts.hop_contig + 1, hop) if h not in ts.seen_hops]
     for missing in sorted({*window, *ts.asked}):
@@ -235,10 +239,7 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
     key = (frame.sender, frame.ring, req.hop)
     answered = engine.tokens.answered
     last = answered.get(key)
-    if (
-        last is not None
-        and engine.now - last < ANSWER_PERIODS * engine.config.token_retransmit_ms / 1000
-    ):
+    if last is not None and engine.now - last < ANSWER_PERIODS * engine.timing.token_retransmit_s:
         engine.drops[Drop.TOKEN_REQUEST_REPEAT] += 1
         return
     answered.pop(key, None)
@@ -453,7 +454,7 @@ def _hold(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> bool:
     if ts.idle_visits < cfg.seqno_unchanged_const or cfg.token_hold_idle_ms == 0:
         return False
     ts.held = Held(frame, raw)
-    engine.set_timer("token_hold", cfg.token_hold_idle_ms)
+    engine.set_timer("token_hold", engine.timing.token_hold_idle_s)
     return True
 
 
@@ -484,7 +485,7 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     ts.hop_done = nxt.hop - 1
     _record(ts, nxt.hop, nxt.seq, len(members))
     ts.last_sent = Sent(nxt.hop, out)
-    engine.set_timer("token_loss", engine.config.token_timeout_ms)
+    engine.set_timer("token_loss", engine.timing.token_timeout_s)
     cur = engine.active()
     if cur is not None and not chain.add(engine, mine, out, members, cur.store):
         return
@@ -495,9 +496,9 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
         ts.held = Held(frame, out)
         ts.arrived = engine.now
         busy = engine.sendq.frames_pending or engine.state is State.RECOVERY
-        engine.set_timer("token_hold", 0.1 if busy else engine.config.token_hold_idle_ms)
+        engine.set_timer("token_hold", BUSY_HOLD_S if busy else engine.timing.token_hold_idle_s)
     else:
-        engine.set_timer("token_rtx", engine.config.token_retransmit_ms)
+        engine.set_timer("token_rtx", engine.timing.token_retransmit_s)
 
 
 def retransmit(engine: Engine) -> None:
@@ -506,7 +507,7 @@ def retransmit(engine: Engine) -> None:
     if ts.last_sent is None or engine.active() is None:
         return
     engine.send(None, ts.last_sent.raw)
-    engine.set_timer("token_rtx", engine.config.token_retransmit_ms)
+    engine.set_timer("token_rtx", engine.timing.token_retransmit_s)
 
 
 def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
@@ -516,7 +517,7 @@ def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
     # waited in the receive queue since our previous token.
     held_s = max(engine.now - ts.arrived + engine.rx_wait_s, engine.rx_wait_peak_s)
     engine.rx_wait_peak_s = 0.0
-    held_ms = int(held_s * 1000)
+    held_ms = int(held_s * MS_PER_S)
     return LoadReport(
         backlog=min(U32_MAX, len(engine.sendq)),
         rx_queue=min(U32_MAX, engine.rx_queue),

@@ -62,7 +62,6 @@ TIMERS: Final = (
 )
 # Rings whose membership is remembered (to check proofs about them).
 RINGS_KEPT: Final = 4
-MS_PER_S: Final = 1000
 
 
 def to(engine: Engine, new: State) -> None:
@@ -98,7 +97,7 @@ def reject(engine: Engine, verdict: Verdict) -> None:
     engine.tokens.reset()
     engine.sendq.rewind()
     engine.cancel_timer(*TIMERS)
-    engine.set_timer("rejoin", cooldown_s * MS_PER_S)
+    engine.set_timer("rejoin", cooldown_s)
     engine.emit(Rejected(verdict.reason, cooldown_s))
 
 
@@ -112,8 +111,8 @@ def rejoin(engine: Engine) -> None:
     worst_s = max(engine.rx_wait_s, engine.rx_wait_peak_s)
     engine.rx_wait_peak_s = 0.0
     cfg = engine.config
-    if engine.rx_queue >= cfg.overload_rx_queue or worst_s * MS_PER_S >= cfg.overload_hold_ms:
-        engine.set_timer("rejoin", cfg.evict_cooldown_ms)
+    if engine.rx_queue >= cfg.overload_rx_queue or worst_s >= engine.timing.overload_hold_s:
+        engine.set_timer("rejoin", engine.timing.evict_cooldown_s)
         return
     engine.detector.forgive(engine.now, engine.node_id, engine.ring_seq_max)
     engine.rejoining = True
@@ -138,7 +137,7 @@ def install(engine: Engine, ring: RingId, members: tuple[int, ...], store: RingS
     end_round(engine)
     engine.cancel_timer("join", "consensus", "commit_rtx", "rekey")
     if members[0] == engine.node_id and engine.config.rekey_interval_ms:
-        engine.set_timer("rekey", engine.config.rekey_interval_ms)
+        engine.set_timer("rekey", engine.timing.rekey_interval_s)
     accusations.on_install(engine, members, regular_view_id(ring))
     delivery.deliver_ready(engine)
 

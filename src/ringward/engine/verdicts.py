@@ -65,7 +65,7 @@ def act(engine: Engine, v: Verdict) -> None:
     if engine.state is State.GATHER and g is not None:
         if v.target in g.proc and v.target not in g.fail:
             g.fail.add(v.target)
-            engine.set_timer("consensus", engine.config.consensus_timeout_ms)
+            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
             engine.send_join()
         return
     in_ring = v.target in engine.members or (
