@@ -79,7 +79,7 @@ import struct
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Final
 
 if __name__ == "__main__":
@@ -121,6 +121,7 @@ from ringward.wire.frame import DATA_PREFIX, HEADER, MAGIC, VERSION
 from ringward.wire.messages import BODY_KIND, SCHEMAS
 
 import _harness
+from _meter import BudgetError, Meter
 
 ROSTER: Final = (1, 2, 3, 4)
 KEYS_SEED: Final = 20240
@@ -272,47 +273,7 @@ def edge_int(inp: Reader, bits: int, current: int, minimum: int = 0) -> int:
 # ------------------------------------------------------------------ budget
 
 
-class BudgetError(Exception):
-    """An engine verb ran past OP_BUDGET trace events."""
-
-
-def _ringward_site(frame: FrameType | None) -> str:
-    """The innermost ringward function on ``frame``'s stack."""
-    while frame is not None:
-        name = frame.f_code.co_filename
-        if f"{os.sep}ringward{os.sep}" in name:
-            return frame.f_code.co_name
-        frame = frame.f_back
-    return "?"
-
-
-class Meter:
-    """Counts trace events (calls, lines, returns) inside engine verbs: see
-    the module docstring. Line events make a loop visible even when its
-    body calls nothing; loops inside C (``list(range(n))``) stay invisible
-    and are left to the memory bounds."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.count = 0
-        self.peak = 0
-
-    def _trace(self, frame: FrameType, event: str, arg: object) -> Any:
-        self.count += 1
-        if self.count > self.budget:
-            sys.settrace(None)
-            raise BudgetError(_ringward_site(frame))
-        return self._trace
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        self.count = 0
-        outer = sys.gettrace()
-        sys.settrace(self._trace)
-        try:
-            return fn(*args)
-        finally:
-            sys.settrace(outer)
-            self.peak = max(self.peak, self.count)
+# Meter and BudgetError: fuzz/_meter.py.
 
 
 # ------------------------------------------------------------------ world

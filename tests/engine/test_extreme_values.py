@@ -32,10 +32,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -64,6 +62,8 @@ from ringward.wire import (
 )
 from ringward.wire.codec import List, Record, UInt
 from ringward.wire.messages import SCHEMAS
+
+from _meter import Meter
 
 ROSTER = (1, 2, 3, 4)
 BYZ = 4
@@ -211,38 +211,7 @@ def _sorted_sets(kind: Kind, body: Any) -> Any:
 # ------------------------------------------------------------ the budget
 
 
-class BudgetError(Exception):
-    """An engine call ran past OP_BUDGET trace events."""
-
-
-class Meter:
-    """Counts trace events (Python calls, lines, returns) of one engine call
-    at a time: deterministic, and a loop shows even when it calls nothing."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.peak = 0
-
-    def _trace(self, frame: FrameType, event: str, arg: object) -> Any:
-        self.count += 1
-        if self.count > OP_BUDGET:
-            sys.settrace(None)
-            site: FrameType | None = frame
-            while site is not None and f"{os.sep}ringward{os.sep}" not in (site.f_code.co_filename):
-                site = site.f_back
-            where = site.f_code.co_name if site is not None else "?"
-            raise BudgetError(f"more than {OP_BUDGET} trace events, in {where}()")
-        return self._trace
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        self.count = 0
-        outer = sys.gettrace()
-        sys.settrace(self._trace)
-        try:
-            return fn(*args)
-        finally:
-            sys.settrace(outer)
-            self.peak = max(self.peak, self.count)
+# Meter and BudgetError: fuzz/_meter.py (shared with the member fuzz target).
 
 
 class Metered:
@@ -452,7 +421,7 @@ def memory_cap(extra_bytes: int = 2 << 30) -> Iterator[None]:
 
 def run_lie(field: Field, value: Value, occurrence: int, seed: int) -> Outcome:
     keys = SimKeys(seed, ROSTER)
-    meter = Meter()
+    meter = Meter(OP_BUDGET)
     made: list[Contained] = []
 
     def make(node: int, roster: tuple[int, ...], inc: int, now: float, rs: int) -> EngineLike:

@@ -33,7 +33,7 @@ from ringward.wire import CommitToken, Frame, Kind, Token
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["ACCEPTS", "FRAME_HANDLERS", "TIMER_HANDLERS"]
+__all__ = ["ACCEPTS", "FRAME_HANDLERS", "RECEIVING", "TIMER_HANDLERS"]
 
 FrameHandler = Callable[["Engine", Frame, bytes], None]
 TimerHandler = Callable[["Engine"], None]
@@ -77,6 +77,8 @@ FRAME_HANDLERS: Final[Mapping[Kind, FrameHandler]] = {
 
 _LIVE: Final = frozenset(State) - {State.REJECTED}
 ACCEPTS: Final[Mapping[Kind, frozenset[State]]] = {kind: _LIVE for kind in FRAME_HANDLERS}
+# States that handle some kind: in any other, a datagram is dropped unread.
+RECEIVING: Final = frozenset().union(*ACCEPTS.values())
 
 
 def _token_loss(engine: Engine) -> None:

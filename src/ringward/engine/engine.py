@@ -145,7 +145,7 @@ class Engine:
     def receive(self, now: float, datagram: bytes, source: object = None) -> None:
         """One datagram from the network. Never raises for bad input."""
         self.now = now
-        if self.state is State.REJECTED:
+        if self.state not in dispatch.RECEIVING:
             self.drops[Drop.REJECTED] += 1
             return
         # Authenticate before interpreting: the fixed header and one
