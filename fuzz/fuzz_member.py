@@ -188,6 +188,8 @@ PROOF_KINDS: Final = (
     "rule:frames",
     "rule:aru",
     "rule:aru_id",
+    "rule:fcc",
+    "rule:backlog",
     "rule:x",
 )
 SIGNED_KINDS: Final = (
@@ -425,8 +427,6 @@ def _bounds(engine: Engine) -> Iterator[str]:
     add("tokens.seen_hops", len(ts.seen_hops), 64 * n + 64)
     add("tokens.asked", len(ts.asked), 64 * n + 64)
     add("tokens.rtr_watch", len(ts.rtr_watch), (n + 1) * limits.RTR_ENTRIES_MAX)
-    add("tokens.withhold_check", len(ts.withhold_check), 256)
-    add("tokens.dup_at", len(ts.dup_at), 1024)
     add("sendq", len(engine.sendq), cfg.send_queue_max)
     if engine.recq is not None:
         add("recq", len(engine.recq), w)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 from ringward.sim.keys import SimKeys
+from ringward.sim.runner import Scenario, run_scenario
+from ringward.sim.world import SimulationError, WorldLimits
 from ringward.wire import Body, Frame, RingId, signing_bytes
 
 # The cluster id of hand-made frames (the engines' default).
@@ -31,3 +33,14 @@ def signature_ok(keys: SimKeys, frame: Frame, verifier: int = 1) -> bool:
     """Whether ``frame`` carries its sender's signature, as member
     ``verifier`` checks it."""
     return keys.security(verifier).verify(frame.sender, signing_bytes(frame), frame.signature)
+
+
+def sim_verdict(scenario: Scenario, limits: WorldLimits) -> str | None:
+    """None when a simulation of ``scenario`` holds every guarantee; else
+    what to print (the violations, or the bound it hit, and the command that
+    reproduces it)."""
+    try:
+        result = run_scenario(scenario, limits=limits)
+    except SimulationError as exc:
+        return f"{exc}\nreproduce: {scenario.command()}"
+    return None if result.ok else result.failure_text()

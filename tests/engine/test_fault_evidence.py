@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from helpers import sign_frame, signature_ok
 from ringward.engine import EngineConfig
 from ringward.engine.detector import Detector
-from ringward.engine.evidence import check_proof, digest, transition_rule
+from ringward.engine.evidence import backlog_step_max, check_proof, digest, transition_rule
 from ringward.sim.keys import SimKeys
 from ringward.wire import (
     Accusation,
@@ -62,21 +62,52 @@ def linked(prev_body: Token, maker: int, body: Token) -> tuple[Frame, Frame]:
 def test_correct_transitions_break_no_rule() -> None:
     prev = token(5, 10, 8, 3)
     # Lowers the aru to its own, adds two frames of its own.
-    ok = token(6, 12, 7, 2, frames=(FrameRef(11, bytes(32)), FrameRef(12, bytes(32))))
-    assert transition_rule(prev, ok, 2) is None
+    ok = token(6, 12, 7, 2, fcc=2, frames=(FrameRef(11, bytes(32)), FrameRef(12, bytes(32))))
+    assert transition_rule(prev, ok, 2, CFG) is None
     # The setter raises the aru it set; everyone had everything (aru_id 0).
-    assert transition_rule(token(5, 10, 8, 2), token(6, 10, 10, 0), 2) is None
+    assert transition_rule(token(5, 10, 8, 2), token(6, 10, 10, 0), 2, CFG) is None
 
 
 def test_each_rule_is_named() -> None:
     prev = token(5, 10, 8, 3)
-    assert transition_rule(prev, token(6, 9, 8, 3), 2) == "seq"
-    assert transition_rule(prev, token(6, 11, 8, 3), 2) == "frames"
+    assert transition_rule(prev, token(6, 9, 8, 3), 2, CFG) == "seq"
+    assert transition_rule(prev, token(6, 11, 8, 3), 2, CFG) == "frames"
     claim = (FrameRef(10, bytes(32)), FrameRef(11, bytes(32)))
-    assert transition_rule(prev, token(6, 11, 8, 3, frames=claim), 2) == "frames"
-    assert transition_rule(prev, token(6, 10, 10, 0), 2) == "aru"  # lie-aru
-    assert transition_rule(prev, token(6, 10, 11, 2), 2) == "aru"  # above seq
-    assert transition_rule(prev, token(6, 10, 8, 4), 2) == "aru_id"
+    assert transition_rule(prev, token(6, 11, 8, 3, frames=claim), 2, CFG) == "frames"
+    assert transition_rule(prev, token(6, 10, 10, 0), 2, CFG) == "aru"  # lie-aru
+    assert transition_rule(prev, token(6, 10, 11, 2), 2, CFG) == "aru"  # above seq
+    assert transition_rule(prev, token(6, 10, 8, 4), 2, CFG) == "aru_id"
+
+
+U32_MAX = (1 << 32) - 1
+
+
+def test_flow_control_claims_are_bounded_by_one_visit() -> None:
+    """Issue 16, finding 2: fcc = 2^32-1 in one member's tokens zeroed every
+    correct holder's window, and backlog = 2^32-1 cut each to one frame per
+    visit, with no rule broken. A holder adds at most one visit's frames to
+    the fcc and at least the new frames it lists; it adds at most what its
+    queue holds to the backlog."""
+    prev = token(5, 10, 8, 3, fcc=20, backlog=7)
+    step = CFG.max_messages
+    assert transition_rule(prev, token(6, 10, 8, 3, fcc=20 + step), 2, CFG) is None
+    assert transition_rule(prev, token(6, 10, 8, 3, fcc=0), 2, CFG) is None  # all its own
+    assert transition_rule(prev, token(6, 10, 8, 3, fcc=21 + step), 2, CFG) == "fcc"
+    assert transition_rule(prev, token(6, 10, 8, 3, fcc=U32_MAX), 2, CFG) == "fcc"
+    two = (FrameRef(11, bytes(32)), FrameRef(12, bytes(32)))
+    assert transition_rule(prev, token(6, 12, 8, 3, fcc=1, frames=two), 2, CFG) == "fcc"
+    most = 7 + backlog_step_max(CFG)
+    assert transition_rule(prev, token(6, 10, 8, 3, backlog=most), 2, CFG) is None
+    assert transition_rule(prev, token(6, 10, 8, 3, backlog=U32_MAX), 2, CFG) == "backlog"
+    assert most < U32_MAX  # the default configuration leaves the lie provable
+
+
+def test_a_flow_control_lie_is_a_proof() -> None:
+    prev, bad = linked(token(5, 10, 8, 3, fcc=3), 2, token(6, 10, 8, 3, fcc=U32_MAX))
+    assert prove(2, "rule:fcc", prev, bad) == "rule:fcc"
+    prev, bad = linked(token(5, 10, 8, 3), 2, token(6, 10, 8, 3, backlog=U32_MAX))
+    assert prove(2, "rule:backlog", prev, bad) == "rule:backlog"
+    assert prove(2, "rule:fcc", prev, bad) is None
 
 
 def test_a_proof_convicts_only_with_the_targets_own_signatures() -> None:

@@ -144,7 +144,7 @@ class _Run:
 def _overload_verdict(events: Sequence[object]) -> str:
     run = _Run(list(events))
     spec = {4: ("overload", None)}
-    return byzantine._judge(run, spec, 1.0, {}, 5.0).detail  # type: ignore[arg-type]
+    return byzantine._judge(run, spec, 1.0, 5.0).detail  # type: ignore[arg-type]
 
 
 def test_the_simulator_requires_overload_evictions_while_overloaded() -> None:

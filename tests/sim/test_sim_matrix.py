@@ -14,9 +14,10 @@ import os
 
 import pytest
 
+from helpers import sim_verdict
 from ringward.sim.matrix import MIXES, SIZES, scenario_for
 from ringward.sim.runner import Scenario, run_scenario
-from ringward.sim.world import SimulationError, WorldLimits
+from ringward.sim.world import WorldLimits
 
 # Rings of at most 9 nodes at 50 msg/s stay under ~30k entries per virtual
 # second; a storm must fail in seconds, not minutes.
@@ -35,11 +36,7 @@ pytestmark = pytest.mark.heavy
 
 def verdict(scenario: Scenario) -> str | None:
     """None when the run holds every guarantee; else what to print."""
-    try:
-        result = run_scenario(scenario, limits=LIMITS)
-    except SimulationError as exc:
-        return f"{exc}\nreproduce: {scenario.command()}"
-    return None if result.ok else result.failure_text()
+    return sim_verdict(scenario, LIMITS)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -28,7 +28,9 @@ Behaviours (docs/fault-detector.md has the detection bounds):
 * ``starve-successor`` - sends each token (and its retransmissions) to every
   member except the successor it names: the successor must not be blamed.
 * ``slow-token`` - holds each token 90% of the token timeout.
-* ``withhold`` - never re-sends a frame once it was broadcast.
+* ``withhold`` - never re-sends a frame once it was broadcast (harmless:
+  indistinguishable from lost copies; any member serves a request left
+  standing 3 rotations).
 * ``join-churn`` - restarts membership 0.3 s after every install.
 * ``join-phantom`` - the same, proposing a roster node absent from the ring
   (a crashed one) in each restart, as a merge would.
@@ -56,6 +58,13 @@ commit entry to lie in.
 * ``commit-lie`` - its own entry in every commit token it forwards claims
   aru = high_seq = high_delivered = 2^64-1; ``commit-lie-jump``: each of the
   three + 5,000,000 over its real value.
+
+Flow-control lies (issue 16): numbers that would starve the correct
+holders' windows.
+
+* ``lie-fcc`` / ``lie-backlog`` - every token it makes claims fcc
+  (backlog) 2^32-1; ``creep-flow``: both raised every visit as far as the
+  transition rules allow (one visit's frames, a full queue).
 """
 
 from __future__ import annotations
@@ -63,12 +72,13 @@ from __future__ import annotations
 from ringward.byzantine._base import U64_MAX, Behaviour
 from ringward.byzantine._traffic import Withhold
 from ringward.byzantine.engine import ByzantineEngine
-from ringward.byzantine.expect import BEHAVIOURS, EXPECT, VALUE_LIES, Expectation
+from ringward.byzantine.expect import BEHAVIOURS, EXPECT, FLOW_LIES, VALUE_LIES, Expectation
 from ringward.byzantine.spec import parse_spec
 
 __all__ = [
     "BEHAVIOURS",
     "EXPECT",
+    "FLOW_LIES",
     "U64_MAX",
     "VALUE_LIES",
     "Behaviour",

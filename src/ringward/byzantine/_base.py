@@ -45,6 +45,11 @@ class Behaviour:
         """What is sent instead of ``out`` (the engine's datagrams)."""
         return out
 
+    def signing(self, body: object) -> object:
+        """What the engine signs instead of ``body`` (a lie it then keeps
+        telling: its retransmissions, links and answers carry it)."""
+        return body
+
     def deadline(self) -> float | None:
         """When ``tick`` wants to run next, or None."""
         return None

@@ -22,12 +22,15 @@ from ringward.byzantine._membership import (
 )
 from ringward.byzantine._tokens import (
     BreakLink,
+    CreepFlow,
     DropToken,
     Equivocate,
     FarHop,
     FarHopJump,
     FloodSigned,
     LieAru,
+    LieBacklog,
+    LieFcc,
     SlowToken,
     StarveSuccessor,
 )
@@ -56,5 +59,8 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "far-hop-jump": FarHopJump,
         "commit-lie": CommitLie,
         "commit-lie-jump": CommitLieJump,
+        "lie-fcc": LieFcc,
+        "lie-backlog": LieBacklog,
+        "creep-flow": CreepFlow,
     }
 )

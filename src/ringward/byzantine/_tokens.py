@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ringward.byzantine._base import U64_MAX, Behaviour, decoded, kind_of
 from ringward.engine import Outgoing
+from ringward.engine.evidence import backlog_step_max
 from ringward.wire import Kind, Token, decode
 
 if TYPE_CHECKING:
@@ -23,12 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BreakLink",
+    "CreepFlow",
     "DropToken",
     "Equivocate",
     "FarHop",
     "FarHopJump",
     "FloodSigned",
     "LieAru",
+    "LieBacklog",
+    "LieFcc",
     "SlowToken",
     "StarveSuccessor",
 ]
@@ -71,6 +75,41 @@ class LieAru(Behaviour):
             else o
             for o in out
         ]
+
+
+U32_MAX = (1 << 32) - 1
+
+
+class LieFcc(Behaviour):
+    """``lie-fcc``: each token's fcc set to 2^32-1 (a window used up)."""
+
+    def signing(self, body: object) -> object:
+        return dataclasses.replace(body, fcc=U32_MAX) if isinstance(body, Token) else body
+
+
+class LieBacklog(Behaviour):
+    """``lie-backlog``: each token's backlog set to 2^32-1."""
+
+    def signing(self, body: object) -> object:
+        return dataclasses.replace(body, backlog=U32_MAX) if isinstance(body, Token) else body
+
+
+class CreepFlow(Behaviour):
+    """``creep-flow``: each token's fcc and backlog raised as far as the
+    transition rules allow over the token it received (one visit's frames,
+    a full queue), every visit: a lie no rule shows."""
+
+    def signing(self, body: object) -> object:
+        held = self.engine.tokens.raw_at.get(body.hop - 1) if isinstance(body, Token) else None
+        prev = held[1].body if held is not None else None
+        if not isinstance(body, Token) or not isinstance(prev, Token):
+            return body
+        cfg = self.engine.config
+        return dataclasses.replace(
+            body,
+            fcc=min(U32_MAX, max(body.fcc, prev.fcc + cfg.max_messages)),
+            backlog=min(U32_MAX, prev.backlog + backlog_step_max(cfg)),
+        )
 
 
 class BreakLink(Behaviour):

@@ -22,30 +22,22 @@ __all__ = ["FloodJunk", "FrameTarget", "Replay", "Withhold"]
 
 
 class Withhold(Behaviour):
-    """``withhold``: never re-sends a frame once it was broadcast.
-
-    ``rotations`` holds the token rotations ``(ring, hop // size)`` in which
-    it withheld something: its chances to be seen doing it (a judge needs
-    them: sim/byzantine.py, ``WITHHOLD_ROTATIONS``).
-    """
+    """``withhold``: never re-sends a frame once it was broadcast (its
+    engine still takes the served requests out of the token, as a correct
+    originator whose copies were all lost would)."""
 
     def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
         super().__init__(engine, arg)
         self.sent: set[tuple[object, int]] = set()
-        self.rotations: set[tuple[object, int]] = set()
 
     def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
         res = []
-        e = self.engine
         for o in out:
             frame = decoded(o.data)
             if frame is not None and isinstance(frame.body, DataFrame):
                 key = (frame.ring, frame.body.seq)
                 if key in self.sent:
-                    # A retransmission: withheld.
-                    size = max(1, len(e.members))
-                    self.rotations.add((e.ring, max(0, e.tokens.hop_seen) // size))
-                    continue
+                    continue  # a retransmission: withheld
                 self.sent.add(key)
             res.append(o)
         return res

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ringward.byzantine._base import Behaviour
 from ringward.byzantine._table import CLASSES
 from ringward.engine import Engine, EngineConfig, FrameSecurity, Outgoing, Ready
+from ringward.wire import RingId
 
 __all__ = ["ByzantineEngine"]
 
@@ -69,6 +70,13 @@ class ByzantineEngine(Engine):
         super().tick(now)
         if self.behaviour is not None:
             self.behaviour.tick(now)
+
+    def emit_signed(self, ring: RingId, body: object, dest: int | None = None) -> bytes:
+        # A lie told before signing is the engine's own statement: it links,
+        # retransmits and answers requests with it like any token it made.
+        if self.behaviour is not None and self.now >= self.start_s:
+            body = self.behaviour.signing(body)
+        return super().emit_signed(ring, body, dest)
 
     def ready(self) -> Ready:
         out = super().ready()

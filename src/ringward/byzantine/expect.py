@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["BEHAVIOURS", "EXPECT", "VALUE_LIES", "Expectation"]
+__all__ = ["BEHAVIOURS", "EXPECT", "FLOW_LIES", "VALUE_LIES", "Expectation"]
 
 Expectation = Literal["proof", "accused", "overload", "harmless"]
 
@@ -27,7 +27,10 @@ EXPECT: Final[dict[str, Expectation]] = {
     "drop-token": "accused",
     "starve-successor": "harmless",
     "slow-token": "accused",
-    "withhold": "accused",
+    # Indistinguishable from copies lost on the way (no signal may blame a
+    # loss); any holder serves a request left standing RTR_FALLBACK_VISITS
+    # rotations (engine/token.py), so it delays a lost frame, never stalls.
+    "withhold": "harmless",
     "join-churn": "accused",
     "join-phantom": "accused",
     "flood-signed": "proof",
@@ -45,6 +48,14 @@ EXPECT: Final[dict[str, Expectation]] = {
     # Possible but false: no rule shows it alone (issue 16: recovery that
     # trusts no claim).
     "commit-lie-jump": "harmless",
+    # Flow-control lies (issue 16, finding 2): past what one visit may add,
+    # a transition rule; within it, a holder believes of the others' fcc
+    # only what the signed chain shows plus one visit's retransmissions, and
+    # weighs a member's backlog as one visit's demand at most, so the ring
+    # keeps delivering (engine/token.py, _others_fcc).
+    "lie-fcc": "proof",
+    "lie-backlog": "proof",
+    "creep-flow": "harmless",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))
@@ -57,3 +68,5 @@ VALUE_LIES: Final = (
     "poison-ring-seq",
     "poison-ring-seq-jump",
 )
+# The flow-control liars of issue 16.
+FLOW_LIES: Final = ("creep-flow", "lie-backlog", "lie-fcc")

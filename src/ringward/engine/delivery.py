@@ -10,7 +10,6 @@ delivering (see recovery.py).
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 from ringward.engine.api import Delivered, MessageId
@@ -117,19 +116,6 @@ def _store_for(engine: Engine, ring: RingId) -> tuple[RingStore, tuple[int, ...]
     return None
 
 
-# Seqs whose latest copy's arrival time is kept (the fault detector checks
-# that requested retransmissions were served).
-DUPS_TRACKED = 1024
-
-
-def _note_copy(engine: Engine, seq: int) -> None:
-    copies = engine.tokens.dup_at
-    copies.pop(seq, None)
-    if len(copies) >= DUPS_TRACKED:
-        del copies[next(iter(copies))]  # the oldest: only recent copies matter
-    copies[seq] = engine.now
-
-
 def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     body = frame.body
     assert isinstance(body, DataFrame)
@@ -145,12 +131,6 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
         return
     if body.seq <= store.aru or body.seq in store.frames:
         engine.drops[Drop.DUPLICATE] += 1
-        # A genuine copy (its digest is the confirmed one): evidence that a
-        # requested retransmission was served. Forged DATA frames are
-        # unsigned, so only a matching digest counts.
-        known = store.confirmed.get(body.seq)
-        if known is not None and hmac.compare_digest(known, engine.digest(raw)):
-            _note_copy(engine, body.seq)
         return
     if body.seq > store.aru + store.window:
         engine.drops[Drop.BEYOND_WINDOW] += 1
@@ -168,7 +148,6 @@ def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
         return
     if store.add(body.seq, raw, frame, engine.digest(raw)):
         store.frames[body.seq].entries = entries
-        _note_copy(engine, body.seq)
     else:
         engine.drops[Drop.DIGEST_MISMATCH] += 1
 

@@ -24,12 +24,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from ringward.engine import validate
 from ringward.engine.config import EngineConfig
+from ringward.engine.sendqueue import frames_pending_max
 from ringward.wire import Frame, Kind, LoadReport, Proof, RingId, Token, encode, limits
 
 __all__ = [
+    "TRANSITION_RULES",
+    "backlog_step_max",
     "check_proof",
     "overloaded",
     "oversized",
@@ -74,7 +78,22 @@ def oversized(tk: Token, cfg: EngineConfig) -> bool:
     return len(tk.rtr) > cfg.rtr_entries_max or len(tk.frames) > cfg.max_messages
 
 
-def transition_rule(prev: Token, tk: Token, maker: int) -> str | None:
+# Transition rules, by the proof kind (``rule:<name>``) a violation makes.
+TRANSITION_RULES: Final = ("seq", "frames", "aru", "aru_id", "fcc", "backlog")
+
+
+def backlog_step_max(cfg: EngineConfig) -> int:
+    """The most a correct holder adds to the backlog: everything its send
+    queue (or, recovering, its recovery queue) can hold."""
+    return max(
+        frames_pending_max(cfg.datagram_bytes_max, cfg.send_queue_max, cfg.payload_bytes_max),
+        frames_pending_max(
+            cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
+        ),
+    )
+
+
+def transition_rule(prev: Token, tk: Token, maker: int, cfg: EngineConfig) -> str | None:
     """The Totem rule ``maker`` broke turning the token ``prev`` into ``tk``
     at its visit (``tk`` links to ``prev``), or None. Every rule is one the
     holder's visit (token.visit) obeys by construction:
@@ -85,8 +104,16 @@ def transition_rule(prev: Token, tk: Token, maker: int) -> str | None:
     * ``aru`` - the aru never exceeds the seq, and only rises when the holder
       itself set it last (or everyone had everything, aru_id 0);
     * ``aru_id`` - names the previous setter, the holder, or nobody (0, only
-      when the aru covers the seq).
+      when the aru covers the seq);
+    * ``fcc`` - the holder adds at most one visit's frames (``max_messages``,
+      new and retransmitted) and counts at least the new frames it lists;
+    * ``backlog`` - the holder adds at most what its queue can hold
+      (``backlog_step_max``).
     """
+    return _order_rule(prev, tk, maker) or _flow_rule(prev, tk, cfg)
+
+
+def _order_rule(prev: Token, tk: Token, maker: int) -> str | None:
     if tk.hop != prev.hop + 1 or tk.seq < prev.seq:
         return "seq"
     # Compared without building the claimed range: its length is a claim.
@@ -98,6 +125,14 @@ def transition_rule(prev: Token, tk: Token, maker: int) -> str | None:
         return "aru"
     if tk.aru_id not in (0, maker, prev.aru_id) or (tk.aru_id == 0 and tk.aru < tk.seq):
         return "aru_id"
+    return None
+
+
+def _flow_rule(prev: Token, tk: Token, cfg: EngineConfig) -> str | None:
+    if tk.fcc < len(tk.frames) or tk.fcc > prev.fcc + cfg.max_messages:
+        return "fcc"
+    if tk.backlog > prev.backlog + backlog_step_max(cfg):
+        return "backlog"
     return None
 
 
@@ -151,7 +186,7 @@ def _transition(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
     before, after = proof.statements
     if after.sender != proof.target or digest(encode(before)) != tokens[1].prev:
         return False
-    rule = transition_rule(tokens[0], tokens[1], proof.target)
+    rule = transition_rule(tokens[0], tokens[1], proof.target, ctx.cfg)
     return rule is not None and f"rule:{rule}" == proof.kind
 
 
@@ -168,7 +203,7 @@ _CHECKS: dict[str, tuple[int | None, Callable[[Proof, list[Token], _Ctx], bool]]
     "rule:turn": (1, _turn_or_succ),
     "rule:succ": (1, _turn_or_succ),
     "rule:size": (1, _size),
-    **{f"rule:{name}": (2, _transition) for name in ("seq", "frames", "aru", "aru_id")},
+    **{f"rule:{name}": (2, _transition) for name in TRANSITION_RULES},
 }
 
 

@@ -41,8 +41,6 @@ __all__ = [
 
 # Tokens remembered per hop for proofs, as a multiple of the ring size.
 ROTATIONS_KEPT = 2
-# Served-request checks pending at once.
-WITHHOLD_CHECKS_MAX = 256
 
 
 def observe_token(
@@ -104,7 +102,7 @@ def check_transition(engine: Engine, prev: Frame, frame: Frame) -> None:
         return
     tk, before = frame.body, prev.body
     assert isinstance(tk, Token) and isinstance(before, Token)
-    rule = evidence.transition_rule(before, tk, frame.sender)
+    rule = evidence.transition_rule(before, tk, frame.sender, engine.config)
     if rule is not None:
         verdicts.convict(engine, frame.sender, f"rule:{rule}", (prev, frame))
 
@@ -137,27 +135,20 @@ def _observe_visit(
     cfg, sender = engine.config, frame.sender
     if fresh and engine.now - prev_at > engine.timing.slow_hold_s:
         accusations.suspect(engine, sender, "slow_hold")
-    ts = engine.tokens
-    # Requests for its own frames it passed on unserved (a correct holder
-    # serves all of them when there are at most max_messages), or took out
-    # of the list though no copy reached us by its next visit.
+    # Requests for its own frames it passed on unserved: with at most
+    # max_messages requests a correct originator serves every one of its own
+    # and takes it out of the list, so both signed tokens show the fault and
+    # no loss can cause it. A request taken out whose copy then never
+    # reaches us is not scored: the copy may be lost on the way, and the
+    # fallback (engine/token.py, RTR_FALLBACK_VISITS) lets any holder serve
+    # a request the originator ignores, so a withholder delays, never stalls.
     withheld = False
-    for seq, since in [(q, t) for (x, q), t in ts.withhold_check.items() if x == sender]:
-        del ts.withhold_check[(sender, seq)]
-        if ts.dup_at.get(seq, -1.0) < since:
-            withheld = True
     if 0 < len(prev.rtr) <= cfg.max_messages:
         still = set(tk.rtr)
         for seq in prev.rtr:
             item = store.frames.get(seq)
-            if item is None or item.frame.sender != sender:
-                continue
-            if seq in still:
+            if item is not None and item.frame.sender == sender and seq in still:
                 withheld = True
-            elif len(ts.withhold_check) < WITHHOLD_CHECKS_MAX:
-                # A copy may overtake the token that carried the request:
-                # any copy since the token before that one counts.
-                ts.withhold_check[(sender, seq)] = ts.seen_at.get(tk.hop - 2, prev_at)
     if withheld:
         accusations.suspect(engine, sender, "withhold")
 

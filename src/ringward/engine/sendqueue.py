@@ -22,12 +22,19 @@ from ringward.wire import limits
 from ringward.wire.batch import COUNT, ENTRY_HEADER, BatchEntry
 from ringward.wire.frame import DATA_PREFIX, HEADER
 
-__all__ = ["SendQueue", "batch_capacity"]
+__all__ = ["SendQueue", "batch_capacity", "frames_pending_max"]
 
 
 def batch_capacity(datagram_bytes_max: int) -> int:
     """Plaintext bytes a DATA frame of at most ``datagram_bytes_max`` can carry."""
     return datagram_bytes_max - HEADER.size - DATA_PREFIX.size - limits.AEAD_TAG_BYTES
+
+
+def frames_pending_max(datagram_bytes_max: int, queue_max: int, payload_bytes_max: int) -> int:
+    """The most frames a queue so configured can have pending (every
+    payload at its maximum, fragmented)."""
+    chunk = batch_capacity(datagram_bytes_max) - COUNT.size - ENTRY_HEADER.size
+    return queue_max * max(1, -(-payload_bytes_max // max(1, chunk)))
 
 
 @dataclass(slots=True)

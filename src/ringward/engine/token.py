@@ -302,7 +302,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     done = recovering and chain.linked(ts, tk.hop) and _recovery_complete(ts, tk, store, len(queue))
     # The visit that completes recovery sends nothing new, so every other
     # member sees the same quiet rotation and completes on its next visit.
-    budget = 0 if done else _budget(engine, tk, store, queue, sent)
+    budget = 0 if done else _budget(engine, tk, store, queue, sent, len(members))
     seq, refs = tk.seq, []
     while budget > 0:
         entries = queue.next_batch()
@@ -321,10 +321,10 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         aru, aru_id = store.aru, (0 if store.aru >= seq else me)
     if _aru_stuck(engine, ts, aru, aru_id, seq):
         return
-    fcc = max(0, tk.fcc - ts.my_fcc) + sent + new
+    fcc = _others_fcc(ts, tk, cfg.max_messages, len(members)) + sent + new
     ts.my_fcc = sent + new
     mine = queue.frames_pending
-    backlog = min(U32_MAX, max(0, tk.backlog - ts.my_backlog) + mine)
+    backlog = min(U32_MAX, _others_backlog(ts, tk, cfg.max_messages, len(members)) + mine)
     ts.my_backlog = mine
     idle = sent + new == 0 and not rtr and aru == seq and not engine.sendq.frames_pending
     ts.idle_visits = ts.idle_visits + 1 if idle and not recovering else 0
@@ -400,18 +400,43 @@ def _serve_retransmissions(
     return sent, left
 
 
-def _budget(engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: int) -> int:
-    cfg, ts = engine.config, engine.tokens
-    window_left = cfg.window_size - max(0, tk.fcc - ts.my_fcc) - sent
+def _budget(
+    engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: int, n: int
+) -> int:
+    cfg = engine.config
+    window_left = cfg.window_size - _others_fcc(engine.tokens, tk, cfg.max_messages, n) - sent
     # Never run further than half the receive window ahead of what every
     # member has: the bound that keeps every member's buffers finite.
     room = min(tk.aru, store.aru) + cfg.receive_window_frames_max // 2 - tk.seq
     budget = min(cfg.max_messages - sent, window_left, room)
-    total = max(0, tk.backlog - ts.my_backlog) + queue.frames_pending
-    if total > cfg.window_size and queue.frames_pending:
-        # Totem's fairness: share the window by backlog.
-        budget = min(budget, max(1, cfg.window_size * queue.frames_pending // total))
+    # Totem's fairness: share the window by backlog, each member's demand
+    # counted up to what one visit may send.
+    mine = min(queue.frames_pending, cfg.max_messages)
+    total = _others_backlog(engine.tokens, tk, cfg.max_messages, n) + mine
+    if total > cfg.window_size and mine:
+        budget = min(budget, max(1, cfg.window_size * mine // total))
     return max(0, budget)
+
+
+def _others_fcc(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
+    """Frames the other members sent in the last rotation, as far as a liar
+    cannot inflate it: their new frames are the seqs the signed chain
+    assigned since our last visit; of the retransmissions they claim (no
+    signed trace), at most ``max_messages`` are believed. One member's fcc
+    lie then moves our window by at most that, as a member retransmitting
+    at its limit would (docs/protocol.md, "Flow control")."""
+    claimed = max(0, tk.fcc - ts.my_fcc)
+    pv = ts.prev_visit
+    if pv is None or tk.seq < pv.seq:
+        return min(claimed, (n - 1) * max_messages)  # our first visit of the ring
+    return min(claimed, tk.seq - pv.seq + max_messages)
+
+
+def _others_backlog(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
+    """The other members' backlog, each one's demand counted up to one
+    visit's frames: a liar claiming an endless queue weighs what a member
+    with a full queue does."""
+    return min(max(0, tk.backlog - ts.my_backlog), (n - 1) * max_messages)
 
 
 def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int) -> bool:

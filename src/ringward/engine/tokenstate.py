@@ -95,10 +95,6 @@ class TokenState:
     # and when each was first seen.
     raw_at: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
     seen_at: dict[int, float] = field(default_factory=dict)
-    # Served requests to verify at the server's next visit, and when a
-    # duplicate copy of each seq last arrived.
-    withhold_check: dict[tuple[int, int], float] = field(default_factory=dict)
-    dup_at: dict[int, float] = field(default_factory=dict)
     last_succ: int | None = None
     last_seen_t: float = -1e9
     # Token requests answered: (requester, ring, hop) -> when.
