@@ -175,6 +175,7 @@ SIGNALS: Final = (
     "phantom",
     "broken_link",
     "false_accusation",
+    "aru_stuck",
     "none",
     "z",
 )

@@ -77,6 +77,10 @@ def test_each_rule_is_named() -> None:
     assert transition_rule(prev, token(6, 10, 10, 0), 2, CFG) == "aru"  # lie-aru
     assert transition_rule(prev, token(6, 10, 11, 2), 2, CFG) == "aru"  # above seq
     assert transition_rule(prev, token(6, 10, 8, 4), 2, CFG) == "aru_id"
+    # Issue 16, finding 3: who lowers the aru names itself; keeping the
+    # previous setter framed a correct member as the one holding it.
+    assert transition_rule(prev, token(6, 10, 7, 3), 2, CFG) == "aru_id"
+    assert transition_rule(prev, token(6, 10, 7, 2), 2, CFG) is None
 
 
 U32_MAX = (1 << 32) - 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from ringward.byzantine import BEHAVIOURS, EXPECT, FLOW_LIES, VALUE_LIES, parse_spec
+from ringward.byzantine import ARU_LIES, BEHAVIOURS, EXPECT, FLOW_LIES, VALUE_LIES, parse_spec
 from ringward.eventlog import EvictEvent
 from ringward.sim.byzantine import NEEDS_FAULTS, run_byzantine
 from ringward.sim.faults import FaultSpec
@@ -38,7 +38,8 @@ SOAK = pytest.mark.soak
 # accused and harmless (flood-junk: no other world here draws it); overload
 # has its own tests below; and the flow-control lies (issue 16, finding 2:
 # before the fcc and backlog rules, lie-fcc and creep-flow starved every
-# correct sender on seed 7 - G3 broken - and lie-backlog was never evicted).
+# correct sender on seed 7 - G3 broken - and lie-backlog was never evicted;
+# finding 3: hold-aru was never evicted).
 # The others run alone in make soak.
 ALONE_IN_MAKE_TEST = (
     "equivocate",
@@ -47,6 +48,8 @@ ALONE_IN_MAKE_TEST = (
     "lie-fcc",
     "lie-backlog",
     "creep-flow",
+    "hold-aru",
+    "frame-aru",
 )
 
 
@@ -206,7 +209,7 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 def test_seeded_worlds_draw_what_they_always_drew() -> None:
     """Adding behaviours must not change what a seed names (the regression
     seeds above, the soak's history)."""
-    new = (*VALUE_LIES, *FLOW_LIES, "overload")
+    new = (*VALUE_LIES, *FLOW_LIES, *ARU_LIES, "overload")
     old = tuple(b for b in BEHAVIOURS if b not in new)
     assert old == SEEDED_BEHAVIOURS
     assert byzantine_world(1016, duration=6.0)[1] == "1:join-churn,4:drop-token,6:replay"

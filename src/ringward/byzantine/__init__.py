@@ -65,6 +65,9 @@ holders' windows.
 * ``lie-fcc`` / ``lie-backlog`` - every token it makes claims fcc
   (backlog) 2^32-1; ``creep-flow``: both raised every visit as far as the
   transition rules allow (one visit's frames, a full queue).
+* ``hold-aru`` - keeps the aru of every token it makes where it was at its
+  first visit of the ring, naming itself (a member that cannot receive);
+  ``frame-aru``: the same, naming another member as the one holding it.
 """
 
 from __future__ import annotations
@@ -72,10 +75,18 @@ from __future__ import annotations
 from ringward.byzantine._base import U64_MAX, Behaviour
 from ringward.byzantine._traffic import Withhold
 from ringward.byzantine.engine import ByzantineEngine
-from ringward.byzantine.expect import BEHAVIOURS, EXPECT, FLOW_LIES, VALUE_LIES, Expectation
+from ringward.byzantine.expect import (
+    ARU_LIES,
+    BEHAVIOURS,
+    EXPECT,
+    FLOW_LIES,
+    VALUE_LIES,
+    Expectation,
+)
 from ringward.byzantine.spec import parse_spec
 
 __all__ = [
+    "ARU_LIES",
     "BEHAVIOURS",
     "EXPECT",
     "FLOW_LIES",

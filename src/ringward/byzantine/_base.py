@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from ringward.engine import Outgoing
 from ringward.errors import RingwardError
-from ringward.wire import Body, Frame, Kind, Token, decode
+from ringward.wire import Body, Frame, Kind, RingId, Token, decode
 
 if TYPE_CHECKING:
     from ringward.byzantine.engine import ByzantineEngine
@@ -45,9 +45,9 @@ class Behaviour:
         """What is sent instead of ``out`` (the engine's datagrams)."""
         return out
 
-    def signing(self, body: object) -> object:
-        """What the engine signs instead of ``body`` (a lie it then keeps
-        telling: its retransmissions, links and answers carry it)."""
+    def signing(self, ring: RingId, body: object) -> object:
+        """What the engine signs in ``ring`` instead of ``body`` (a lie it
+        then keeps telling: its retransmissions, links and answers carry it)."""
         return body
 
     def deadline(self) -> float | None:

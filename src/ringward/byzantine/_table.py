@@ -28,6 +28,8 @@ from ringward.byzantine._tokens import (
     FarHop,
     FarHopJump,
     FloodSigned,
+    FrameAru,
+    HoldAru,
     LieAru,
     LieBacklog,
     LieFcc,
@@ -62,5 +64,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "lie-fcc": LieFcc,
         "lie-backlog": LieBacklog,
         "creep-flow": CreepFlow,
+        "hold-aru": HoldAru,
+        "frame-aru": FrameAru,
     }
 )

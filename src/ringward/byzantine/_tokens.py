@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ringward.byzantine._base import U64_MAX, Behaviour, decoded, kind_of
 from ringward.engine import Outgoing
 from ringward.engine.evidence import backlog_step_max
-from ringward.wire import Kind, Token, decode
+from ringward.wire import Kind, RingId, Token, decode
 
 if TYPE_CHECKING:
     from ringward.byzantine.engine import ByzantineEngine
@@ -30,6 +30,8 @@ __all__ = [
     "FarHop",
     "FarHopJump",
     "FloodSigned",
+    "FrameAru",
+    "HoldAru",
     "LieAru",
     "LieBacklog",
     "LieFcc",
@@ -83,14 +85,14 @@ U32_MAX = (1 << 32) - 1
 class LieFcc(Behaviour):
     """``lie-fcc``: each token's fcc set to 2^32-1 (a window used up)."""
 
-    def signing(self, body: object) -> object:
+    def signing(self, ring: RingId, body: object) -> object:
         return dataclasses.replace(body, fcc=U32_MAX) if isinstance(body, Token) else body
 
 
 class LieBacklog(Behaviour):
     """``lie-backlog``: each token's backlog set to 2^32-1."""
 
-    def signing(self, body: object) -> object:
+    def signing(self, ring: RingId, body: object) -> object:
         return dataclasses.replace(body, backlog=U32_MAX) if isinstance(body, Token) else body
 
 
@@ -99,7 +101,7 @@ class CreepFlow(Behaviour):
     transition rules allow over the token it received (one visit's frames,
     a full queue), every visit: a lie no rule shows."""
 
-    def signing(self, body: object) -> object:
+    def signing(self, ring: RingId, body: object) -> object:
         held = self.engine.tokens.raw_at.get(body.hop - 1) if isinstance(body, Token) else None
         prev = held[1].body if held is not None else None
         if not isinstance(body, Token) or not isinstance(prev, Token):
@@ -110,6 +112,44 @@ class CreepFlow(Behaviour):
             fcc=min(U32_MAX, max(body.fcc, prev.fcc + cfg.max_messages)),
             backlog=min(U32_MAX, prev.backlog + backlog_step_max(cfg)),
         )
+
+
+class HoldAru(Behaviour):
+    """``hold-aru``: every token it makes keeps the aru at most where it was
+    at its first visit of the ring, naming itself as the member that lacks
+    the next frame (what a member that cannot receive does). No rule shows
+    it; the ring stops moving past the receive window."""
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.held: dict[RingId, int] = {}
+
+    def signing(self, ring: RingId, body: object) -> object:
+        if not isinstance(body, Token):
+            return body
+        if ring not in self.held and len(self.held) >= 64:
+            self.held.pop(next(iter(self.held)))
+        cap = self.held.setdefault(ring, body.aru)
+        if body.aru <= cap:
+            return body
+        return dataclasses.replace(body, aru=cap, aru_id=self.blamed(body))
+
+    def blamed(self, tk: Token) -> int:
+        return self.engine.node_id
+
+
+class FrameAru(HoldAru):
+    """``frame-aru``: hold-aru naming another member as the one that holds
+    it: the previous setter when there is one, else its predecessor."""
+
+    def blamed(self, tk: Token) -> int:
+        held = self.engine.tokens.raw_at.get(tk.hop - 1)
+        prev = held[1] if held is not None else None
+        if prev is None or not isinstance(prev.body, Token):
+            return self.engine.node_id
+        if prev.body.aru_id not in (0, self.engine.node_id):
+            return prev.body.aru_id
+        return prev.sender
 
 
 class BreakLink(Behaviour):

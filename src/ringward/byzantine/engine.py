@@ -14,7 +14,7 @@ from __future__ import annotations
 from ringward.byzantine._base import Behaviour
 from ringward.byzantine._table import CLASSES
 from ringward.engine import Engine, EngineConfig, FrameSecurity, Outgoing, Ready
-from ringward.wire import RingId
+from ringward.wire import Frame, RingId
 
 __all__ = ["ByzantineEngine"]
 
@@ -71,12 +71,12 @@ class ByzantineEngine(Engine):
         if self.behaviour is not None:
             self.behaviour.tick(now)
 
-    def emit_signed(self, ring: RingId, body: object, dest: int | None = None) -> bytes:
+    def sign_frame(self, ring: RingId, body: object) -> tuple[Frame, bytes]:
         # A lie told before signing is the engine's own statement: it links,
         # retransmits and answers requests with it like any token it made.
         if self.behaviour is not None and self.now >= self.start_s:
-            body = self.behaviour.signing(body)
-        return super().emit_signed(ring, body, dest)
+            body = self.behaviour.signing(ring, body)
+        return super().sign_frame(ring, body)
 
     def ready(self) -> Ready:
         out = super().ready()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["BEHAVIOURS", "EXPECT", "FLOW_LIES", "VALUE_LIES", "Expectation"]
+__all__ = ["ARU_LIES", "BEHAVIOURS", "EXPECT", "FLOW_LIES", "VALUE_LIES", "Expectation"]
 
 Expectation = Literal["proof", "accused", "overload", "harmless"]
 
@@ -56,6 +56,11 @@ EXPECT: Final[dict[str, Expectation]] = {
     "lie-fcc": "proof",
     "lie-backlog": "proof",
     "creep-flow": "harmless",
+    # aru hold-down (issue 16, finding 3): every member sees the aru held by
+    # the same setter and suspects it (aru_stuck); naming another member as
+    # the one who lowered it is a transition rule.
+    "hold-aru": "accused",
+    "frame-aru": "proof",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))
@@ -70,3 +75,5 @@ VALUE_LIES: Final = (
 )
 # The flow-control liars of issue 16.
 FLOW_LIES: Final = ("creep-flow", "lie-backlog", "lie-fcc")
+# The aru hold-down of issue 16.
+ARU_LIES: Final = ("frame-aru", "hold-aru")

@@ -52,6 +52,10 @@ WEIGHTS: dict[str, float] = {
     # Its token links to a predecessor nobody could produce when asked
     # (engine/chain.py): at once, since a correct maker always can.
     "broken_link": 100.0,
+    # It held the ring's aru (it set it last) for ARU_STUCK_VISITS of our
+    # visits while frames above it were served: every member sees the same
+    # chain, so all cross together.
+    "aru_stuck": 50.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
 }

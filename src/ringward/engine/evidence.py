@@ -104,7 +104,7 @@ def transition_rule(prev: Token, tk: Token, maker: int, cfg: EngineConfig) -> st
     * ``aru`` - the aru never exceeds the seq, and only rises when the holder
       itself set it last (or everyone had everything, aru_id 0);
     * ``aru_id`` - names the previous setter, the holder, or nobody (0, only
-      when the aru covers the seq);
+      when the aru covers the seq); the holder when it lowered the aru;
     * ``fcc`` - the holder adds at most one visit's frames (``max_messages``,
       new and retransmitted) and counts at least the new frames it lists;
     * ``backlog`` - the holder adds at most what its queue can hold
@@ -125,6 +125,8 @@ def _order_rule(prev: Token, tk: Token, maker: int) -> str | None:
         return "aru"
     if tk.aru_id not in (0, maker, prev.aru_id) or (tk.aru_id == 0 and tk.aru < tk.seq):
         return "aru_id"
+    if tk.aru < prev.aru and tk.aru_id != maker:
+        return "aru_id"  # who lowers the aru holds it: it cannot name another
     return None
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import chain, delivery, faults
+from ringward.engine import accusations, chain, delivery, faults
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
@@ -356,6 +356,10 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
 # Rotations a request must have stayed in the token chain before any
 # holder, not only the frame's originator, serves it.
 RTR_FALLBACK_VISITS = 3
+# Our visits with the aru held by the same other member, per aru_stuck
+# suspicion: ten times the fallback, so that a frame lost on the way
+# (30% loss: each rotation past the fallback, n-1 copies) is long in.
+ARU_STUCK_VISITS = 10 * RTR_FALLBACK_VISITS
 
 
 def _watch_requests(ts: TokenState, tk: Token, n: int) -> None:
@@ -458,14 +462,21 @@ def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int
 
 def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) -> bool:
     """Totem's fail_recv_const: the same member holds the aru down for too
-    many rotations while the ring moves on -> reconfigure without it."""
+    many rotations while the ring moves on -> reconfigure without it. Long
+    before that, every ARU_STUCK_VISITS of our visits it is suspected: a
+    correct member lacking a frame gets it within a few rotations (any
+    holder serves a request standing RTR_FALLBACK_VISITS rotations), so
+    only a member that cannot receive at all, or claims it cannot, holds
+    the aru that long; failing it alone let it merge straight back."""
     pv = ts.prev_visit
     if pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id):
         ts.aru_stuck += 1
+        if ts.aru_stuck % ARU_STUCK_VISITS == 0 and engine.config.fault_detector:
+            accusations.suspect(engine, aru_id, "aru_stuck")
     else:
         ts.aru_stuck = 0
-    if ts.aru_stuck < engine.config.fail_recv_const:
-        return False
+    if ts.aru_stuck < engine.config.fail_recv_const or engine.active() is None:
+        return engine.active() is None
     engine.enter_gather(engine.now, reason="fail_recv")
     if engine.gather is not None:
         engine.gather.fail.add(aru_id)
@@ -496,8 +507,10 @@ def release_held(engine: Engine) -> None:
 
 def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:
     ts = engine.tokens
-    out = engine.emit_signed(ring, nxt)
-    mine = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
+    mine, out = engine.sign_frame(ring, nxt)
+    engine.send(None, out)
+    assert isinstance(mine.body, Token)
+    nxt = mine.body  # what was signed is what we stand by
     faults.own_token(engine, mine, out, members)
     cur = engine.active()
     if cur is None or cur.ring != ring:
@@ -517,8 +530,7 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     if nxt.succ == engine.node_id:
         # A ring of one: the token comes straight back. Take the next visit
         # from a timer so time advances between visits.
-        frame = Frame(engine.cluster_id, engine.node_id, ring, nxt, out[-limits.SIGNATURE_BYTES :])
-        ts.held = Held(frame, out)
+        ts.held = Held(mine, out)
         ts.arrived = engine.now
         busy = engine.sendq.frames_pending or engine.state is State.RECOVERY
         engine.set_timer("token_hold", BUSY_HOLD_S if busy else engine.timing.token_hold_idle_s)

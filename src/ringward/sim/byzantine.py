@@ -37,7 +37,12 @@ __all__ = [
 
 # Faults a behaviour needs to show at all (a lie about the aru, or a
 # withheld retransmission, needs something to be missing).
-NEEDS_FAULTS = {"lie-aru": "loss=0.05", "break-link": "loss=0.05", "withhold": "loss=0.05"}
+NEEDS_FAULTS = {
+    "lie-aru": "loss=0.05",
+    "break-link": "loss=0.05",
+    "withhold": "loss=0.05",
+    "frame-aru": "loss=0.05",
+}
 # Overload: how slowly the node processes each datagram while overloaded.
 OVERLOAD_SLOW_S = 0.02
 # An overloaded node is evicted while overloaded: every eviction of it must
