@@ -105,7 +105,10 @@ class Engine:
         self.ring: RingId | None = None
         self.members: tuple[int, ...] = ()
         self.store: RingStore | None = None
-        self.ring_seq_max = ring_seq
+        # ring_entered: the highest ring seq this node entered (recovery.py:
+        # never again); after a restart the persisted seq, which no ring
+        # entered before the restart is above.
+        self.ring_seq_max = self.ring_entered = ring_seq
         self._persisted = ring_seq
         # Membership in progress.
         self.gather: GatherState | None = None

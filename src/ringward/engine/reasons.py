@@ -59,6 +59,9 @@ class Drop(enum.StrEnum):
     COMMIT_BAD_CERT = "commit_bad_cert"
     COMMIT_NOT_MINE = "commit_not_mine"
     COMMIT_STALE = "commit_stale"
+    # A commit of a ring no newer than one we entered (not our pending
+    # one): a ring is never entered twice (recovery.py).
+    COMMIT_REENTRY = "commit_reentry"
     COMMIT_DUPLICATE = "commit_duplicate"
     COMMIT_UNEXPECTED = "commit_unexpected"
     COMMIT_MISMATCH = "commit_mismatch"  # sets, members or key commitment differ

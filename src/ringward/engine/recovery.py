@@ -17,6 +17,26 @@ holds every recovery frame, each member delivers the rest of its old ring —
 in the old regular view up to the highest point any survivor already
 delivered there (and further while only agreed frames follow), the rest in
 the transitional view — and installs the new regular view.
+
+Monotonic rings: a node enters a ring (its first rotation) at most once, and
+never one whose seq is not above every ring it entered before
+(``Engine.ring_entered``, from the persisted ring seq after a restart).
+Entering a ring again would re-open its group key and restart the DATA
+counter at 0, so frames would be sealed again under (key, nonce) pairs
+already used, and the tokens of our turns signed again with other content
+(equivocation, evicting a correct node): all a network replay of the ring's
+commit tokens to a node that timed out of its recovery could cause. The
+refusal never refuses a legitimate new ring: the certificate holds our
+join, and the representative takes a seq above every certified join's
+(validity rule ``commit_ring_seq``); our joins carry ``ring_seq_max``,
+which is at least every ring we entered, so a ring built on a join we sent
+since entering ring E has a seq above E's. It is keyed on the rings we
+entered, not on ``ring_seq_max``: that also counts joins we heard and the
+representative may not have, and refusing those rings would fail rounds for
+nothing. A refused ring is one whose certificate holds a join of ours older
+than our last entry (a replay, or a representative that missed our later
+joins); its round fails and the next one, built on the joins we keep
+sending, has a higher seq.
 """
 
 from __future__ import annotations
@@ -105,6 +125,12 @@ def _process(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         engine.drops[Drop.COMMIT_STALE] += 1
         return
     same = engine.pending == RingMembers(ring, members)
+    if not same and ring.seq <= engine.ring_entered:
+        # Monotonic rings (module docstring): a ring no newer than one we
+        # entered is one we left, or a ring we could only be in through a
+        # join we sent before entering that one. Never entered (again).
+        engine.drops[Drop.COMMIT_REENTRY] += 1
+        return
     if same and ct.hop <= engine.commit_seen:
         engine.drops[Drop.COMMIT_DUPLICATE] += 1
         return
@@ -150,6 +176,10 @@ def _first_rotation(
     engine.pending = RingMembers(ring, members)
     transition.remember_ring(engine, ring, members)
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
+    # Persisted with ring_seq_max by the ready() after this call, before our
+    # forward is sent; DATA of the ring is sealed from the second rotation
+    # on, in a later call (a ring of one: nothing of it is ever sent).
+    engine.ring_entered = max(engine.ring_entered, ring.seq)
     engine.commit_seen = ct.hop
     engine.cancel_timer("join", "consensus")
     engine.set_timer("token_loss", engine.timing.token_timeout_s)

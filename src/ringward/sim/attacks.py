@@ -12,6 +12,10 @@ suite runs them all (tests/sim/test_security_attacks.py).
   membership change.
 * ``replay`` - the network re-sends captured frames later, across a view
   change: nothing delivered twice or created.
+* ``replay-commit`` - the network makes the highest member re-broadcast
+  frames in a new ring's recovery, cuts it off there until it times out to
+  gather, and replays the ring's commit tokens and tokens to it: it never
+  enters the ring again, seals nothing twice (issue 16).
 * ``forge`` - the highest member re-seals another member's frame with
   altered payloads and races it ahead: caught by digest, never delivered.
 * ``tamper`` - the highest member alters the retransmissions it serves:
@@ -35,7 +39,7 @@ import nacl.signing
 
 from ringward.engine import Engine
 from ringward.engine.delivery import AD_BYTES
-from ringward.errors import ConfigError
+from ringward.errors import ConfigError, RingwardError
 from ringward.eventlog import DeliverEvent, ViewEvent
 from ringward.sim.interface import Datagram, EngineFactory, Interceptor
 from ringward.sim.keys import SimKeys
@@ -45,6 +49,7 @@ from ringward.wire import (
     Frame,
     Join,
     Kind,
+    RingId,
     Token,
     decode,
     decode_batch,
@@ -52,7 +57,7 @@ from ringward.wire import (
     encode_batch,
     signing_bytes,
 )
-from ringward.wire.frame import DATA_PREFIX, HEADER
+from ringward.wire.frame import DATA_PREFIX, HEADER, peek
 
 __all__ = ["ATTACKS", "AttackOutcome", "run_attack"]
 
@@ -152,6 +157,117 @@ def _replay(sc: Scenario) -> _Setup:
         return r.ok and count[0] > 0, f"{count[0]} datagrams replayed"
 
     return _Setup(icpt, None, {}, judge, faults="crash")
+
+
+class _CommitReplayer:
+    """The ``replay-commit`` interceptor: the network attacker, against the
+    highest node (the victim), once every ``REPEAT_S`` while the faults last.
+    Each attack makes the token die twice at the victim's turn (80 of the
+    100 suspicion points that get it accused, halved every 10 s): more
+    often, it would be evicted by accusation, which a network that drops a
+    node's traffic can always do (SECURITY.md), and which is not this test.
+
+    ``stall``: it drops the victim's DATA and tokens from one of its visits
+    on, until the victim times out to gather (its frames are then held by
+    it alone); ``wait``: the next ring forms, and at its first visit there
+    (in recovery) the victim re-broadcasts them, sealed under the ring's key;
+    ``cut``: from then on nothing reaches or leaves the victim until it
+    times out to gather; ``replay``: still cut off, it gets the ring's commit
+    tokens for it, and every token of the ring, recorded on the way, one at
+    a time (``GAP_S`` apart, more than a link's delay spread: in order);
+    then the cut ends."""
+
+    REPEAT_S = 30.0
+    GAP_S = 0.002
+
+    def __init__(self, sc: Scenario) -> None:
+        self.victim = sc.nodes
+        self.end_s = sc.duration
+        self.give_up_s = 5 * sc.token_timeout_s
+        self.phase = "idle"
+        self.since = 0.0
+        self.ring: RingId | None = None  # the ring stalled, then the ring attacked
+        self.sent: dict[bytes, tuple[int, int]] = {}  # commits and tokens of self.ring
+        self.sealed = False
+        self.next_s = 0.0
+        self.queue: list[Datagram] = []  # to replay, one per GAP_S
+        self.release_s = 0.0
+        self.replayed = 0
+
+    def _to(self, phase: str, now: float, ring: RingId | None = None) -> None:
+        self.phase, self.since, self.ring = phase, now, ring
+        if phase == "idle":
+            self.next_s = now + self.REPEAT_S
+
+    def __call__(self, now: float, d: Datagram) -> Iterable[Datagram]:
+        out = self._attack(now, d)
+        if now >= self.release_s and self.phase == "replay":
+            if not self.queue:
+                self._to("idle", now)  # the cut ends
+                return out
+            self.release_s = now + self.GAP_S
+            self.replayed += 1
+            out.append(self.queue.pop(0))
+        return out
+
+    def _attack(self, now: float, d: Datagram) -> list[Datagram]:
+        try:
+            head = peek(d.data)
+        except RingwardError:
+            return [d]
+        if self.phase != "idle" and now - self.since > self.give_up_s:
+            self._to("idle", now)
+        mine = d.src == self.victim
+        if self.phase == "idle":
+            if mine and head.kind is Kind.DATA and self.next_s <= now < self.end_s:
+                self._to("stall", now, head.ring)
+                return []
+        elif self.phase == "stall":
+            if mine and head.kind is Kind.JOIN:
+                self._to("wait", now)
+            elif mine and head.ring == self.ring:
+                return []
+        elif self.phase == "wait":
+            self._wait(now, d, head.kind, head.ring)
+        elif self.victim in (d.src, d.dest):  # cut, replay: nothing else in or out
+            if self.phase == "cut" and mine and head.kind is Kind.JOIN:
+                # It timed out of the ring's recovery: replay the ring to it.
+                self._to("replay", now, self.ring)
+                self._replay()
+            return []
+        return [d]
+
+    def _wait(self, now: float, d: Datagram, kind: Kind, ring: RingId) -> None:
+        if kind is Kind.COMMIT and ring != self.ring:
+            self.ring, self.sent, self.sealed = ring, {}, False
+        if ring != self.ring:
+            return
+        self.sent.setdefault(d.data, (d.src, d.dest))
+        if d.src == self.victim and kind is Kind.DATA:
+            self.sealed = True
+        elif d.src == self.victim and kind is Kind.TOKEN:
+            # Its first visit of the ring is done: cut it off from now on.
+            self._to("cut" if self.sealed else "idle", now, ring)
+
+    def _replay(self) -> None:
+        """Queue the ring's commit tokens for the victim, then every token
+        of the ring it did not make, in the order first sent."""
+        self.queue = [
+            Datagram(src, self.victim, raw)
+            for raw, (src, dest) in self.sent.items()
+            if src != self.victim and (dest == self.victim or peek(raw).kind is Kind.TOKEN)
+        ]
+
+
+def _replay_commit(sc: Scenario) -> _Setup:
+    replayer = _CommitReplayer(sc)
+
+    def judge(r: Result) -> tuple[bool, str]:
+        refused = _drops(r, "commit_reentry")
+        ok = r.ok and replayer.replayed > 0 and refused > 0
+        return ok, f"{replayer.replayed} datagrams replayed, {refused} refused (commit_reentry)"
+
+    return _Setup(replayer, None, {}, judge)
 
 
 def _reseal(engine: Engine, frame: Frame, raw: bytes, victim: int) -> bytes | None:
@@ -300,6 +416,7 @@ def _flood(sc: Scenario) -> _Setup:
 ATTACKS: dict[str, tuple[Callable[[Scenario], _Setup], str]] = {
     "inject": (_inject, "never delivered, ring unaffected"),
     "replay": (_replay, "never re-delivered"),
+    "replay-commit": (_replay_commit, "a ring is never entered twice"),
     "forge": (lambda sc: _forge_or_tamper(sc, tamper=False), "not delivered as the victim's"),
     "tamper": (
         lambda sc: _forge_or_tamper(sc, tamper=True),
