@@ -120,3 +120,18 @@ def test_member_cannot_claim_another_members_seq_in_its_token() -> None:
     assert result.ok, result.failure_text()
     evictions = {(e.node, e.target, e.reason) for e in result.events if isinstance(e, EvictEvent)}
     assert {(n, 4, "rule:frames") for n in (1, 2, 3)} <= evictions, evictions
+
+
+@HEAVY
+@pytest.mark.parametrize("seed", [1, 6])
+def test_regression_forged_copy_does_not_hide_the_recovered_frame(seed: int) -> None:
+    """tamper with 10% loss, 4 nodes, 15 s: a member held a forged,
+    unconfirmed copy of a frame when the ring broke; recovery's clean copy
+    arrived before the old token that exposed the forgery, was taken for a
+    duplicate, and the token then deleted the forgery: that member delivered
+    the transitional view without the frame the others delivered (G1, G4).
+    Every member now re-broadcasts its old tokens before its old frames."""
+    scenario = Scenario(nodes=4, seed=seed, duration=15.0, rate=200.0)
+    outcome = run_attack("tamper", scenario)
+    reproduce = f"{outcome.result.scenario.command()} --attack tamper"
+    assert outcome.result.ok, outcome.result.failure_text() + f"\nreproduce: {reproduce}"

@@ -245,6 +245,14 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         return
     plan = plan_recovery(engine.node_id, engine.ring, entries)
     engine.plan = plan
+    # Every old token that vouches for those frames, from every member: then
+    # all survivors hold the same confirmations and decide alike. Before our
+    # frames: a member holding an unconfirmed forged copy of a frame learns
+    # the true digest (and drops the forgery) before our clean copy reaches
+    # it, which it would otherwise take for a duplicate.
+    for _, held in sorted(engine.store.tokens.items()):
+        if held.top > plan.low_aru:
+            engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
     # Over the frames held, never over the claimed range: its ends are
     # other members' claims.
     seqs = sorted(s for s in engine.store.frames if plan.low_aru < s <= plan.high_seq)
@@ -252,11 +260,6 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         item = engine.store.frames[seq]
         if plan.responsible(seq, engine.node_id, entries):
             engine.recq.push(engine.next_msg_no(), item.raw, safe=False, recovered=True)
-    # And every old token that vouches for those frames, from every member:
-    # then all survivors hold the same confirmations and decide alike.
-    for _, held in sorted(engine.store.tokens.items()):
-        if held.top > plan.low_aru:
-            engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
 
 
 def commit_entry(engine: Engine) -> CommitMember:
