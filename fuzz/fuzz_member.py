@@ -176,6 +176,7 @@ SIGNALS: Final = (
     "broken_link",
     "false_accusation",
     "aru_stuck",
+    "commit_loss",
     "none",
     "z",
 )

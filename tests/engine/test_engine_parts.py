@@ -142,6 +142,10 @@ def test_recovery_plan() -> None:
     # nobody's aru: whoever holds it re-sends it.
     assert plan.responsible(11, 2, entries) and not plan.responsible(11, 1, entries)
     assert plan.responsible(14, 1, entries) and plan.responsible(14, 2, entries)
+    # Issue 16, finding 4: with one liar possible, the two lowest claimants
+    # re-send (node 2 alone claims 11: both holders do).
+    assert plan.responsible(10, 1, entries, 1) and plan.responsible(10, 2, entries, 1)
+    assert plan.responsible(11, 1, entries, 1) and plan.responsible(11, 2, entries, 1)
 
 
 @pytest.mark.parametrize(("n", "q"), [(1, 1), (3, 2), (4, 3), (5, 4), (7, 5), (10, 7), (32, 22)])

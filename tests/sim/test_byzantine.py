@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import pytest
 
-from ringward.byzantine import ARU_LIES, BEHAVIOURS, EXPECT, FLOW_LIES, VALUE_LIES, parse_spec
+from ringward.byzantine import (
+    ARU_LIES,
+    BEHAVIOURS,
+    COMMIT_LIES,
+    EXPECT,
+    FLOW_LIES,
+    VALUE_LIES,
+    parse_spec,
+)
 from ringward.eventlog import EvictEvent
 from ringward.sim.byzantine import NEEDS_FAULTS, run_byzantine
 from ringward.sim.faults import FaultSpec
 from ringward.sim.matrix import SEEDED_BEHAVIOURS, byzantine_world
 from ringward.sim.runner import Scenario
 
-# A commit entry raised consistently (aru, high_seq, high_delivered) is
-# possible but false: no rule shows it alone, and the liar's refusal of the
-# second rotation gets the representative blamed for the lost token.
-ISSUE_16 = pytest.mark.xfail(
-    strict=False, reason="issue 16: commit-lie-jump, recovery that trusts no claim"
-)
 HEAVY = pytest.mark.heavy
 SOAK = pytest.mark.soak
 
@@ -39,7 +41,8 @@ SOAK = pytest.mark.soak
 # has its own tests below; and the flow-control lies (issue 16, finding 2:
 # before the fcc and backlog rules, lie-fcc and creep-flow starved every
 # correct sender on seed 7 - G3 broken - and lie-backlog was never evicted;
-# finding 3: hold-aru was never evicted).
+# finding 3: hold-aru was never evicted; finding 1: drop-commit stopped
+# every ring round and was never evicted).
 # The others run alone in make soak.
 ALONE_IN_MAKE_TEST = (
     "equivocate",
@@ -50,16 +53,18 @@ ALONE_IN_MAKE_TEST = (
     "creep-flow",
     "hold-aru",
     "frame-aru",
+    "drop-commit",
+    "equivocate-successor",
 )
 
 
-def _marks(*, xfail: bool = False, soak: bool = False) -> list[pytest.MarkDecorator]:
-    return [mark for mark, on in ((ISSUE_16, xfail), (SOAK, soak)) if on]
+def _marks(*, soak: bool = False) -> list[pytest.MarkDecorator]:
+    return [SOAK] if soak else []
 
 
 def _marked(behaviour: str) -> object:
     name = behaviour.partition(":")[0]
-    marks = _marks(xfail=name == "commit-lie-jump", soak=name not in ALONE_IN_MAKE_TEST)
+    marks = _marks(soak=name not in ALONE_IN_MAKE_TEST)
     return pytest.param(behaviour, marks=marks)
 
 
@@ -184,15 +189,12 @@ MIXED_SEEDS_SOAK = (14, 16)
 @HEAVY
 @pytest.mark.parametrize(
     ("seed", "behaviours"),
-    [
-        pytest.param(seed, VALUE_LIES, marks=_marks(xfail=seed == 1), id=f"lies-{seed}")
-        for seed in LIE_SEEDS
-    ]
+    [pytest.param(seed, VALUE_LIES, id=f"lies-{seed}") for seed in LIE_SEEDS]
     + [
         pytest.param(
             seed,
             SEEDED_BEHAVIOURS + VALUE_LIES,
-            marks=_marks(xfail=seed == 14, soak=seed in MIXED_SEEDS_SOAK),
+            marks=_marks(soak=seed in MIXED_SEEDS_SOAK),
             id=f"mixed-{seed}",
         )
         for seed in MIXED_SEEDS + MIXED_SEEDS_SOAK
@@ -209,7 +211,7 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 def test_seeded_worlds_draw_what_they_always_drew() -> None:
     """Adding behaviours must not change what a seed names (the regression
     seeds above, the soak's history)."""
-    new = (*VALUE_LIES, *FLOW_LIES, *ARU_LIES, "overload")
+    new = (*VALUE_LIES, *FLOW_LIES, *ARU_LIES, *COMMIT_LIES, "overload")
     old = tuple(b for b in BEHAVIOURS if b not in new)
     assert old == SEEDED_BEHAVIOURS
     assert byzantine_world(1016, duration=6.0)[1] == "1:join-churn,4:drop-token,6:replay"

@@ -835,3 +835,23 @@ def test_checker_is_total_on_arbitrary_events(
     )
     assert all(0 <= v.guarantee <= 7 for v in report.violations)
     report.format()
+
+
+def test_a_stall_after_the_faults_is_a_late_delivery() -> None:
+    """Issue 16, liveness: a run that stalls after its faults and then
+    catches up used to end clean. Each event of base_log is one second after
+    the previous: "e" is sent at t=29, after the faults (t=28); node 3
+    delivers it at t=35, or at t=40 once stalled."""
+    events = base_log()
+    assert check(events, settled_after=28.0, liveness_bound_s=10.0).ok
+    short = check(events, settled_after=28.0, liveness_bound_s=5.0)
+    assert {v.name for v in short.violations} == {"late_delivery"}
+    at = find(events, DeliverEvent, node=3, id="e")
+    stalled = [
+        *events[:at],
+        *(replaced(e, t=40.0 + i) for i, e in enumerate(events[at:])),
+    ]
+    assert check(stalled, settled_after=28.0).ok  # no bound: it ends clean
+    report = check(stalled, settled_after=28.0, liveness_bound_s=10.0)
+    assert {v.name for v in report.violations} == {"late_delivery"}
+    assert "node 3 delivers e 11.00 s after" in report.violations[0].message  # worst first

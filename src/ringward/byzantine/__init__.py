@@ -68,6 +68,10 @@ holders' windows.
 * ``hold-aru`` - keeps the aru of every token it makes where it was at its
   first visit of the ring, naming itself (a member that cannot receive);
   ``frame-aru``: the same, naming another member as the one holding it.
+* ``drop-commit`` - restarts membership once, then never forwards a commit
+  token: every ring round stops at it.
+* ``equivocate-successor`` - the real token to its successor, another
+  version to every other member.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ from ringward.byzantine.engine import ByzantineEngine
 from ringward.byzantine.expect import (
     ARU_LIES,
     BEHAVIOURS,
+    COMMIT_LIES,
     EXPECT,
     FLOW_LIES,
     VALUE_LIES,
@@ -88,6 +93,7 @@ from ringward.byzantine.spec import parse_spec
 __all__ = [
     "ARU_LIES",
     "BEHAVIOURS",
+    "COMMIT_LIES",
     "EXPECT",
     "FLOW_LIES",
     "U64_MAX",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CommitLie",
     "CommitLieJump",
+    "DropCommit",
     "JoinChurn",
     "JoinPhantom",
     "PoisonRingSeq",
@@ -176,3 +177,18 @@ class CommitLieJump(CommitLie):
     """``commit-lie-jump``: aru, high_seq and high_delivered each + 5,000,000."""
 
     JUMP = 5_000_000
+
+
+class DropCommit(RestartOnce):
+    """``drop-commit``: restarts membership once, then never forwards a
+    commit token (it still answers joins, and holds the token when a ring
+    forms without it)."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = decoded(o.data)
+            if frame is not None and isinstance(frame.body, CommitToken):
+                continue
+            res.append(o)
+        return res

@@ -15,6 +15,7 @@ from ringward.byzantine._base import Behaviour
 from ringward.byzantine._membership import (
     CommitLie,
     CommitLieJump,
+    DropCommit,
     JoinChurn,
     JoinPhantom,
     PoisonRingSeq,
@@ -25,6 +26,7 @@ from ringward.byzantine._tokens import (
     CreepFlow,
     DropToken,
     Equivocate,
+    EquivocateSuccessor,
     FarHop,
     FarHopJump,
     FloodSigned,
@@ -65,6 +67,8 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "lie-backlog": LieBacklog,
         "creep-flow": CreepFlow,
         "hold-aru": HoldAru,
+        "drop-commit": DropCommit,
+        "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
     }
 )

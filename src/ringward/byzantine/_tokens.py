@@ -27,6 +27,7 @@ __all__ = [
     "CreepFlow",
     "DropToken",
     "Equivocate",
+    "EquivocateSuccessor",
     "FarHop",
     "FarHopJump",
     "FloodSigned",
@@ -62,6 +63,29 @@ class Equivocate(Behaviour):
             rest = [d for d in self.others() if d != tk.succ]
             for i, dest in enumerate(rest):
                 res.append(Outgoing(dest, other if i % 2 == 0 else o.data))
+        return res
+
+
+class EquivocateSuccessor(Behaviour):
+    """``equivocate-successor``: the successor gets the real token, every
+    other member another version: only the successor can show the version
+    the chain continues from."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res: list[Outgoing] = []
+        for o in out:
+            frame = decoded(o.data)
+            if frame is None or frame.kind is not Kind.TOKEN or o.dest is not None:
+                res.append(o)
+                continue
+            if frame.sender != self.engine.node_id:
+                res.append(o)  # a relay or an answer of another member's token
+                continue
+            tk = frame.body
+            assert isinstance(tk, Token)
+            other = self.resign(o.data, lambda t: dataclasses.replace(t, backlog=t.backlog + 1))
+            res.append(Outgoing(tk.succ, o.data))
+            res.extend(Outgoing(d, other) for d in self.others() if d != tk.succ)
         return res
 
 

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-__all__ = ["ARU_LIES", "BEHAVIOURS", "EXPECT", "FLOW_LIES", "VALUE_LIES", "Expectation"]
+__all__ = [
+    "ARU_LIES",
+    "BEHAVIOURS",
+    "COMMIT_LIES",
+    "EXPECT",
+    "FLOW_LIES",
+    "VALUE_LIES",
+    "Expectation",
+]
 
 Expectation = Literal["proof", "accused", "overload", "harmless"]
 
@@ -52,7 +60,7 @@ EXPECT: Final[dict[str, Expectation]] = {
     # a transition rule; within it, a holder believes of the others' fcc
     # only what the signed chain shows plus one visit's retransmissions, and
     # weighs a member's backlog as one visit's demand at most, so the ring
-    # keeps delivering (engine/token.py, _others_fcc).
+    # keeps delivering (engine/flow.py).
     "lie-fcc": "proof",
     "lie-backlog": "proof",
     "creep-flow": "harmless",
@@ -61,6 +69,11 @@ EXPECT: Final[dict[str, Expectation]] = {
     # the one who lowered it is a transition rule.
     "hold-aru": "accused",
     "frame-aru": "proof",
+    # Commit sabotage (issue 16, finding 1).
+    "drop-commit": "accused",
+    # Finding 7: the successor, the only one holding the version the chain
+    # continues from, answers link asks from what its tokens linked to.
+    "equivocate-successor": "proof",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))
@@ -75,5 +88,6 @@ VALUE_LIES: Final = (
 )
 # The flow-control liars of issue 16.
 FLOW_LIES: Final = ("creep-flow", "lie-backlog", "lie-fcc")
-# The aru hold-down of issue 16.
+# The aru hold-down and the commit sabotage of issue 16.
 ARU_LIES: Final = ("frame-aru", "hold-aru")
+COMMIT_LIES: Final = ("drop-commit", "equivocate-successor")

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "absorb",
+    "commit_suspect",
     "join_evidence",
+    "loss_blame",
     "loss_suspect",
     "on_accusation",
     "on_install",
@@ -60,6 +62,31 @@ SILENT_TOKEN_FRACTION = 0.8
 # A ring restarted by its representative after this fraction of the rekey
 # interval is a rekey, not churn (the timer fires at the full interval).
 REKEY_DUE_FRACTION = 0.9
+
+
+def commit_suspect(engine: Engine) -> int | None:
+    """Who holds the commit token of the ring being formed, when it has not
+    come round (none when it has, or when another ring is being formed)."""
+    w = engine.detector.commit_watch
+    g = engine.gather
+    if w is None or w.done or w.holder == engine.node_id:
+        return None
+    if engine.pending is not None and engine.pending.ring == w.ring:
+        return w.holder
+    if engine.state is not State.GATHER or g is None or not g.consensus():
+        return None
+    return w.holder if tuple(g.candidates()) == w.members else None
+
+
+def loss_blame(engine: Engine) -> LossBlame | None:
+    """What a ring that died here is blamed on: the member holding the
+    commit token when the ring being formed never started (recovery.
+    observe_commit), else the token's last successor (loss_suspect)."""
+    stuck = commit_suspect(engine)
+    if stuck is not None and (engine.state is State.COMMIT or engine.tokens.last_succ is None):
+        return LossBlame(stuck, engine.now, "commit_loss")
+    last = loss_suspect(engine)
+    return LossBlame(last, engine.now) if last is not None else None
 
 
 def loss_suspect(engine: Engine) -> int | None:
@@ -253,7 +280,7 @@ def on_join(engine: Engine, frame: Frame) -> None:
     if blame is not None and blame.node == frame.sender:
         engine.loss_blame = None
         if engine.now - blame.at <= engine.timing.consensus_timeout_s:
-            suspect(engine, frame.sender, "token_loss")
+            suspect(engine, frame.sender, blame.signal)
 
 
 def on_restart_by_join(engine: Engine, frame: Frame) -> None:
@@ -275,9 +302,7 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
             # time out did, which took a mute holder 6 rounds (8 s) to reach
             # f+1 accusers (Byzantine soak seed 1027), or never (a mute
             # representative, seed 1012).
-            last = loss_suspect(engine)
-            if last is not None:
-                engine.loss_blame = LossBlame(last, engine.now)
+            engine.loss_blame = loss_blame(engine) or engine.loss_blame
     if (
         engine.state is not State.OPERATIONAL
         or ring is None

@@ -151,11 +151,13 @@ def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
     # Paced by the link timer (poll).
     if engine.now - last < ASK_PERIOD_SLACK * engine.timing.token_retransmit_s:
         return
-    if tries >= LINK_ASKS:
-        if entry is not None and not ts.link_blamed:
+    if tries >= LINK_ASKS and entry is not None:
+        if not ts.link_blamed:
             ts.link_blamed = True
             faults.link_broken(engine, entry[1].sender)
         return
+    # A missing token is asked for every period until it comes or the chain
+    # stalls (any member holding it answers: it may be lost on the way).
     ts.link_ask = LinkAsk(hop, engine.now, tries + 1)
     dest = first if tries < UNICAST_ASKS and first != engine.node_id else None
     engine.emit_signed(store.ring, TokenRequest(hop), dest)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
-from ringward.wire import Frame, RingId
+from ringward.wire import CommitMember, Frame, RingId
 
-__all__ = ["WEIGHTS", "Detector", "Verdict"]
+__all__ = ["WEIGHTS", "CommitWatch", "Detector", "Verdict"]
 
 # Score added per observation, by signal (threshold 100 by default). Chosen
 # so that one event never suffices: a correct node that is paused once, or
@@ -39,6 +39,10 @@ WEIGHTS: dict[str, float] = {
     # The token died at this member's visit and it then answered the
     # membership round (it was alive, not crashed).
     "token_loss": 40.0,
+    # The commit token of a ring being formed stopped at this member, which
+    # then answered the next round. Lighter than a token loss: a member too
+    # slow to read (its application stalled) stops it too, and recovers.
+    "commit_loss": 25.0,
     # A visit observed to last longer than slow_hold_ms.
     "slow_hold": 35.0,
     # A retransmission of its own frame was requested at its visit and it
@@ -52,10 +56,10 @@ WEIGHTS: dict[str, float] = {
     # Its token links to a predecessor nobody could produce when asked
     # (engine/chain.py): at once, since a correct maker always can.
     "broken_link": 100.0,
-    # It held the ring's aru (it set it last) for ARU_STUCK_VISITS of our
-    # visits while frames above it were served: every member sees the same
-    # chain, so all cross together.
-    "aru_stuck": 50.0,
+    # It held the ring's aru (it set it last) for ARU_STUCK_TOKEN_TIMEOUTS
+    # (and ARU_STUCK_VISITS of our visits) while the seq moved on: every
+    # member sees the same chain, so all cross together, at the second.
+    "aru_stuck": 60.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
 }
@@ -65,11 +69,34 @@ ACCUSERS_TRACKED = 256
 
 
 class LossBlame(NamedTuple):
-    """Whose visit the token died at, and when: scored only if that member
-    then answers the membership round (a crashed one is simply failed)."""
+    """Whose visit the token (or the commit token: ``signal``
+    ``commit_loss``) died at, and when: scored only if that member then
+    answers the membership round (a crashed one is simply failed)."""
 
     node: int
     at: float
+    signal: str = "token_loss"
+
+
+class CommitWatch(NamedTuple):
+    """The furthest commit token of a forming ring seen on its way round
+    (forwards are broadcast): its holder ``members[hop % n]`` is the one to
+    forward the next hop, and is blamed if the round dies there."""
+
+    ring: RingId
+    members: tuple[int, ...]
+    hop: int
+    key_commit: bytes
+    entries: tuple[CommitMember, ...]
+    at: float
+
+    @property
+    def holder(self) -> int:
+        return self.members[self.hop % len(self.members)]
+
+    @property
+    def done(self) -> bool:
+        return self.hop >= 2 * len(self.members)
 
 
 @dataclass(slots=True)
@@ -128,6 +155,8 @@ class Detector:
         # (proposer, evicted node) -> (next time it may propose it, back-off):
         # the schedule of a correct proposer's merge back-off.
         self.evicted_proposals: dict[tuple[int, int], tuple[float, float]] = {}
+        # The forming ring's commit progress (recovery.observe_commit).
+        self.commit_watch: CommitWatch | None = None
 
     def may_propose_evicted(
         self, now: float, proposer: int, evicted: frozenset[int], first_s: float

@@ -105,9 +105,7 @@ class Engine:
         self.ring: RingId | None = None
         self.members: tuple[int, ...] = ()
         self.store: RingStore | None = None
-        # ring_entered: the highest ring seq this node entered (recovery.py:
-        # never again); after a restart the persisted seq, which no ring
-        # entered before the restart is above.
+        # ring_entered: the highest ring seq entered (never again: recovery.py).
         self.ring_seq_max = self.ring_entered = ring_seq
         self._persisted = ring_seq
         # Membership in progress.
@@ -123,8 +121,7 @@ class Engine:
         self.merge_backoff = gather.MergeBackoff(self.timing.merge_timeout_s)
         self.last_commit: ForwardedCommit | None = None
         self.tokens = TokenState()
-        # Fault detector: whose visit the token died at, the members of recent
-        # rings, the driver-reported receive queue, whether we are rejoining.
+        # Fault detector: whose visit the token died at, recent rings' members.
         self.detector = Detector(node_id, self.roster, self.config)
         self.loss_blame: LossBlame | None = None
         self.known_rings: dict[RingId, tuple[int, ...]] = {}

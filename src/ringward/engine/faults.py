@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringward.engine import accusations, evidence, verdicts
-from ringward.engine.detector import LossBlame
 from ringward.engine.ringstore import RingStore
 from ringward.wire import Frame, Token
 
@@ -210,6 +209,4 @@ def on_token_loss(engine: Engine) -> None:
     """The token died: remember whose visit it died at; that member is
     scored only if it then answers the membership round (a crashed member is
     simply failed, not suspected)."""
-    last = accusations.loss_suspect(engine)
-    if last is not None:
-        engine.loss_blame = LossBlame(last, engine.now)
+    engine.loss_blame = accusations.loss_blame(engine) or engine.loss_blame

@@ -100,12 +100,18 @@ class RecoveryPlan:
     high_seq: int
     deliver_upto: int
 
-    def responsible(self, seq: int, me: int, entries: dict[int, CommitMember]) -> bool:
-        """Whether ``me`` re-broadcasts frame ``seq``: the lowest-id member
-        whose aru covers it (it surely has it); if nobody's aru covers it,
-        every member holding it does (duplicates are dropped by seq)."""
+    def responsible(
+        self, seq: int, me: int, entries: dict[int, CommitMember], liars: int = 0
+    ) -> bool:
+        """Whether ``me`` re-broadcasts frame ``seq``: the ``liars + 1``
+        lowest-id members whose claimed aru covers it, so that one of them
+        is correct (an aru is a claim: a member that claims a frame and
+        re-broadcasts nothing kept it from the members that lacked it, and
+        they moved to the new ring with other message sets). When no more
+        than ``liars`` claims cover it, every member holding it does
+        (duplicates are dropped by seq)."""
         covering = [n for n in self.trans if entries[n].aru >= seq]
-        return me == min(covering) if covering else True
+        return me in covering[: liars + 1] if len(covering) > liars else True
 
 
 def plan_recovery(me: int, old_ring: RingId, entries: dict[int, CommitMember]) -> RecoveryPlan:

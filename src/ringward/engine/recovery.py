@@ -46,6 +46,7 @@ import hmac
 from typing import TYPE_CHECKING, NamedTuple
 
 from ringward.engine import accusations, token, transition
+from ringward.engine.detector import CommitWatch, LossBlame
 from ringward.engine.membership import State, plan_recovery
 from ringward.engine.reasons import Drop
 from ringward.engine.ringstore import RingMembers, RingStore
@@ -95,6 +96,9 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
         return
     proc, fail = sets.pop()
     members = tuple(sorted(set(proc) - set(fail)))
+    if engine.node_id in members and ct.hop % len(members) != members.index(engine.node_id):
+        observe_commit(engine, frame, ct, members)
+        return
     if engine.state is State.GATHER:
         # The evidence behind the new ring's fail set, as its members saw it.
         for j in ct.cert:
@@ -215,7 +219,9 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         _process(engine, ring, members, ct)  # a ring of one: straight back to us
         return
     try:
-        raw = engine.emit_signed(ring, ct, dest)
+        # To everyone: every member sees how far the round got
+        # (observe_commit); retransmissions go to ``dest`` alone.
+        raw = engine.emit_signed(ring, ct)
     except WireError as exc:
         # Joins whose evidence does not fit one commit datagram: the round
         # fails and the consensus timer starts another (never raise).
@@ -223,7 +229,49 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         return
     # Re-sent until the next holder shows progress (retransmit_commit).
     engine.last_commit = ForwardedCommit(dest, raw, ct.hop)
+    _watch(engine, CommitWatch(ring, members, ct.hop, ct.key_commit, ct.members, engine.now))
     engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
+
+
+def observe_commit(engine: Engine, frame: Frame, ct: CommitToken, members: tuple[int, ...]) -> None:
+    """A commit token on its way to another member of a ring we are to be
+    in: remember the furthest hop, so that a round that dies is blamed on
+    the member that did not forward it (accusations.loss_blame). A hop
+    counts only from the member whose turn made it, and only if it keeps
+    what the hop before it held (key commitment, entries so far): an
+    altered forward leaves the blame on its maker."""
+    n = len(members)
+    if not 1 <= ct.hop <= 2 * n or frame.sender != members[(ct.hop - 1) % n]:
+        return
+    w = engine.detector.commit_watch
+    if w is not None and w.ring == frame.ring:
+        kept = min(len(w.entries), len(ct.members))
+        if (
+            ct.hop <= w.hop
+            or not hmac.compare_digest(ct.key_commit, w.key_commit)
+            or ct.members[:kept] != w.entries[:kept]
+        ):
+            return
+    _watch(engine, CommitWatch(frame.ring, members, ct.hop, ct.key_commit, ct.members, engine.now))
+
+
+def _watch(engine: Engine, new: CommitWatch) -> None:
+    """Commit progress seen. A round we were waiting in (not yet our turn)
+    that stalled at a holder for a token timeout and was replaced by a new
+    one died there: blamed like a token loss (scored if that member answers
+    the round). Members that entered it blame through their own timeout."""
+    old = engine.detector.commit_watch
+    if (
+        old is not None
+        and old.ring != new.ring
+        and not old.done
+        and old.holder != engine.node_id
+        and (engine.pending is None or engine.pending.ring != old.ring)
+        and engine.now - old.at > engine.timing.token_timeout_s
+        and engine.loss_blame is None
+    ):
+        engine.loss_blame = LossBlame(old.holder, engine.now, "commit_loss")
+    engine.detector.commit_watch = new
 
 
 def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
@@ -258,7 +306,7 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     seqs = sorted(s for s in engine.store.frames if plan.low_aru < s <= plan.high_seq)
     for seq in seqs:
         item = engine.store.frames[seq]
-        if plan.responsible(seq, engine.node_id, entries):
+        if plan.responsible(seq, engine.node_id, entries, engine.detector.f):
             engine.recq.push(engine.next_msg_no(), item.raw, safe=False, recovered=True)
 
 

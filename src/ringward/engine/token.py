@@ -27,12 +27,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, chain, delivery, faults
+from ringward.engine import accusations, chain, delivery, faults, flow
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import HeldToken, RingStore
-from ringward.engine.sendqueue import SendQueue
 from ringward.engine.tokenstate import Held, Relay, Sent, TokenState, Visit
 from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, TokenRequest, limits
 
@@ -233,7 +232,8 @@ ANSWERS_KEPT = 256
 
 
 def on_token_request(engine: Engine, frame: Frame) -> None:
-    """Send a member the token it missed, if we made it and it listed frames."""
+    """Send a member a token it missed: one that listed frames (kept while
+    they are), or one of the last two rotations."""
     req = frame.body
     assert isinstance(req, TokenRequest)
     key = (frame.sender, frame.ring, req.hop)
@@ -248,13 +248,18 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
     answered[key] = engine.now
     for store in (engine.new_store, engine.store):
         if store is not None and store.ring == frame.ring:
+            # Any token that listed frames, whoever made it, for as long as
+            # its frames are held: a member that missed it cannot count
+            # them as received without it, and the maker's answers may be
+            # lost (10% loss: three asks all failed, the asker's aru stuck).
             held = store.tokens.get(req.hop)
-            if held is not None and held.maker == engine.node_id:
+            if held is not None:
                 engine.send(frame.sender, held.raw)
                 return
             break
     cur = engine.active()
-    seen = engine.tokens.raw_at.get(req.hop)
+    ts = engine.tokens
+    seen = ts.raw_at.get(req.hop) or ts.linked_to.get(req.hop)
     if cur is not None and cur.ring == frame.ring and seen is not None:
         # Any token we saw, whoever made it: it is signed by its maker, and
         # a member that saw another version for this hop needs ours to prove
@@ -302,7 +307,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     done = recovering and chain.linked(ts, tk.hop) and _recovery_complete(ts, tk, store, len(queue))
     # The visit that completes recovery sends nothing new, so every other
     # member sees the same quiet rotation and completes on its next visit.
-    budget = 0 if done else _budget(engine, tk, store, queue, sent, len(members))
+    budget = 0 if done else flow.budget(engine, tk, store, queue, sent, len(members))
     seq, refs = tk.seq, []
     while budget > 0:
         entries = queue.next_batch()
@@ -321,10 +326,10 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         aru, aru_id = store.aru, (0 if store.aru >= seq else me)
     if _aru_stuck(engine, ts, aru, aru_id, seq):
         return
-    fcc = _others_fcc(ts, tk, cfg.max_messages, len(members)) + sent + new
+    fcc = flow.others_fcc(ts, tk, cfg.max_messages, len(members)) + sent + new
     ts.my_fcc = sent + new
     mine = queue.frames_pending
-    backlog = min(U32_MAX, _others_backlog(ts, tk, cfg.max_messages, len(members)) + mine)
+    backlog = min(U32_MAX, flow.others_backlog(ts, tk, cfg.max_messages, len(members)) + mine)
     ts.my_backlog = mine
     idle = sent + new == 0 and not rtr and aru == seq and not engine.sendq.frames_pending
     ts.idle_visits = ts.idle_visits + 1 if idle and not recovering else 0
@@ -343,6 +348,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         prev=engine.digest(raw),
         load=_load(engine, store, ts),
     )
+    _keep_link(engine, ts, tk.hop, raw)
     _forward(engine, ring, nxt, members)
     if engine.active() != cur:
         return  # our own report convicted us, or a check restarted membership
@@ -353,13 +359,36 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         delivery.deliver_ready(engine)
 
 
+# How long (token timeouts) and how many of the tokens our own tokens
+# linked to we keep to answer link asks: asks come for 3 retransmission
+# periods (chain.LINK_ASKS, about 0.7 token timeouts); the two rotations of
+# raw_at pass in milliseconds on a busy ring, and a successor that could not
+# show the version it linked to was accused (broken_link) for its
+# predecessor's equivocation.
+LINKED_TO_TOKEN_TIMEOUTS = 2
+LINKED_TO_MAX = 256
+
+
+def _keep_link(engine: Engine, ts: TokenState, hop: int, raw: bytes) -> None:
+    if not raw:
+        return  # the virtual hop 0 of a ring we start
+    keep = ts.linked_to
+    keep[hop] = (raw, engine.now)
+    cutoff = engine.now - LINKED_TO_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
+    while keep and (len(keep) > LINKED_TO_MAX or next(iter(keep.values()))[1] < cutoff):
+        del keep[next(iter(keep))]
+
+
 # Rotations a request must have stayed in the token chain before any
 # holder, not only the frame's originator, serves it.
 RTR_FALLBACK_VISITS = 3
-# Our visits with the aru held by the same other member, per aru_stuck
-# suspicion: ten times the fallback, so that a frame lost on the way
-# (30% loss: each rotation past the fallback, n-1 copies) is long in.
+# The aru held by the same other member for this many of our visits and
+# token timeouts before each aru_stuck suspicion: ten times the frame
+# fallback (30% loss: each rotation past it, n-1 copies), and past the point
+# where a member that misses a confirming token restarts the ring itself
+# (chain.STALL_TOKEN_TIMEOUTS).
 ARU_STUCK_VISITS = 10 * RTR_FALLBACK_VISITS
+ARU_STUCK_TOKEN_TIMEOUTS = 3
 
 
 def _watch_requests(ts: TokenState, tk: Token, n: int) -> None:
@@ -404,45 +433,6 @@ def _serve_retransmissions(
     return sent, left
 
 
-def _budget(
-    engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: int, n: int
-) -> int:
-    cfg = engine.config
-    window_left = cfg.window_size - _others_fcc(engine.tokens, tk, cfg.max_messages, n) - sent
-    # Never run further than half the receive window ahead of what every
-    # member has: the bound that keeps every member's buffers finite.
-    room = min(tk.aru, store.aru) + cfg.receive_window_frames_max // 2 - tk.seq
-    budget = min(cfg.max_messages - sent, window_left, room)
-    # Totem's fairness: share the window by backlog, each member's demand
-    # counted up to what one visit may send.
-    mine = min(queue.frames_pending, cfg.max_messages)
-    total = _others_backlog(engine.tokens, tk, cfg.max_messages, n) + mine
-    if total > cfg.window_size and mine:
-        budget = min(budget, max(1, cfg.window_size * mine // total))
-    return max(0, budget)
-
-
-def _others_fcc(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
-    """Frames the other members sent in the last rotation, as far as a liar
-    cannot inflate it: their new frames are the seqs the signed chain
-    assigned since our last visit; of the retransmissions they claim (no
-    signed trace), at most ``max_messages`` are believed. One member's fcc
-    lie then moves our window by at most that, as a member retransmitting
-    at its limit would (docs/protocol.md, "Flow control")."""
-    claimed = max(0, tk.fcc - ts.my_fcc)
-    pv = ts.prev_visit
-    if pv is None or tk.seq < pv.seq:
-        return min(claimed, (n - 1) * max_messages)  # our first visit of the ring
-    return min(claimed, tk.seq - pv.seq + max_messages)
-
-
-def _others_backlog(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
-    """The other members' backlog, each one's demand counted up to one
-    visit's frames: a liar claiming an endless queue weighs what a member
-    with a full queue does."""
-    return min(max(0, tk.backlog - ts.my_backlog), (n - 1) * max_messages)
-
-
 def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int) -> bool:
     """All recovery frames are out and every member has all of them: no
     member had anything pending at either end of the last rotation, the seq
@@ -463,7 +453,8 @@ def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int
 def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) -> bool:
     """Totem's fail_recv_const: the same member holds the aru down for too
     many rotations while the ring moves on -> reconfigure without it. Long
-    before that, every ARU_STUCK_VISITS of our visits it is suspected: a
+    before that, every ARU_STUCK_TOKEN_TIMEOUTS (and at least
+    ARU_STUCK_VISITS visits) it is suspected: a
     correct member lacking a frame gets it within a few rotations (any
     holder serves a request standing RTR_FALLBACK_VISITS rotations), so
     only a member that cannot receive at all, or claims it cannot, holds
@@ -471,7 +462,15 @@ def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) 
     pv = ts.prev_visit
     if pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id):
         ts.aru_stuck += 1
-        if ts.aru_stuck % ARU_STUCK_VISITS == 0 and engine.config.fault_detector:
+        if ts.aru_stuck == 1:
+            ts.aru_stuck_at = engine.now
+        held_s = engine.now - ts.aru_stuck_at
+        if (
+            ts.aru_stuck >= ARU_STUCK_VISITS
+            and held_s >= ARU_STUCK_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
+            and engine.config.fault_detector
+        ):
+            ts.aru_stuck_at = engine.now  # again after as long
             accusations.suspect(engine, aru_id, "aru_stuck")
     else:
         ts.aru_stuck = 0

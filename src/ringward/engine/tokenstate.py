@@ -75,6 +75,10 @@ class TokenState:
     linked: int = 0
     link_digest: bytes = b""
     link_frame: Frame | None = None
+    # The tokens our own tokens linked to, by hop: hop -> (raw, when). A
+    # member that holds another version asks us for ours (engine/chain.py),
+    # for up to a few retransmission periods; we must answer for as long.
+    linked_to: dict[int, tuple[bytes, float]] = field(default_factory=dict)
     unlinked: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
     link_wait: float | None = None
     link_ask: LinkAsk = NO_ASK
@@ -83,6 +87,7 @@ class TokenState:
     # The last token seen, to relay to its successor if the next is late.
     relay: Relay | None = None
     aru_stuck: int = 0
+    aru_stuck_at: float = 0.0  # when the aru got stuck (token._aru_stuck)
     idle_visits: int = 0
     # Hops observed beyond the contiguous prefix, and when each missing one
     # was last asked for (TOKEN_REQUEST to its producer).

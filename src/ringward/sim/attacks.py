@@ -242,7 +242,10 @@ class _CommitReplayer:
             self.ring, self.sent, self.sealed = ring, {}, False
         if ring != self.ring:
             return
-        self.sent.setdefault(d.data, (d.src, d.dest))
+        if d.data not in self.sent or d.dest == self.victim:
+            # A broadcast (commit forwards are) is one copy per member: the
+            # one to the victim is what gets replayed.
+            self.sent[d.data] = (d.src, d.dest)
         if d.src == self.victim and kind is Kind.DATA:
             self.sealed = True
         elif d.src == self.victim and kind is Kind.TOKEN:

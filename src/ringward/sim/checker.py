@@ -28,10 +28,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ringward.errors import EventLogError
-from ringward.eventlog import Event, read_log
+from ringward.eventlog import DeliverEvent, Event, read_log
 from ringward.sim._replay import Replay, replay
 from ringward.sim._whole import check_safe, check_total_order, check_virtual_synchrony
 from ringward.sim.report import Collector, Report, Violation
@@ -39,7 +39,7 @@ from ringward.sim.report import Collector, Report, Violation
 if TYPE_CHECKING:
     from ringward.sim.interface import CpuOverrun
 
-__all__ = ["Report", "Violation", "check", "expected_up", "main"]
+__all__ = ["Lag", "Report", "Violation", "check", "delivery_lags", "expected_up", "main"]
 
 
 def check(
@@ -50,6 +50,7 @@ def check(
     settled_after: float | None = None,
     forbid_correct_evictions: bool = False,
     cpu_overruns: Iterable[CpuOverrun] = (),
+    liveness_bound_s: float | None = None,
 ) -> Report:
     """Check one run's events; return every violation found.
 
@@ -70,6 +71,12 @@ def check(
     ``forbid_correct_evictions``: report any eviction of a node not marked
     Byzantine, except for overload (by its own signed reports).
 
+    ``liveness_bound_s`` (with ``settled_after``): every message an up node
+    sent in its last incarnation is delivered by its sender, and, sent after
+    ``settled_after``, by every up node, at most this long after the later
+    of its send and ``settled_after``. A run that stalls for a while after
+    the faults and then catches up fails this even though it ends clean.
+
     ``cpu_overruns``: the engine calls the simulator measured over its CPU
     budget (``World.cpu_overruns``); each is a ``cpu_budget`` violation,
     whoever made it (the first one ended the run: a Byzantine node's is a
@@ -87,6 +94,8 @@ def check(
         _check_convergence(rp, up, out)
         if settled_after is not None:
             _check_settled(rp, up, settled_after, out)
+            if liveness_bound_s is not None:
+                _check_lag(rp, up, settled_after, liveness_bound_s, out)
     if forbid_correct_evictions:
         for e in rp.evictions:
             # Overload is the node's own signed statement: a correct node
@@ -154,6 +163,52 @@ def _check_convergence(rp: Replay, up: set[int], out: Collector) -> None:
             )
     if len(final) > 1:
         out.add(3, "not_converged", f"nodes end in different configurations: {final}")
+
+
+class Lag(NamedTuple):
+    """How late one delivery was: ``late_s`` after the later of its send
+    and the end of the faults."""
+
+    late_s: float
+    event: DeliverEvent
+
+
+def delivery_lags(rp: Replay, up: set[int], after: float) -> list[Lag]:
+    """Every delivery the liveness bound judges (``check``,
+    ``liveness_bound_s``): by the sender, of a message of its last
+    incarnation; by any up node, of a message sent after ``after``; each
+    from the later of its send and ``after`` (during the faults a ring may
+    not form at all: 10 nodes at 30% loss)."""
+    out = []
+    for node in up:
+        lives = rp.lives.get(node) or []
+        for life in lives:
+            for visit in life.visits:
+                for d in visit.delivered:
+                    sent = rp.sends.get(d.id)
+                    if sent is None or sent.event.node not in up:
+                        continue
+                    own = d.node == sent.event.node and life is lives[-1]
+                    if not own and sent.event.t < after:
+                        continue
+                    out.append(Lag(d.t - max(sent.event.t, after), d))
+    return out
+
+
+def _check_lag(rp: Replay, up: set[int], after: float, bound_s: float, out: Collector) -> None:
+    late = [lag for lag in delivery_lags(rp, up, after) if lag.late_s > bound_s]
+    for lag in sorted(late, key=lambda x: -x.late_s)[:LATE_REPORTED_MAX]:
+        out.add(
+            3,
+            "late_delivery",
+            f"node {lag.event.node} delivers {lag.event.id} {lag.late_s:.2f} s after it was "
+            f"sent or the faults ended (bound {bound_s:.1f} s)",
+            (lag.event,),
+        )
+
+
+# Late deliveries reported per run (the worst first): one stall makes many.
+LATE_REPORTED_MAX = 5
 
 
 def _check_settled(rp: Replay, up: set[int], after: float, out: Collector) -> None:

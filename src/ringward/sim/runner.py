@@ -42,6 +42,7 @@ from os import PathLike
 from typing import Final
 
 from ringward.engine import Engine, EngineConfig
+from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.errors import ConfigError
 from ringward.eventlog import Event, to_json
 from ringward.sim.faults import Episode, EpisodeKind, FaultSpec, plan_faults
@@ -132,6 +133,15 @@ class Scenario:
     def quiet_s(self) -> float:
         """Length of the quiet phase (upper bound when ``early_stop``)."""
         return self.quiet if self.quiet is not None else 10 * self.token_timeout_s + 5.0
+
+    @property
+    def liveness_bound_s(self) -> float:
+        """How long after the faults end (or its send, if later) a correct
+        node's message may take to be delivered by its sender, and by every
+        correct node if it was sent after the faults (checker, 3
+        ``late_delivery``): a merge after a long partition waits out the
+        merge back-off (up to 10 s), then one membership round."""
+        return MERGE_BACKOFF_MAX_S + 3 * self.token_timeout_s
 
     @property
     def settle_margin_s(self) -> float:
@@ -444,6 +454,8 @@ def run_scenario(
         converge=not cut_short,
         forbid_correct_evictions=True,
         cpu_overruns=world.cpu_overruns,
+        settled_after=scenario.duration,
+        liveness_bound_s=scenario.liveness_bound_s,
     )
     return Result(
         scenario,
