@@ -155,7 +155,7 @@ def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
     if not det.add_accusation(frame, target, ring):
         return
     accusers = det.accusers(target, ring)
-    if len(accusers) >= det.f + 1:
+    if len(accusers) >= det.accusers_needed:
         v = det.convict(engine.now, target, "accused", False, tuple(accusers))
         if v is not None:
             verdicts.act(engine, v)

@@ -126,6 +126,11 @@ class Detector:
         self.roster = roster
         self.cfg = cfg
         self.f = (len(roster) - 1) // 3
+        # Distinct accusers that convict: f+1, and never one alone. On 2 or 3
+        # nodes f = 0, and one member's unprovable suspicion evicted a peer:
+        # a liar could, and so could heavy loss (2 nodes at 30% loss: each
+        # blames the other for the tokens the network lost).
+        self.accusers_needed = max(self.f + 1, 2)
         self._peers: dict[int, _Peer] = {}
         # target -> accuser -> signed accusation frame (bound to its ring).
         self.accusations: dict[int, dict[int, Frame]] = {}
