@@ -72,6 +72,8 @@ holders' windows.
   token: every ring round stops at it.
 * ``equivocate-successor`` - the real token to its successor, another
   version to every other member.
+* ``starve-commit`` - restarts membership once, then sends each commit
+  token it forwards to every member but the next holder.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ __all__ = [
     "PoisonRingSeq",
     "PoisonRingSeqJump",
     "RestartOnce",
+    "StarveCommit",
 ]
 
 
@@ -192,3 +193,36 @@ class DropCommit(RestartOnce):
                 continue
             res.append(o)
         return res
+
+
+class StarveCommit(RestartOnce):
+    """``starve-commit``: restarts membership once, then sends every commit
+    token it forwards to every member but the next holder (the correct
+    holder must not be blamed: members relay a late commit)."""
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        res = []
+        for o in out:
+            frame = decoded(o.data)
+            ct = frame.body if frame is not None else None
+            if not isinstance(ct, CommitToken) or frame is None:
+                res.append(o)
+                continue
+            if frame.sender != self.engine.node_id:
+                res.append(o)
+                continue
+            members = _commit_members(ct)
+            holder = members[ct.hop % len(members)] if members else None
+            if o.dest is None:
+                res.extend(Outgoing(d, o.data) for d in self.others() if d != holder)
+            elif o.dest != holder:
+                res.append(o)  # retransmissions to the holder are dropped too
+        return res
+
+
+def _commit_members(ct: CommitToken) -> tuple[int, ...]:
+    sets = {(j.body.proc, j.body.fail) for j in ct.cert if isinstance(j.body, Join)}
+    if len(sets) != 1:
+        return ()
+    proc, fail = sets.pop()
+    return tuple(sorted(set(proc) - set(fail)))

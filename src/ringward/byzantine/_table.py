@@ -20,6 +20,7 @@ from ringward.byzantine._membership import (
     JoinPhantom,
     PoisonRingSeq,
     PoisonRingSeqJump,
+    StarveCommit,
 )
 from ringward.byzantine._tokens import (
     BreakLink,
@@ -68,6 +69,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "creep-flow": CreepFlow,
         "hold-aru": HoldAru,
         "drop-commit": DropCommit,
+        "starve-commit": StarveCommit,
         "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
     }

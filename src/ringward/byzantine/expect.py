@@ -71,6 +71,9 @@ EXPECT: Final[dict[str, Expectation]] = {
     "frame-aru": "proof",
     # Commit sabotage (issue 16, finding 1).
     "drop-commit": "accused",
+    # Its commit forwards reach everyone but the next holder: relayed by
+    # the members that saw them (recovery.relay_commit); nobody blamed.
+    "starve-commit": "harmless",
     # Finding 7: the successor, the only one holding the version the chain
     # continues from, answers link asks from what its tokens linked to.
     "equivocate-successor": "proof",
@@ -90,4 +93,4 @@ VALUE_LIES: Final = (
 FLOW_LIES: Final = ("creep-flow", "lie-backlog", "lie-fcc")
 # The aru hold-down and the commit sabotage of issue 16.
 ARU_LIES: Final = ("frame-aru", "hold-aru")
-COMMIT_LIES: Final = ("drop-commit", "equivocate-successor")
+COMMIT_LIES: Final = ("drop-commit", "equivocate-successor", "starve-commit")

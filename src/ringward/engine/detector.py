@@ -89,6 +89,7 @@ class CommitWatch(NamedTuple):
     key_commit: bytes
     entries: tuple[CommitMember, ...]
     at: float
+    raw: bytes = b""  # the hop as seen (observed hops: relayed if late)
 
     @property
     def holder(self) -> int:

@@ -106,6 +106,7 @@ TIMER_HANDLERS: Final[Mapping[str, TimerHandler]] = {
     "token_hold": token.release_held,
     "link": _link,
     "relay": token.relay,
+    "commit_relay": recovery.relay_commit,
     "token_loss": _token_loss,
     "join": gather.on_join_timer,
     "consensus": gather.on_consensus_timer,

@@ -85,6 +85,7 @@ class Note(enum.StrEnum):
     GATHER = "gather"  # prefix: a membership round started, and why
     LEFT = "left"  # we announced a leave
     TOKEN_RELAYED = "token_relayed"  # a token re-sent for a member that missed it
+    COMMIT_RELAYED = "commit_relayed"  # a commit token re-sent to its late holder
     CHAIN_STALLED = "chain_stalled"  # a missing link never came: membership restarts
     ACCUSE = "accuse"  # prefix: we accused a member, on this signal
     PROOF = "proof"  # prefix: a proof convicted a member, of this kind

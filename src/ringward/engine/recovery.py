@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from ringward.engine import accusations, token, transition
 from ringward.engine.detector import CommitWatch, LossBlame
 from ringward.engine.membership import State, plan_recovery
-from ringward.engine.reasons import Drop
+from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import RingMembers, RingStore
 from ringward.engine.sendqueue import SendQueue
 from ringward.errors import WireError
@@ -57,7 +57,15 @@ from ringward.wire import CommitMember, CommitToken, Frame, Join, RingId, limits
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["ForwardedCommit", "commit_entry", "on_commit", "retransmit_commit", "start_commit"]
+__all__ = [
+    "ForwardedCommit",
+    "commit_entry",
+    "observe_commit",
+    "on_commit",
+    "relay_commit",
+    "retransmit_commit",
+    "start_commit",
+]
 
 
 class ForwardedCommit(NamedTuple):
@@ -97,7 +105,7 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
     proc, fail = sets.pop()
     members = tuple(sorted(set(proc) - set(fail)))
     if engine.node_id in members and ct.hop % len(members) != members.index(engine.node_id):
-        observe_commit(engine, frame, ct, members)
+        observe_commit(engine, frame, ct, members, raw)
         return
     if engine.state is State.GATHER:
         # The evidence behind the new ring's fail set, as its members saw it.
@@ -233,7 +241,9 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
     engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
 
 
-def observe_commit(engine: Engine, frame: Frame, ct: CommitToken, members: tuple[int, ...]) -> None:
+def observe_commit(
+    engine: Engine, frame: Frame, ct: CommitToken, members: tuple[int, ...], raw: bytes
+) -> None:
     """A commit token on its way to another member of a ring we are to be
     in: remember the furthest hop, so that a round that dies is blamed on
     the member that did not forward it (accusations.loss_blame). A hop
@@ -252,7 +262,27 @@ def observe_commit(engine: Engine, frame: Frame, ct: CommitToken, members: tuple
             or ct.members[:kept] != w.entries[:kept]
         ):
             return
-    _watch(engine, CommitWatch(frame.ring, members, ct.hop, ct.key_commit, ct.members, engine.now))
+    _watch(
+        engine, CommitWatch(frame.ring, members, ct.hop, ct.key_commit, ct.members, engine.now, raw)
+    )
+    # As for tokens (token.relay): a forward sent to everyone but its next
+    # holder would get the holder blamed for the round; relayed once if late.
+    engine.set_timer("commit_relay", token.RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
+
+
+def relay_commit(engine: Engine) -> None:
+    """The commit_relay timer: the round has not moved since the hop we saw;
+    pass our copy to its holder, once."""
+    w = engine.detector.commit_watch
+    # Hop 2n too: it brings the token back to the representative.
+    if w is None or not w.raw or w.hop > 2 * len(w.members) or w.holder == engine.node_id:
+        return
+    if engine.state in (State.GATHER, State.COMMIT) or (
+        engine.state is State.RECOVERY and engine.pending is not None
+    ):
+        engine.send(w.holder, w.raw)
+        engine.notes[Note.COMMIT_RELAYED] += 1
+        engine.detector.commit_watch = w._replace(raw=b"")  # once
 
 
 def _watch(engine: Engine, new: CommitWatch) -> None:

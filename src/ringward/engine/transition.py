@@ -54,6 +54,7 @@ TIMERS: Final = (
     "token_hold",
     "link",
     "relay",
+    "commit_relay",
     "token_loss",
     "join",
     "consensus",
