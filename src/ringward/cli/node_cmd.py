@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
+from ringward.byzantine import BEHAVIOURS
 from ringward.cli.keys_cmd import NODE_PASSPHRASE_ENV, _read_passphrase
 from ringward.crypto.identity import Identity
 from ringward.crypto.keydir import IDENTITY_KEY, KeyDir
@@ -77,6 +78,11 @@ decayed; a peer is accused at 100, see docs/fault-detector.md):
   {"event":"status","state":"operational","view":"R1.4","scores":{"node3":{"slow_hold":35.0}}}
 """
 
+# The --misbehave names (overload is the process's own, described apart).
+_BEHAVIOURS: Final = ", ".join(
+    "frame:TARGET_ID" if b == "frame" else b for b in BEHAVIOURS if b != "overload"
+)
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -122,9 +128,7 @@ def register(sub: Any) -> None:
         "--misbehave",
         metavar="BEHAVIOUR",
         help="DEMOS AND TESTS ONLY: attack the cluster with one of the simulator's Byzantine "
-        "behaviours (equivocate, lie-aru, break-link, drop-token, starve-successor, "
-        "slow-token, withhold, join-churn, join-phantom, flood-signed, frame:TARGET_ID, "
-        "flood-junk, replay) or block the process "
+        f"behaviours ({_BEHAVIOURS}) or block the process "
         "(overload, for 8 s); see docs/fault-detector.md",
     )
     p.add_argument(
