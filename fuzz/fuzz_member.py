@@ -429,6 +429,7 @@ def _bounds(engine: Engine) -> Iterator[str]:
     add("tokens.seen_hops", len(ts.seen_hops), 64 * n + 64)
     add("tokens.asked", len(ts.asked), 64 * n + 64)
     add("tokens.rtr_watch", len(ts.rtr_watch), (n + 1) * limits.RTR_ENTRIES_MAX)
+    add("tokens.linked_to", len(ts.linked_to), 256)
     add("sendq", len(engine.sendq), cfg.send_queue_max)
     if engine.recq is not None:
         add("recq", len(engine.recq), w)

@@ -266,3 +266,22 @@ def test_a_mislabelled_copy_does_not_shadow_the_real_proof() -> None:
     right = signed(3, Proof(2, "rule:aru", (prev, bad)))
     accusations.on_proof(engine, right)
     assert engine.detector.verdicts[2].reason == "rule:aru"
+
+
+def test_an_installed_ring_leaves_no_commit_round_to_blame() -> None:
+    """The commit watch of a round that completed must not outlive it: the
+    representative never observes hop 2n (it is its own turn), and its watch
+    stayed at hop 2n-1, so the next round's first hop blamed the member
+    holding that hop (commit_loss) for a round that had succeeded."""
+    from ringward.sim.runner import Scenario, run_scenario
+    from ringward.sim.world import World
+
+    worlds: list[World] = []
+    result = run_scenario(
+        Scenario(nodes=4, seed=1, duration=1.0, rate=20.0, security=True),
+        setup=worlds.append,
+    )
+    assert result.ok, result.failure_text()
+    engines = [worlds[0].engine(n) for n in (1, 2, 3, 4)]
+    watches = [getattr(getattr(e, "detector", None), "commit_watch", "?") for e in engines]
+    assert watches == [None, None, None, None]

@@ -65,23 +65,21 @@ REKEY_DUE_FRACTION = 0.9
 
 
 def commit_suspect(engine: Engine) -> int | None:
-    """Who holds the commit token of the ring being formed, when it has not
-    come round (none when it has, or when another ring is being formed)."""
+    """Who holds the commit token of the ring we entered, when it has not
+    come round (members still waiting in GATHER blame through
+    recovery._watch when a new round replaces a stalled one)."""
     w = engine.detector.commit_watch
-    g = engine.gather
     if w is None or w.done or w.holder == engine.node_id:
         return None
-    if engine.pending is not None and engine.pending.ring == w.ring:
-        return w.holder
-    if engine.state is not State.GATHER or g is None or not g.consensus():
-        return None
-    return w.holder if tuple(g.candidates()) == w.members else None
+    pending = engine.pending
+    return w.holder if pending is not None and pending.ring == w.ring else None
 
 
 def loss_blame(engine: Engine) -> LossBlame | None:
     """What a ring that died here is blamed on: the member holding the
-    commit token when the ring being formed never started (recovery.
-    observe_commit), else the token's last successor (loss_suspect)."""
+    commit token when the ring being formed never started
+    (recovery.observe_commit), else the token's last successor
+    (loss_suspect)."""
     stuck = commit_suspect(engine)
     if stuck is not None and (engine.state is State.COMMIT or engine.tokens.last_succ is None):
         return LossBlame(stuck, engine.now, "commit_loss")

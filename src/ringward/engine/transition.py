@@ -131,6 +131,7 @@ def install(engine: Engine, ring: RingId, members: tuple[int, ...], store: RingS
     # the old ring is readable here any more either.
     engine.security.retire({ring})
     engine.merge_backoff.forget(members)
+    engine.detector.commit_watch = None  # the round completed: nobody to blame
     engine.assembler.reset()
     engine.emit_view(regular_view_id(ring), "regular", members)
     to(engine, State.OPERATIONAL)
