@@ -17,6 +17,7 @@ import pytest
 
 from ring_harness import Cluster
 from ringward.engine import EngineConfig
+from ringward.engine.api import Delivered
 from ringward.engine.membership import State
 from ringward.engine.validate import RING_SEQ_LIMIT
 from ringward.wire import CommitToken, Join, Token, TokenRequest, decode
@@ -110,6 +111,28 @@ def test_a_far_hop_token_is_proven_not_walked(jump: int) -> None:
     c = formed(tamper={LIAR: _far_hop(jump)})
     still_delivers(c)
     convicted_by_proof(c)
+
+
+@pytest.mark.parametrize("jump", [1 << 62, 10_000_000])
+def test_a_far_first_hop_of_a_ring_convicts_the_representative(jump: int) -> None:
+    """The first token of a ring has no predecessor anyone holds, so a far
+    hop there was refused as unprovable and its maker, the representative,
+    was only ever evicted by accusation (Byzantine soak seed 2033). It names
+    the ring's start as its predecessor: only hop 1 can."""
+    rep = 1
+
+    def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        tk = frame.body
+        if c.now < 0.6 or not isinstance(tk, Token) or frame.sender != node or tk.hop != 1:
+            return [data]
+        return [c.sign(node, frame.ring, dataclasses.replace(tk, hop=1 + jump))]
+
+    c = formed(tamper={rep: tamper})
+    c.call(2, lambda: c.engines[2].enter_gather(c.now, reason="rekey"))
+    others = (2, 3, 4)
+    still_delivers(c, others)
+    convicted_by_proof(c, rep, others)
 
 
 # ------------------------------------------------------------ finding 3
@@ -320,3 +343,42 @@ def test_join_sets_outside_the_roster_are_refused() -> None:
         e = c.engines[i]
         assert e.drops["invalid:join_unknown_node"] == 2
         assert e.gather is None or e.gather.proc <= set(c.roster)
+
+
+# ------------------------------------------ issue 16, finding 4 (second half)
+
+
+def test_a_high_delivered_claim_does_not_make_a_frame_safe() -> None:
+    """A member cut off before it received a safe message never signed an
+    aru covering it, so the message was not safe in the old ring; the liar's
+    commit entry claiming it delivered everything it holds raised the cut-off
+    of recovery's regular-view deliveries, and the survivors delivered the
+    message as safe in the old regular view (G5: a correct member of that
+    view never delivers it)."""
+
+    def lie(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        ct = frame.body
+        if c.now < 0.6 or not isinstance(ct, CommitToken) or not ct.members:
+            return [data]
+        if ct.members[-1].node != node or ct.hop != len(ct.members):
+            return [data]
+        mine = ct.members[-1]
+        entry = dataclasses.replace(mine, high_delivered=mine.aru)
+        c.engines[node].my_entry = entry  # it stands by its lie
+        ct = dataclasses.replace(ct, members=(*ct.members[:-1], entry))
+        return [c.sign(node, frame.ring, ct)]
+
+    c = formed(tamper={LIAR: lie})
+    old_view = c.views(1)[-1].view
+    c.down.add(3)
+    c.submit(1, b"safe, not in 3", safe=True)
+    c.run(3.0)
+    for i in (1, 2):
+        assert c.regular_members(i) == (1, 2, LIAR), (i, c.views(i))
+        homes = [
+            e.view
+            for e in c.events[i]
+            if isinstance(e, Delivered) and e.payload == b"safe, not in 3"
+        ]
+        assert len(homes) == 1 and homes[0] != old_view, (i, homes, old_view)

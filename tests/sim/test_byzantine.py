@@ -132,6 +132,15 @@ def test_break_link_cannot_get_frames_marked_safe(seed: int) -> None:
 
 
 @HEAVY
+def test_replayed_commits_do_not_hide_a_commit_saboteur() -> None:
+    """A commit token of an installed ring, replayed, moved the members'
+    commit watch off the round that was stalling at the saboteur: the round
+    died blamed on the representative or on nobody, and drop-commit was
+    never evicted (Byzantine soak seed 2000)."""
+    _run(10, "4:withhold,6:drop-commit,9:replay", seed=1, faults="loss=0.05")
+
+
+@HEAVY
 def test_join_phantom_is_scored_while_the_node_it_proposes_is_down() -> None:
     """Restarts proposing a crashed roster node (as a merge would) used to be
     exempt from churn: evicted only once node 5 was back (10.3 s after the
@@ -206,6 +215,34 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
     """The value liars are evicted by proof and the correct members keep
     delivering: no engine call over the CPU budget, no engine raising."""
     scenario, spec = byzantine_world(seed, duration=6.0, behaviours=behaviours)
+    outcome = run_byzantine(scenario, parse_spec(spec, scenario.nodes))
+    assert outcome.held, f"{outcome.detail}\nreproduce: {scenario.command()} --byzantine {spec}"
+
+
+# Worlds of the Byzantine soak over every behaviour (benchmarks/soak.py
+# --behaviours all --start 2000). 2000 (10 nodes, 4:withhold
+# 6:commit-lie-jump 9:replay, 5% loss): the commit liar's own engine refused
+# its lie when it came back round, so it stalled every ring round, and the
+# replayer's old commits kept it from being blamed: the ring stopped for
+# good. 2009 (1:creep-flow 3:hold-aru 10:creep-flow) and 2026 (2:join-phantom
+# 6:creep-flow): recovery waited for the token's backlog to reach 0, which
+# the flow liars never let it. 2033 (1:far-hop 6:equivocate 9:join-phantom):
+# the representative's far first hop had no predecessor to prove it by.
+# 2039 (2:commit-lie 4:poison-ring-seq 10:frame:6): the proof of the commit
+# lie nested one level deeper than the wire allowed. 2021 (7:hold-aru
+# 9:hold-aru 10:join-churn): hold-aru never evicted (the replayed-commit fix
+# of 2000 and the backlog fix of 2009 ended it; evicted in 12 s).
+ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "overload")
+ALL_SEEDS = (2000, 2009, 2033, 2039)
+ALL_SEEDS_SOAK = (2021, 2026)
+
+
+@HEAVY
+@pytest.mark.parametrize(
+    "seed", ALL_SEEDS + tuple(pytest.param(s, marks=SOAK) for s in ALL_SEEDS_SOAK)
+)
+def test_worlds_of_every_behaviour(seed: int) -> None:
+    scenario, spec = byzantine_world(seed, duration=6.0, behaviours=ALL_BEHAVIOURS)
     outcome = run_byzantine(scenario, parse_spec(spec, scenario.nodes))
     assert outcome.held, f"{outcome.detail}\nreproduce: {scenario.command()} --byzantine {spec}"
 

@@ -171,6 +171,10 @@ class CommitLie(RestartOnce):
             else:
                 body = dataclasses.replace(ct, members=members)
                 res.append(Outgoing(o.dest, self.resign_body(frame, body)))
+                # It stands by its lie: its own engine would otherwise refuse
+                # the second rotation (its entry came back "altered") and the
+                # lie would never reach anyone's recovery plan.
+                self.engine.my_entry = next(m for m in members if m.node == me)
         return res
 
 

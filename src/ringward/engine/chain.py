@@ -75,6 +75,7 @@ def add(
     ts = engine.tokens
     tk = frame.body
     assert isinstance(tk, Token)
+    store.vouch(frame.sender, tk.aru, raw)
     if tk.hop > ts.linked and tk.hop not in ts.unlinked and len(ts.unlinked) < UNLINKED_MAX:
         ts.unlinked[tk.hop] = (engine.digest(raw), frame)
     return _advance(engine, members, store)

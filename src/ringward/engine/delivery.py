@@ -248,6 +248,7 @@ def _absorb(engine: Engine, raw: bytes) -> None:
         if frame.sender in engine.members and engine.security.verify(
             frame.sender, signing_bytes(frame), frame.signature
         ):
+            old.vouch_recovered(frame.sender, body.aru)
             confirm(engine, old, frame, raw)
         else:
             engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
@@ -262,11 +263,15 @@ def finish(engine: Engine) -> None:
     ring, members = engine.pending
     plan, old, view = engine.plan, engine.store, engine.view
     if plan is not None and old is not None and view is not None and engine.ring is not None:
+        # Safe frames in the old regular view only up to what some member
+        # delivered there (Totem) and every member signed it held: the
+        # first is a claim, the second a proof, the same at every survivor.
+        upto = min(plan.deliver_upto, old.vouched_cut(engine.members))
         while old.is_confirmed(old.delivered + 1):
             seq = old.delivered + 1
             item = old.frames[seq]
             entries = item.entries or ()
-            if seq > plan.deliver_upto and any(e.safe and not e.recovered for e in entries):
+            if seq > upto and any(e.safe and not e.recovered for e in entries):
                 break
             deliver_entries(engine, view, seq, item.frame.sender, entries)
             old.delivered = seq

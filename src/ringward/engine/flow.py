@@ -28,6 +28,13 @@ def budget(engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: 
     """New frames the holder of ``tk`` may send, having re-sent ``sent``."""
     cfg = engine.config
     window_left = cfg.window_size - others_fcc(engine.tokens, tk, cfg.max_messages, n) - sent
+    pv = engine.tokens.prev_visit
+    if pv is not None and pv.seq == tk.seq:
+        # A whole rotation sent nothing new: one frame cannot overload
+        # anyone, and an fcc claim (retransmissions nobody can check) must
+        # not hold a queue back for good (token._recovery_complete relies
+        # on it).
+        window_left = max(window_left, 1)
     # Never run further than half the receive window ahead of what every
     # member has: the bound that keeps every member's buffers finite.
     room = min(tk.aru, store.aru) + cfg.receive_window_frames_max // 2 - tk.seq

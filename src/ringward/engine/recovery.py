@@ -254,6 +254,11 @@ def observe_commit(
     if not 1 <= ct.hop <= 2 * n or frame.sender != members[(ct.hop - 1) % n]:
         return
     w = engine.detector.commit_watch
+    if _stale_round(engine, frame.ring, w):
+        # A replayed or late commit of a ring we are past would move the
+        # watch off the round that is stalling (and its blame onto others).
+        engine.drops[Drop.COMMIT_STALE] += 1
+        return
     if w is not None and w.ring == frame.ring:
         kept = min(len(w.entries), len(ct.members))
         if (
@@ -268,6 +273,17 @@ def observe_commit(
     # As for tokens (token.relay): a forward sent to everyone but its next
     # holder would get the holder blamed for the round; relayed once if late.
     engine.set_timer("commit_relay", token.RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
+
+
+def _stale_round(engine: Engine, ring: RingId, w: CommitWatch | None) -> bool:
+    """A commit of a ring older than the installed one, the one we are
+    forming, or the round already watched."""
+    newest = max(
+        engine.ring.seq if engine.ring is not None else -1,
+        engine.pending.ring.seq if engine.pending is not None else -1,
+        w.ring.seq if w is not None else -1,
+    )
+    return ring.seq < newest or (engine.ring is not None and ring.seq <= engine.ring.seq)
 
 
 def relay_commit(engine: Engine) -> None:
@@ -328,9 +344,16 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     # frames: a member holding an unconfirmed forged copy of a frame learns
     # the true digest (and drops the forgery) before our clean copy reaches
     # it, which it would otherwise take for a duplicate.
+    pushed: set[bytes] = set()
     for _, held in sorted(engine.store.tokens.items()):
         if held.top > plan.low_aru:
             engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
+            pushed.add(held.raw)
+    # And each member's highest signed aru: the cut of the regular-view
+    # deliveries that finish() makes (delivery.finish).
+    for _, vouch in sorted(engine.store.vouched.items()):
+        if vouch.raw not in pushed:
+            engine.recq.push(engine.next_msg_no(), vouch.raw, safe=False, recovered=True)
     # Over the frames held, never over the claimed range: its ends are
     # other members' claims.
     seqs = sorted(s for s in engine.store.frames if plan.low_aru < s <= plan.high_seq)

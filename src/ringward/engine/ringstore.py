@@ -15,6 +15,12 @@ Invariants (docs/protocol.md, "Ordering"):
   (learned from the token's aru one rotation apart).
 * A frame is discarded once it is both delivered and safe: nobody can ask
   for it again.
+* ``vouched`` — per member, the highest aru it signed in a token of this
+  ring, and that token. A correct holder never signs an aru above its own
+  (engine/token.py), so ``min(vouched)`` over the members is a cut every
+  correct member had received; recovery re-broadcasts these tokens and
+  bounds its regular-view deliveries by the cut they prove
+  (:meth:`vouched_cut`), whatever the commit entries claim.
 """
 
 from __future__ import annotations
@@ -25,7 +31,15 @@ from typing import NamedTuple
 
 from ringward.wire import BatchEntry, Frame, RingId
 
-__all__ = ["ActiveRing", "Assembler", "HeldToken", "RingMembers", "RingStore", "Stored"]
+__all__ = [
+    "ActiveRing",
+    "Assembler",
+    "HeldToken",
+    "RingMembers",
+    "RingStore",
+    "Stored",
+    "Vouch",
+]
 
 
 class RingMembers(NamedTuple):
@@ -44,6 +58,13 @@ class HeldToken:
     raw: bytes
     top: int
     maker: int
+
+
+class Vouch(NamedTuple):
+    """The token in which a member signed its highest aru of a ring."""
+
+    aru: int
+    raw: bytes
 
 
 @dataclass(slots=True)
@@ -74,6 +95,28 @@ class RingStore:
         # recovery so every survivor can confirm what it recovers.
         self.tokens: dict[int, HeldToken] = {}
         self.floor = 0
+        # maker -> its highest signed aru (bounded by the ring's members).
+        self.vouched: dict[int, Vouch] = {}
+        # The same, from the tokens recovery brought back (every survivor
+        # of the ring ends recovery with the same set).
+        self.recovered_vouched: dict[int, int] = {}
+
+    def vouch(self, maker: int, aru: int, raw: bytes) -> None:
+        """A verified token of this ring by ``maker``, a member, signing
+        ``aru``."""
+        held = self.vouched.get(maker)
+        if held is None or aru > held.aru:
+            self.vouched[maker] = Vouch(aru, raw)
+
+    def vouch_recovered(self, maker: int, aru: int) -> None:
+        """The same, for a token recovered through the next ring."""
+        self.recovered_vouched[maker] = max(aru, self.recovered_vouched.get(maker, 0))
+
+    def vouched_cut(self, members: tuple[int, ...]) -> int:
+        """The highest seq every member of the ring signed, in some token
+        recovery brought back, that it held: frames up to it were received
+        by every correct member (0 when one member vouched for nothing)."""
+        return min((self.recovered_vouched.get(m, 0) for m in members), default=0)
 
     def add(self, seq: int, raw: bytes, frame: Frame, digest: bytes) -> bool:
         """Store a frame; False if it is a duplicate, already discarded,

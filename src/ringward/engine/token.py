@@ -352,7 +352,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     _forward(engine, ring, nxt, members)
     if engine.active() != cur:
         return  # our own report convicted us, or a check restarted membership
-    ts.prev_visit = Visit(seq, backlog, aru)
+    ts.prev_visit2, ts.prev_visit = ts.prev_visit, Visit(seq, backlog, aru)
     if done:
         delivery.finish(engine)
     else:
@@ -434,17 +434,22 @@ def _serve_retransmissions(
 
 
 def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int) -> bool:
-    """All recovery frames are out and every member has all of them: no
-    member had anything pending at either end of the last rotation, the seq
-    did not move, and the aru equalled the seq at both ends (the two-visit
-    rule of the module docstring)."""
-    pv = ts.prev_visit
+    """All recovery frames are out and every member has all of them: we
+    have nothing pending, and over our last two rotations the seq did not
+    move and the aru equalled the seq (the two-visit rule of the module
+    docstring). No claim is needed: in the second quiet rotation every
+    frame is safe everywhere, so no correct member spends its visit on
+    retransmissions, and after a rotation without new frames the window
+    lets one frame out whatever fcc claims (flow.budget); a correct member
+    with a frame pending would have moved the seq. The backlog field is not
+    read: it is a claim, and a member claiming a queue it never sends would
+    keep recovery from completing."""
+    pv, pv2 = ts.prev_visit, ts.prev_visit2
     return (
         pending == 0
         and pv is not None
-        and pv.backlog == 0
-        and tk.backlog == 0
-        and pv.aru == pv.seq == tk.seq
+        and pv2 is not None
+        and pv2.aru == pv2.seq == pv.aru == pv.seq == tk.seq
         and tk.aru == tk.seq
         and store.aru >= tk.seq
     )

@@ -68,6 +68,8 @@ class TokenState:
     my_fcc: int = 0
     my_backlog: int = 0
     prev_visit: Visit | None = None
+    # The visit before it (recovery completes over two quiet rotations).
+    prev_visit2: Visit | None = None
     # The verified chain (engine/chain.py): every hop up to ``linked`` is
     # linked; the digest and frame of that token; tokens waiting for a
     # link; since when the chain has waited; the last ask (hop, time,

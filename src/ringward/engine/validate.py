@@ -29,6 +29,8 @@ years).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -42,6 +44,7 @@ from ringward.wire import (
     RingId,
     Token,
     TokenRequest,
+    limits,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ __all__ = [
     "RING_SEQ_JUMP_MAX",
     "RING_SEQ_LIMIT",
     "RING_SEQ_STEP",
+    "RING_START_PREV",
     "SEQ_LIMIT",
     "STATIC_RULES",
     "Invalid",
@@ -67,6 +71,9 @@ RING_SEQ_LIMIT: Final = 1 << 62
 # Highest frame seq of one ring, and highest token hop (u64 on the wire).
 SEQ_LIMIT: Final = 1 << 62
 HOP_LIMIT: Final = 1 << 62
+# What the first token of a ring names as its predecessor: the digest of
+# nothing (engine/chain.py).
+RING_START_PREV: Final = hashlib.blake2b(b"", digest_size=limits.DIGEST_BYTES).digest()
 # How far past the highest ring seq we know of (ours, or the sender's last
 # signed one) a statement may name: 2^32 / RING_SEQ_STEP rings formed out of
 # our sight. Further is not adopted, so one liar cannot walk the cluster to
@@ -117,7 +124,9 @@ def static_rule(frame: Frame, cfg: EngineConfig) -> str | None:
 
 
 def _token_rule(tk: Token) -> str | None:
-    if tk.hop > HOP_LIMIT:
+    # The first token of a ring (hop 1) links to the empty chain, and only
+    # it does (engine/chain.py).
+    if tk.hop > HOP_LIMIT or (tk.hop != 1 and hmac.compare_digest(tk.prev, RING_START_PREV)):
         return "hop"
     # The holder assigns seqs: the aru, the requests it carries and the
     # frames it lists are all at or below its seq.

@@ -50,9 +50,12 @@ JOIN_ACCUSATIONS_MAX: Final = 64
 PROOF_STATEMENTS_MAX: Final = 4
 
 # Frames nest (a commit carries joins, a join carries proofs, a proof carries
-# tokens or joins). Legitimate nesting is at most 3 deep; the bound stops a
-# crafted chain from costing O(size * depth) work or deep recursion.
-EMBED_DEPTH_MAX: Final = 3
+# tokens, joins or commits). Legitimate nesting is at most 4 deep: the proof
+# of an impossible commit token carries the commit, its joins, their proofs
+# and those proofs' statements (a join carries only proofs whose statements
+# embed nothing). The bound stops a crafted chain from costing
+# O(size * depth) work or deep recursion.
+EMBED_DEPTH_MAX: Final = 4
 
 # A group key sealed to one member's X25519 key (libsodium sealed box of a
 # 32-byte key is 80 bytes; room for a versioned key blob).
