@@ -11,6 +11,7 @@ a counted work budget, so a hang fails in milliseconds.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from ringward.engine import EngineConfig
 from ringward.engine.api import Delivered
 from ringward.engine.membership import State
 from ringward.engine.validate import RING_SEQ_LIMIT
-from ringward.wire import CommitToken, Join, Token, TokenRequest, decode
+from ringward.wire import CommitMember, CommitToken, Join, Token, TokenRequest, decode
 
 U64_MAX = (1 << 64) - 1
 CORRECT = (1, 2, 3)
@@ -138,7 +139,22 @@ def test_a_far_first_hop_of_a_ring_convicts_the_representative(jump: int) -> Non
 # ------------------------------------------------------------ finding 3
 
 
-def _commit_lie(**lie: int) -> object:
+def _commit_lie(**lie: int) -> Any:
+    """The liar's own commit entry, each field in ``lie`` moved by a positive
+    value or set to minus a negative one."""
+
+    def move(mine: CommitMember) -> CommitMember:
+        values: dict[str, Any] = {
+            k: (getattr(mine, k) + v if v > 0 else -v) for k, v in lie.items()
+        }
+        return dataclasses.replace(mine, **values)
+
+    return _commit_rewrite(move)
+
+
+def _commit_rewrite(rewrite: Callable[[CommitMember], CommitMember]) -> Any:
+    """The liar's own commit entry, as ``rewrite`` makes it."""
+
     def tamper(c: Cluster, node: int, data: bytes) -> list[bytes]:
         frame = decode(data)
         ct = frame.body
@@ -146,11 +162,7 @@ def _commit_lie(**lie: int) -> object:
             return [data]
         if ct.members[-1].node != node or ct.hop != len(ct.members):
             return [data]
-        mine = ct.members[-1]
-        values: dict[str, Any] = {
-            k: (getattr(mine, k) + v if v > 0 else -v) for k, v in lie.items()
-        }
-        entry = dataclasses.replace(mine, **values)
+        entry = rewrite(ct.members[-1])
         # The liar stands by its lie (its own engine would refuse a commit
         # that does not carry the entry it made).
         c.engines[node].my_entry = entry
@@ -356,19 +368,7 @@ def test_a_high_delivered_claim_does_not_make_a_frame_safe() -> None:
     message as safe in the old regular view (G5: a correct member of that
     view never delivers it)."""
 
-    def lie(c: Cluster, node: int, data: bytes) -> list[bytes]:
-        frame = decode(data)
-        ct = frame.body
-        if c.now < 0.6 or not isinstance(ct, CommitToken) or not ct.members:
-            return [data]
-        if ct.members[-1].node != node or ct.hop != len(ct.members):
-            return [data]
-        mine = ct.members[-1]
-        entry = dataclasses.replace(mine, high_delivered=mine.aru)
-        c.engines[node].my_entry = entry  # it stands by its lie
-        ct = dataclasses.replace(ct, members=(*ct.members[:-1], entry))
-        return [c.sign(node, frame.ring, ct)]
-
+    lie = _commit_rewrite(lambda mine: dataclasses.replace(mine, high_delivered=mine.aru))
     c = formed(tamper={LIAR: lie})
     old_view = c.views(1)[-1].view
     c.down.add(3)
