@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from helpers import sign_frame
 from ringward.byzantine import parse_spec
 from ringward.engine import Engine, EngineConfig
+from ringward.engine.evidence import OVERLOAD_RING_SPAN
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
 from ringward.eventlog import EvictEvent, RejoinEvent
@@ -28,7 +29,7 @@ from ringward.sim import byzantine
 from ringward.sim.byzantine import run_byzantine
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Scenario
-from ringward.wire import LoadReport, RingId, Token, encode
+from ringward.wire import LoadReport, Proof, RingId, Token, encode
 
 ROSTER = (1, 2, 3, 4)
 KEYS = SimKeys(11, ROSTER)
@@ -158,3 +159,37 @@ def test_the_simulator_requires_overload_evictions_while_overloaded() -> None:
     again = [EvictEvent(t=late, node=1, target=4, reason="overload", proof=True)]
     assert "healthy since" in _overload_verdict([*evicted, *back, *again])
     assert "rejoined=False" in _overload_verdict(evicted)
+
+
+def _proof(prover: int, reports: Sequence[tuple[RingId, int]]) -> bytes:
+    """Node ``prover``'s overload proof against node 4 from its reports
+    (ring, hop), each over the hold limit."""
+    statements = []
+    for ring, hop in reports:
+        body = Token(hop, 1, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, LONG, 0))
+        statements.append(sign_frame(KEYS, 4, ring, body))
+    return encode(sign_frame(KEYS, prover, RING, Proof(4, "overload", tuple(statements))))
+
+
+def test_overload_reports_spread_over_many_rings_prove_nothing() -> None:
+    """Three overloaded reports from rings far apart are not a sustained
+    overload: a member that kept three GC-pause reports of a correct node
+    could convict it with them, hours later."""
+    e = engine()
+    far = [(RingId(1, 8 + k * OVERLOAD_RING_SPAN), 4) for k in range(3)]
+    e.receive(11.0, _proof(2, far))
+    assert e.detector.verdicts.get(4) is None
+    assert e.drops["proof_refused"] == 1
+    near = [(RingId(1, 8 + 4 * k), 4) for k in range(3)]
+    e.receive(11.1, _proof(2, near))
+    assert e.detector.verdicts.get(4) is not None
+
+
+def test_an_old_overload_proof_is_stale_after_a_restart() -> None:
+    """A proof of rings well before what this node has seen (its persisted
+    ring seq survives a restart, unlike the amnesty) is not acted on."""
+    e = engine()
+    e.ring_seq_max = RING.seq + OVERLOAD_RING_SPAN + 4
+    e.receive(11.0, _proof(2, [(RING, 4), (RING, 8), (RING, 12)]))
+    assert e.detector.verdicts.get(4) is None
+    assert e.drops["proof_stale"] == 1

@@ -241,6 +241,12 @@ def on_proof(engine: Engine, frame: Frame) -> None:
     if key in det.checked:
         return
     spent = det.amnesty.get(proof.target, -1)
+    if proof.kind == "overload" and (
+        max(s.ring.seq for s in proof.statements) + evidence.OVERLOAD_RING_SPAN
+        < engine.ring_seq_max
+    ):
+        engine.drops[Drop.PROOF_STALE] += 1  # an overload long over
+        return
     reason = None
     if all(s.ring.seq > spent for s in proof.statements):
         reason = evidence.check_proof(

@@ -15,8 +15,10 @@ membership of the ring the statements belong to. The proof kinds
   the target that no correct node makes (a ring seq, hop or seq past its
   limit, an impossible commit entry, ...);
 * ``overload`` - ``overload_reports`` tokens (distinct positions, possibly
-  of several rings: an overloaded node makes tokens get lost) in which the
-  target reported, signed, a load past the configured limits.
+  of several rings: an overloaded node makes tokens get lost, but rings no
+  more than ``OVERLOAD_RING_SPAN`` apart: a sustained overload, not reports
+  collected over hours) in which the target reported, signed, a load past
+  the configured limits.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ringward.engine.sendqueue import frames_pending_max
 from ringward.wire import Frame, Kind, LoadReport, Proof, RingId, Token, encode, limits
 
 __all__ = [
+    "OVERLOAD_RING_SPAN",
     "TRANSITION_RULES",
     "backlog_step_max",
     "check_proof",
@@ -41,6 +44,14 @@ __all__ = [
     "successor",
     "transition_rule",
 ]
+
+# How far apart (in ring seq) the reports of one overload proof may be: 16
+# ring changes, far more than the token losses of one overload cause (its
+# reports are at most 2 * overload_reports - 1 visits apart). Reports kept
+# from rings long gone are no sustained overload; proofs of rings that far
+# behind what a node knows are not acted on (accusations.on_proof), which
+# holds across a restart because the ring seq is persisted.
+OVERLOAD_RING_SPAN: Final = 16 * validate.RING_SEQ_STEP
 
 # (frame) -> whether its signature is its sender's.
 Verify = Callable[[Frame], bool]
@@ -161,8 +172,10 @@ def _equivocation(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
 
 def _overload(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
     st = proof.statements
+    seqs = [s.ring.seq for s in st]
     return (
         len(st) == ctx.cfg.overload_reports
+        and max(seqs) - min(seqs) <= OVERLOAD_RING_SPAN
         and all(s.sender == proof.target for s in st)
         and len({(s.ring, t.hop) for s, t in zip(st, tokens, strict=True)}) == len(st)
         and all(overloaded(t.load, ctx.cfg) for t in tokens)

@@ -77,6 +77,7 @@ class Drop(enum.StrEnum):
     ACCUSATION_UNKNOWN_TARGET = "accusation_unknown_target"
     PROOF_REFUSED = "proof_refused"  # its statements do not convict
     PROOF_TOO_LARGE = "proof_too_large"
+    PROOF_STALE = "proof_stale"  # an overload proof of rings long gone
 
 
 class Note(enum.StrEnum):
