@@ -141,6 +141,14 @@ def test_replayed_commits_do_not_hide_a_commit_saboteur() -> None:
 
 
 @HEAVY
+def test_a_representative_that_never_sends_the_commit_is_failed_and_blamed() -> None:
+    """The lowest node, dropping its commit tokens, left the others in
+    GATHER with consensus for good: no hop of the round was ever seen, so
+    nobody timed out or blamed anyone (Byzantine soak seed 2098)."""
+    _run(4, "1:drop-commit", seed=7)
+
+
+@HEAVY
 def test_join_phantom_is_scored_while_the_node_it_proposes_is_down() -> None:
     """Restarts proposing a crashed roster node (as a merge would) used to be
     exempt from churn: evicted only once node 5 was back (10.3 s after the

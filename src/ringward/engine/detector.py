@@ -43,6 +43,11 @@ WEIGHTS: dict[str, float] = {
     # then answered the next round. Lighter than a token loss: a member too
     # slow to read (its application stalled) stops it too, and recovers.
     "commit_loss": 25.0,
+    # Every candidate of a Gather round agreed, this member among them, and
+    # it (the representative) started no commit token for a consensus
+    # timeout. Heavier than commit_loss: it answered the round while doing
+    # it, so it is not a member too slow to read.
+    "commit_withheld": 50.0,
     # A visit observed to last longer than slow_hold_ms.
     "slow_hold": 35.0,
     # A retransmission of its own frame was requested at its visit and it

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import accusations, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
-from ringward.engine.membership import GatherState, State
+from ringward.engine.membership import Agreed, GatherState, State
 from ringward.engine.reasons import Drop, Note
 from ringward.errors import WireError
 from ringward.wire import Frame, Join, RingId, limits
@@ -162,6 +162,11 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     if sender in g.fail:
         engine.drops[Drop.JOIN_FROM_FAILED] += 1
         return
+    # A member whose wait for the commit ran out before ours fails the
+    # representative: blame it as our own timer would (as for token loss,
+    # accusations.SILENT_TOKEN_FRACTION), or only the first to time out
+    # ever did, and the saboteur never reached f+1 accusers.
+    _commit_overdue(engine, accusations.SILENT_TOKEN_FRACTION)
     changed = False
     if engine.node_id in j.fail:
         # It considers us failed: part ways; the merge comes later.
@@ -258,6 +263,10 @@ def check_consensus(engine: Engine) -> None:
         return
     if g.candidates()[0] == engine.node_id:
         recovery.start_commit(engine)
+        return
+    sets = (frozenset(g.proc), frozenset(g.fail))
+    if g.agreed is None or (g.agreed.proc, g.agreed.fail) != sets:
+        g.agreed = Agreed(*sets, engine.now)
 
 
 def on_join_timer(engine: Engine) -> None:
@@ -268,11 +277,41 @@ def on_join_timer(engine: Engine) -> None:
 def on_consensus_timer(engine: Engine) -> None:
     if engine.state is not State.GATHER or engine.gather is None:
         return
+    _commit_overdue(engine, 1.0)
     silent = engine.gather.silent() - {engine.node_id}
     engine.gather.fail |= silent
     engine.set_timer("consensus", engine.timing.consensus_timeout_s)
     send_join(engine)
     check_consensus(engine)
+
+
+def _commit_overdue(engine: Engine, fraction: float) -> None:
+    """Every candidate agreed a consensus timeout ago and no hop of the
+    round's commit token has been seen since: the representative, alive
+    (its join is in the agreement), did not start it. Blamed
+    (``commit_withheld``) and failed, so the next round forms
+    under the next representative (it merges back later). A forward to the
+    second member is broadcast, so one hop seen anywhere shows the round
+    started (recovery.observe_commit). ``fraction``: of the consensus
+    timeout that must have passed since the agreement."""
+    g = engine.gather
+    assert g is not None
+    a = g.agreed
+    if (
+        a is None
+        or (a.proc, a.fail) != (frozenset(g.proc), frozenset(g.fail))
+        or engine.now - a.at < fraction * engine.timing.consensus_timeout_s
+    ):
+        return
+    w = engine.detector.commit_watch
+    if w is not None and w.at >= a.at - engine.timing.consensus_timeout_s:
+        # The round started (its first hop may beat the last join we
+        # needed); a stall past there is recovery._watch's to blame.
+        return
+    rep = g.candidates()[0]
+    g.agreed = None
+    accusations.suspect(engine, rep, "commit_withheld")
+    g.fail.add(rep)
 
 
 def foreign(engine: Engine, frame: Frame) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ringward.wire import CommitMember, Frame, RingId
 
 __all__ = [
+    "Agreed",
     "GatherState",
     "RecoveryPlan",
     "State",
@@ -44,6 +46,14 @@ def transitional_view_id(new: RingId, old: RingId) -> str:
     return f"T{new.rep}.{new.seq}/{old.rep}.{old.seq}"
 
 
+class Agreed(NamedTuple):
+    """Sets every candidate of a Gather round agreed on, and since when."""
+
+    proc: frozenset[int]
+    fail: frozenset[int]
+    at: float
+
+
 @dataclass(slots=True)
 class GatherState:
     """One node's view of a Gather round (Totem ``my_proc_list`` /
@@ -55,6 +65,9 @@ class GatherState:
     # (the frames become the commit token's certificate).
     joins: dict[int, tuple[frozenset[int], frozenset[int], Frame]] = field(default_factory=dict)
     ring_seq_max: int = 0
+    # The sets we first saw every candidate agree on, and when: the
+    # representative then owes us its commit token (gather.on_consensus_timer).
+    agreed: Agreed | None = None
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)
