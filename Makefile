@@ -5,7 +5,9 @@
 #   make check  ruff, mypy (src, tests, fuzz), the fast tests (unmarked):
 #               the loop while editing, under 2 minutes on 2 CPUs
 #   make test   ruff, mypy, the fast and the heavy tests (worlds, processes,
-#               the demo), the fuzz smoke run: CI, under 12 minutes on 2 CPUs
+#               the demo), the fuzz smoke run, the fuzz build check (a
+#               target frozen as a continuous fuzzing job builds it): CI,
+#               under 12 minutes on 2 CPUs
 #   make soak   the soak tests: the cases of heavy matrices that make test
 #               leaves out (each still runs here) and the long soak (hours)
 # pytest runs on PYTEST_JOBS workers (pytest-xdist; 0: in one process).
@@ -21,7 +23,7 @@ FUZZ_RUNS ?= 100000
 PYTEST_JOBS ?= auto
 PYTEST := $(BIN)/pytest -n $(PYTEST_JOBS) --dist loadgroup
 
-.PHONY: demo test check lint typecheck unit fast fuzz-smoke soak corpus clean
+.PHONY: demo test check lint typecheck unit fast fuzz-smoke fuzz-build soak corpus clean
 
 $(VENV)/.python-ok:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -40,10 +42,17 @@ $(VENV)/.installed-dev: $(VENV)/.python-ok pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,fuzz]'
 	@touch $@ $(VENV)/.installed
 
+# PyInstaller and coverage for the fuzz build check, apart from the dev
+# extras: where they cannot be installed, fuzz-build says so and skips.
+$(VENV)/.installed-fuzz-build: $(VENV)/.installed-dev
+	$(PY) -m pip install --quiet -e '.[fuzz-build]' \
+	  || echo "PyInstaller could not be installed: fuzz-build will SKIP (rm $@ to retry)"
+	@touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/ringward demo
 
-test: lint typecheck unit fuzz-smoke
+test: lint typecheck unit fuzz-smoke fuzz-build
 	@echo "make test: all checks passed"
 
 check: lint typecheck fast
@@ -65,6 +74,12 @@ fast: $(VENV)/.installed-dev
 
 fuzz-smoke: $(VENV)/.installed-dev
 	$(PY) fuzz/smoke.py --runs $(FUZZ_RUNS)
+
+# fuzz_decode frozen with PyInstaller as compile_python_fuzzer builds it, in
+# fuzzing and coverage modes, each run for a few thousand executions; and
+# fuzz/build.sh run with stand-ins (fuzz/check_build.py, about a minute).
+fuzz-build: $(VENV)/.installed-fuzz-build
+	$(PY) fuzz/check_build.py
 
 # Long runs, not part of `make test`: the matrix seeds, Byzantine worlds and
 # attack worlds make test leaves out, and thousands of longer simulator seeds

@@ -10,6 +10,7 @@ pytest replays their corpora (tests/test_fuzz_corpus.py).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterable
 
@@ -24,11 +25,19 @@ def instrument(modules: Iterable[str]) -> None:
             importlib.import_module(name)
 
 
+# libFuzzer runs argv[0] again for -minimize_crash and -merge with
+# subprocesses; a target started as `python fuzz_x.py` has a script there,
+# not an executable, so fuzz/run.sh names an executable wrapper here.
+ARGV0_ENV = "RINGWARD_FUZZ_ARGV0"
+
+
 def main(test_one_input: Callable[[bytes], None]) -> None:
     """Run libFuzzer over ``test_one_input`` with the process's argv."""
     import atheris
 
-    atheris.Setup(sys.argv, test_one_input)
+    argv = list(sys.argv)
+    argv[0] = os.environ.get(ARGV0_ENV, argv[0])
+    atheris.Setup(argv, test_one_input)
     atheris.Fuzz()
 
 

@@ -2,8 +2,6 @@
 decode to a batch of entries or raise WireError (nothing else); an accepted
 batch re-encodes to the very same bytes."""
 
-from __future__ import annotations
-
 if __name__ == "__main__":
     import _harness
 

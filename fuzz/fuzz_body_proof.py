@@ -2,8 +2,6 @@
 raise WireError (nothing else), and an accepted body is canonical: it
 re-encodes to the very same bytes."""
 
-from __future__ import annotations
-
 if __name__ == "__main__":
     import _harness
 

@@ -2,8 +2,6 @@
 WireError (nothing else); an accepted datagram re-encodes to the very same
 bytes, and decoding that encoding gives the same Frame."""
 
-from __future__ import annotations
-
 if __name__ == "__main__":
     import _harness
 

@@ -7,8 +7,6 @@ small payload. Seeds are real traffic recorded from a 3-node ring, so the
 fuzzer starts from datagrams that pass every check and mutates from there.
 """
 
-from __future__ import annotations
-
 import struct
 
 if __name__ == "__main__":

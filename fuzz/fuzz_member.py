@@ -68,8 +68,6 @@ program (``fuzz/run.sh member --reproduce FILE``). :func:`world` and
 node.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import hashlib
 import io

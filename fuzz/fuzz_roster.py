@@ -3,8 +3,6 @@ Roster (well formed and correctly signed by the admin key it names) or
 raises RosterError (nothing else); an accepted roster re-encodes to the very
 same bytes, and parsing that encoding gives the same Roster."""
 
-from __future__ import annotations
-
 if __name__ == "__main__":
     import _harness
 

@@ -1,7 +1,8 @@
 """Regenerate fuzz/corpus/<target>/ from each target's seeds() (real
-encodings), named by content hash so reruns are idempotent, and the shared
+encodings), named by content hash so reruns are idempotent, the shared
 libFuzzer dictionary fuzz/ringward.dict (header prefixes, msgpack markers,
-every field name of every schema)."""
+every field name of every schema), and the dictionary of each target that
+defines ``dictionary()`` (written where its .options file's ``dict`` says)."""
 
 from __future__ import annotations
 
@@ -57,32 +58,47 @@ def _field_names(spec: Spec, out: set[str]) -> None:
         _field_names(spec.item, out)
 
 
-def make_dict() -> str:
-    lines = ["# libFuzzer dictionary for every ringward target; made by make_corpus.py."]
-    lines.append(f'magic="{_escape(MAGIC)}"')
-    for kind in Kind:
-        prefix = MAGIC + bytes([VERSION, kind, 0])
-        lines.append(f'header_{kind.name.lower()}="{_escape(prefix)}"')
-    lines += [f'mp_{name}="{_escape(raw)}"' for name, raw in MSGPACK_MARKERS.items()]
-    names: set[str] = set()
-    for schema in SCHEMAS.values():
-        _field_names(schema, names)
-    lines += [f'key_{n}="{_escape(msgpack.packb(n))}"' for n in sorted(names)]
+def render_dict(title: str, entries: dict[str, bytes]) -> str:
+    """A libFuzzer dictionary file: a comment line, then ``name="\\xNN..."``."""
+    lines = [f"# {title}; made by make_corpus.py."]
+    lines += [f'{key}="{_escape(value)}"' for key, value in entries.items()]
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    for name in targets.names():
+def make_dict() -> str:
+    entries = {"magic": MAGIC}
+    for kind in Kind:
+        entries[f"header_{kind.name.lower()}"] = MAGIC + bytes([VERSION, kind, 0])
+    entries.update({f"mp_{name}": raw for name, raw in MSGPACK_MARKERS.items()})
+    names: set[str] = set()
+    for schema in SCHEMAS.values():
+        _field_names(schema, names)
+    entries.update({f"key_{n}": msgpack.packb(n) for n in sorted(names)})
+    return render_dict(
+        "libFuzzer dictionary of the wire, roster, engine and member targets", entries
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``make_corpus.py [TARGET...]``: the named targets (default: all)."""
+    for name in argv or targets.names():
         out = targets.CORPUS_DIR / name
         out.mkdir(parents=True, exist_ok=True)
-        seeds = targets.load(name).seeds()
+        module = targets.load(name)
+        seeds = module.seeds()
         for seed in seeds:
             (out / hashlib.sha1(seed, usedforsecurity=False).hexdigest()).write_bytes(seed)
         print(f"{name}: {len(seeds)} seeds -> {out}")
+        dict_file = targets.dict_file(name)
+        if hasattr(module, "dictionary") and dict_file is not None:
+            dict_file.write_text(
+                render_dict(f"libFuzzer dictionary of fuzz_{name}", module.dictionary())
+            )
+            print(f"{name}: dictionary -> {dict_file}")
     targets.DICT_FILE.write_text(make_dict())
     print(f"dictionary -> {targets.DICT_FILE}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

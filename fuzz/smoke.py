@@ -1,5 +1,7 @@
 """Short fuzz run of every target, for `make test`: a fixed number of
-executions each, seeded from its corpus; fails on any finding.
+executions each, seeded from its corpus, under the limits of its
+``fuzz_<name>.options`` (the settings a continuous job uses); fails on any
+finding.
 
 New inputs go to a scratch directory (fuzz/.work/), never into the tracked
 corpus; crash inputs land in fuzz/crashes/ with the target's name.
@@ -38,10 +40,9 @@ def main() -> int:
         cmd = [
             sys.executable,
             str(targets.FUZZ_DIR / f"fuzz_{name}.py"),
+            *targets.libfuzzer_flags(name),
             f"-runs={runs}",
-            f"-dict={targets.DICT_FILE}",
             f"-artifact_prefix={crashes}/{name}-",
-            "-max_len=4096",
             str(work),
         ]
         seed_dirs = [str(targets.CORPUS_DIR / name), str(targets.REGRESSIONS_DIR / name)]

@@ -151,22 +151,35 @@ def register(sub: Any) -> None:
 def load_node_keys(
     path: str, name: str | None, passphrase_file: str | None
 ) -> tuple[Roster, Identity]:
-    """The roster and this node's identity from a bundle or an admin dir."""
+    """The roster and this node's identity from a bundle or an admin dir.
+
+    The identity is always the roster entry's, both keys: a key file holding
+    another node's identity (or an X25519 key the roster does not list) is
+    refused here, naming the file, rather than run as that other node."""
     kd = KeyDir(path)
     roster = kd.load_roster()
     passphrase = _read_passphrase(passphrase_file, NODE_PASSPHRASE_ENV)
     if kd.is_bundle:
-        identity = Identity.load(kd.file(IDENTITY_KEY), passphrase)
+        key_path = kd.file(IDENTITY_KEY)
+        identity = Identity.load(key_path, passphrase)
         entry = roster.node_by_signing_key(identity.signing_key)
         if entry is None:
             raise ConfigError("not_in_roster", f"{path}: this identity is not in the roster")
         if name is not None and name != entry.name:
             raise ConfigError("wrong_name", f"{path} is the bundle of {entry.name}, not {name}")
-        return roster, identity
-    if name is None:
-        raise ConfigError("name_required", f"{path} is an admin directory: pass --name NODE")
-    roster.node_by_name(name)  # a clear error for an unknown name
-    return roster, Identity.load(kd.node_key(name), passphrase)
+    else:
+        if name is None:
+            raise ConfigError("name_required", f"{path} is an admin directory: pass --name NODE")
+        entry = roster.node_by_name(name)  # a clear error for an unknown name
+        key_path = kd.node_key(name)
+        identity = Identity.load(key_path, passphrase)
+    if identity.public != entry.public:
+        raise ConfigError(
+            "key_mismatch",
+            f"{key_path}: keys differ from the roster entry of {entry.name} "
+            "(run `ringward keys verify`)",
+        )
+    return roster, identity
 
 
 def default_ring_seq_file(path: str, roster: Roster, identity: Identity) -> Path:

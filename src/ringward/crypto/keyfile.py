@@ -144,7 +144,20 @@ class KeyRecord:
 
 
 def _passphrase_bytes(passphrase: Passphrase) -> bytes:
-    data = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+    if isinstance(passphrase, str):
+        # surrogateescape: a passphrase taken from os.environ that is not
+        # valid UTF-8 arrives with its bytes escaped as lone surrogates;
+        # this gives back the bytes the operator set (the same passphrase
+        # as those bytes in a passphrase file). Other lone surrogates
+        # cannot be encoded at all.
+        try:
+            data = passphrase.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise KeyFileError(
+                "bad_passphrase_encoding", "the passphrase is not valid text (lone surrogates)"
+            ) from None
+    else:
+        data = passphrase
     if not data:
         raise KeyFileError("empty_passphrase", "the passphrase is empty")
     return data

@@ -73,9 +73,11 @@ def load_ring_seq(path: str | PathLike[str]) -> int:
         raise _bad(p, exc.strerror or str(exc)) from None
     finally:
         os.close(fd)
-    text = data.decode("ascii", errors="replace").strip()
-    # isascii(): str.isdigit() also accepts digits of other scripts.
-    if len(data) > _FILE_BYTES_MAX or not (text.isascii() and text.isdigit()):
+    # bytes.strip() removes ASCII whitespace only (str.strip() also took the
+    # control characters \x1c-\x1f), and bytes.isdigit() accepts ASCII
+    # digits only: the file holds the decimal number, nothing else.
+    text = data.strip()
+    if len(data) > _FILE_BYTES_MAX or not text.isdigit():
         raise _bad(p, "not a ring sequence number (delete it only if no node runs)")
     value = int(text)
     if value > RING_SEQ_MAX:
