@@ -240,14 +240,30 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 # lie nested one level deeper than the wire allowed. 2021 (7:hold-aru
 # 9:hold-aru 10:join-churn): hold-aru never evicted (the replayed-commit fix
 # of 2000 and the backlog fix of 2009 ended it; evicted in 12 s).
+# 2147 (10 nodes, 1:drop-commit 7:flood-signed 8:equivocate-successor): the
+# lowest node never started the commit, and the others waited in GATHER for
+# good. 2195 (10 nodes, 1:poison-ring-seq-jump 9:break-link 10:drop-commit,
+# 5% loss): every member waited in COMMIT for the hop the last one dropped,
+# and only the first to time out blamed it: no ring for good. 2098 (7
+# nodes, 1:drop-commit 6:starve-successor) still fails: once
+# the representative is failed, a correct member ends up paired with the
+# successor-starver in rings of two (f = 0 there: never evicted) whose token
+# always dies, and does not merge back within the liveness bound.
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "overload")
-ALL_SEEDS = (2000, 2009, 2033, 2039)
-ALL_SEEDS_SOAK = (2021, 2026)
+ALL_SEEDS = (2000, 2009, 2033, 2039, 2195)
+ALL_SEEDS_SOAK = (2021, 2026, 2147)
+ALL_SEEDS_FAILING = (2098,)
 
 
 @HEAVY
 @pytest.mark.parametrize(
-    "seed", ALL_SEEDS + tuple(pytest.param(s, marks=SOAK) for s in ALL_SEEDS_SOAK)
+    "seed",
+    ALL_SEEDS
+    + tuple(pytest.param(s, marks=SOAK) for s in ALL_SEEDS_SOAK)
+    + tuple(
+        pytest.param(s, marks=[SOAK, pytest.mark.xfail(strict=True, reason="open: see above")])
+        for s in ALL_SEEDS_FAILING
+    ),
 )
 def test_worlds_of_every_behaviour(seed: int) -> None:
     scenario, spec = byzantine_world(seed, duration=6.0, behaviours=ALL_BEHAVIOURS)

@@ -295,18 +295,26 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     j = frame.body
     assert isinstance(j, Join)
     ts = engine.tokens
+    w = engine.detector.commit_watch
+    since: float | None = None
     if engine.state is State.OPERATIONAL or (
         engine.state is State.RECOVERY and engine.pending is not None
     ):
         since = ts.last_seen_t if ts.hop_seen >= 0 else ts.ring_start_t
-        if engine.now - since >= SILENT_TOKEN_FRACTION * engine.timing.token_timeout_s:
-            # The token has been silent nearly as long as our own timeout,
-            # and another member's timeout went just before ours: blame
-            # whom our own timeout would have. Only the first members to
-            # time out did, which took a mute holder 6 rounds (8 s) to reach
-            # f+1 accusers (Byzantine soak seed 1027), or never (a mute
-            # representative, seed 1012).
-            engine.loss_blame = loss_blame(engine) or engine.loss_blame
+    elif engine.state is State.COMMIT and w is not None:
+        # Waiting for the commit token since its last hop we saw: all
+        # members time out together there, and only the first blamed.
+        since = w.at
+    if since is not None and (
+        engine.now - since >= SILENT_TOKEN_FRACTION * engine.timing.token_timeout_s
+    ):
+        # The token has been silent nearly as long as our own timeout,
+        # and another member's timeout went just before ours: blame
+        # whom our own timeout would have. Only the first members to
+        # time out did, which took a mute holder 6 rounds (8 s) to reach
+        # f+1 accusers (Byzantine soak seed 1027), or never (a mute
+        # representative, seed 1012).
+        engine.loss_blame = loss_blame(engine) or engine.loss_blame
     if (
         engine.state is not State.OPERATIONAL
         or ring is None
