@@ -513,6 +513,8 @@ def test_every_field_is_a_candidate(name: str) -> None:
 # Overflows, runaway loops and crashes found so far, always tried.
 @example(field=_BY_NAME["JOIN.ring_seq"], value=Value("edge", 3), occurrence=0, seed=1)
 @example(field=_BY_NAME["TOKEN.hop"], value=Value("step", 1 << 62), occurrence=0, seed=1)
+# Hop 0: its rule:turn proof was refused by every member but its maker.
+@example(field=_BY_NAME["TOKEN.hop"], value=Value("edge", 0), occurrence=0, seed=3)
 @example(field=_BY_NAME["COMMIT.members.-1.high_seq"], value=Value("edge", 3), occurrence=0, seed=1)
 # Another member's entry, altered by the liar that forwards the commit token.
 @example(

@@ -145,6 +145,15 @@ def test_turn_and_successor_need_the_rings_membership() -> None:
     assert prove(2, "rule:turn", wrong_succ) is None
 
 
+def test_hop_zero_is_nobodys_turn_for_the_verifier_too() -> None:
+    """The member that convicted a hop-0 token made a rule:turn proof that
+    every other member refused (producer(0) is the last member, the maker):
+    the successor kept the liar's joins and was evicted for the churn they
+    caused (extreme-value property, TOKEN.hop = 0, seed 3)."""
+    hop_zero = signed(4, token(0, 10, 10, 0, succ=1))
+    assert prove(4, "rule:turn", hop_zero) == "rule:turn"
+
+
 def test_overload_takes_three_distinct_overloaded_reports() -> None:
     heavy = LoadReport(0, 0, CFG.overload_hold_ms, 0)
     reports = [signed(2, token(h, 10, 10, 0, load=heavy)) for h in (2, 6, 10)]

@@ -188,7 +188,9 @@ def _turn_or_succ(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
     if st.sender != target or not members or target not in members:
         return False
     if proof.kind == "rule:turn":
-        return producer(members, tokens[0].hop) != target
+        # Hop 0 is nobody's turn (the ring's first token is hop 1): the
+        # same rule as the maker of the proof applies (faults._broken_rule).
+        return tokens[0].hop < 1 or producer(members, tokens[0].hop) != target
     return tokens[0].succ != successor(members, target)
 
 
