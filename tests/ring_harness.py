@@ -2,7 +2,8 @@
 put one member's signed statements under an attacker's control.
 
 Every node is a real :class:`Engine` with the simulator's deterministic
-keys. The network delivers every datagram after ``LATENCY_S`` (no loss).
+keys. The network delivers every datagram after ``LATENCY_S``, but for the
+copies a ``lose`` hook picks.
 A ``tamper`` hook sees every datagram one node sends and may replace it
 (re-signing with that node's own key): the node is then Byzantine, its
 signature genuine, its statements lies.
@@ -41,6 +42,8 @@ FAST = EngineConfig(
 )
 
 Tamper = Callable[["Cluster", int, bytes], list[bytes]]
+# (cluster, src, dest, data) -> True: the network loses this copy.
+Lose = Callable[["Cluster", int, int, bytes], bool]
 
 
 class WorkBudgetExceeded(BaseException):
@@ -83,6 +86,7 @@ class Cluster:
         config: EngineConfig | None = None,
         seed: int = 7,
         tamper: dict[int, Tamper] | None = None,
+        lose: Lose | None = None,
         budget: int | None = CALL_LINES_MAX,
     ) -> None:
         self.roster = tuple(range(1, n + 1))
@@ -95,6 +99,7 @@ class Cluster:
         }
         self.events: dict[int, list[EngineEvent]] = {i: [] for i in self.roster}
         self.tamper = tamper or {}
+        self.lose = lose
         self.budget = budget
         self.down: set[int] = set()
         self.deadlines: dict[int, float | None] = {}
@@ -119,7 +124,7 @@ class Cluster:
 
     def broadcast(self, src: int, data: bytes, dests: tuple[int, ...] | None = None) -> None:
         for dest in dests or self.roster:
-            if dest != src:
+            if dest != src and not (self.lose and self.lose(self, src, dest, data)):
                 self._queue.append((self.now + LATENCY_S, src, dest, data))
 
     def _drain(self, node: int) -> None:

@@ -228,7 +228,7 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         return
     try:
         # To everyone: every member sees how far the round got
-        # (observe_commit); retransmissions go to ``dest`` alone.
+        # (observe_commit), retransmissions too.
         raw = engine.emit_signed(ring, ct)
     except WireError as exc:
         # Joins whose evidence does not fit one commit datagram: the round
@@ -375,8 +375,10 @@ def commit_entry(engine: Engine) -> CommitMember:
 
 
 def retransmit_commit(engine: Engine) -> None:
-    """The commit_rtx timer: re-send the commit token we forwarded last."""
+    """The commit_rtx timer: re-send the commit token we forwarded last, to
+    everyone as the first copy was: a member that lost that copy would
+    otherwise blame the round's stall on us (observe_commit)."""
     fwd = engine.last_commit
     if fwd is not None and engine.state in (State.COMMIT, State.RECOVERY):
-        engine.send(fwd.dest, fwd.raw)
+        engine.send(None, fwd.raw)
         engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
