@@ -10,6 +10,9 @@
 #               under 12 minutes on 2 CPUs
 #   make soak   the soak tests: the cases of heavy matrices that make test
 #               leaves out (each still runs here) and the long soak (hours)
+#   make chaos  the real-network chaos suite (tests/chaos, docs/chaos.md):
+#               real nodes in network namespaces under real faults; root;
+#               minutes. make test runs its one-scenario smoke.
 # pytest runs on PYTEST_JOBS workers (pytest-xdist; 0: in one process).
 
 PYTHON ?= python3
@@ -23,7 +26,7 @@ FUZZ_RUNS ?= 100000
 PYTEST_JOBS ?= auto
 PYTEST := $(BIN)/pytest -n $(PYTEST_JOBS) --dist loadgroup
 
-.PHONY: demo test check lint typecheck unit fast fuzz-smoke fuzz-build soak corpus clean
+.PHONY: demo docs test check lint typecheck unit fast fuzz-smoke fuzz-build soak chaos netdeps corpus clean
 
 $(VENV)/.python-ok:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -32,9 +35,9 @@ $(VENV)/.python-ok:
 	$(PY) -m pip install --quiet --upgrade pip
 	@touch $@
 
-# The package alone (for the demo).
+# The package and its demo extra (rich: the demo's live view).
 $(VENV)/.installed: $(VENV)/.python-ok pyproject.toml
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[demo]'
 	@touch $@
 
 # Package plus the dev and fuzz extras (for the checks).
@@ -49,8 +52,21 @@ $(VENV)/.installed-fuzz-build: $(VENV)/.installed-dev
 	  || echo "PyInstaller could not be installed: fuzz-build will SKIP (rm $@ to retry)"
 	@touch $@
 
+# pdoc for the API reference, apart from the dev extras: where it cannot be
+# installed, the reference check of make test (tests/cli/test_packaging.py)
+# says so and skips.
+$(VENV)/.installed-docs: $(VENV)/.installed-dev
+	$(PY) -m pip install --quiet -e '.[docs]' \
+	  || echo "pdoc could not be installed: the API reference check will SKIP (rm $@ to retry)"
+	@touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/ringward demo
+
+# The API reference, built from the docstrings into build/apidocs/ (git-ignored);
+# fails on any pdoc warning.
+docs: $(VENV)/.installed-docs
+	$(PY) docs/apidocs.py build/apidocs
 
 test: lint typecheck unit fuzz-smoke fuzz-build
 	@echo "make test: all checks passed"
@@ -65,12 +81,32 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy src tests fuzz
 
-# Every test but the soak ones (a plain `pytest` skips those too).
-unit: $(VENV)/.installed-dev
-	$(PYTEST) -m "not soak"
+# Every test but the soak and chaos ones (a plain `pytest` skips those too).
+unit: $(VENV)/.installed-dev $(VENV)/.installed-docs netdeps
+	$(PYTEST) -m "not soak and not chaos"
 
 fast: $(VENV)/.installed-dev
-	$(PYTEST) -m "not heavy and not soak"
+	$(PYTEST) -m "not heavy and not soak and not chaos"
+
+# ip (iproute2) and nft (nftables) for the chaos suite: installed with
+# apt-get when missing and we are root; otherwise its tests skip, saying why.
+netdeps:
+	@if command -v ip >/dev/null 2>&1 && command -v nft >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables >/dev/null) \
+	  || echo "iproute2/nftables could not be installed: the chaos tests will SKIP"; \
+	else echo "no ip/nft and not root: the chaos tests will SKIP (they need root, iproute2, nftables)"; fi
+
+# The chaos suite, every scenario once (CHAOS_SEED picks the fault timeline);
+# one line per scenario at the end. Failing runs keep their logs in
+# $${TMPDIR:-/tmp}/ringward-chaos.
+CHAOS_SEED ?= 1
+CHAOS_RESULTS := $(or $(TMPDIR),/tmp)/ringward-chaos-results.txt
+chaos: $(VENV)/.installed-dev netdeps
+	@rm -f $(CHAOS_RESULTS)
+	RINGWARD_CHAOS=1 RINGWARD_CHAOS_SEED=$(CHAOS_SEED) RINGWARD_CHAOS_RESULTS=$(CHAOS_RESULTS) \
+	  $(BIN)/pytest -n 0 -p no:cacheprovider -m chaos tests/chaos; \
+	  rc=$$?; echo "chaos results (seed $(CHAOS_SEED)):"; cat $(CHAOS_RESULTS) 2>/dev/null; exit $$rc
 
 fuzz-smoke: $(VENV)/.installed-dev
 	$(PY) fuzz/smoke.py --runs $(FUZZ_RUNS)
@@ -92,4 +128,4 @@ corpus: $(VENV)/.installed-dev
 	$(PY) fuzz/make_corpus.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis fuzz/.work
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis fuzz/.work build/apidocs

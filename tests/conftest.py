@@ -9,6 +9,10 @@
   parametrisation (``make test`` keeps a representative few of its cases)
   and the long soak runs. Plain ``pytest`` skips them unless
   ``RINGWARD_SOAK=1``, so ``pytest`` runs what ``make test`` runs.
+- ``chaos``: the real-network suite (tests/chaos, root and network
+  namespaces, minutes): ``make chaos`` only (``RINGWARD_CHAOS=1``); its
+  one-scenario smoke is ``heavy`` instead (skipped where namespaces cannot
+  be made, with the reason).
 
 A new slow case is marked ``heavy`` (a whole module: ``pytestmark``); a case
 moved out of ``make test`` is marked ``soak``, never deleted.
@@ -28,16 +32,36 @@ subdirectories.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 SOAK_ENV = "RINGWARD_SOAK"
+CHAOS_ENV = "RINGWARD_CHAOS"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(SOAK_ENV) == "1":
-        return
-    skip = pytest.mark.skip(reason=f"soak: run by `make soak` ({SOAK_ENV}=1)")
-    for item in items:
-        if item.get_closest_marker("soak") is not None:
-            item.add_marker(skip)
+    # chaos: the real-network suite (tests/chaos), like soak run only on
+    # request; its short smoke is marked heavy and runs in make test.
+    for marker, env in (("soak", SOAK_ENV), ("chaos", CHAOS_ENV)):
+        if os.environ.get(env) == "1":
+            continue
+        skip = pytest.mark.skip(reason=f"{marker}: run by `make {marker}` ({env}=1)")
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Node state of every test stays under its own tmp dir: ``ringward
+    node`` without ``--state-dir`` puts ring.seq and its control socket in
+    ``$XDG_STATE_HOME/ringward/NAME`` (runtime/statedir.py), never in the
+    real home or /var/lib of the machine running the tests."""
+    home = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    return home

@@ -2,7 +2,12 @@
 
 The application API is the runtime's: ``ringward.Node`` (asyncio) and
 ``ringward.sync.Node`` (threads), yielding ``Delivered``, ``ViewChanged``,
-``Evicted`` and ``Rejected`` events. Those names are imported lazily, so
+``Evicted`` and ``Rejected`` events (``Event`` is their union)::
+
+    async with ringward.Node.from_dir("node1/") as node:
+        await node.ready()
+        await node.broadcast(b"hello")
+ Those names are imported lazily, so
 ``import ringward.wire`` (say, in a fuzz target) does not pull in asyncio.
 """
 
@@ -23,18 +28,36 @@ from ringward.errors import (
 
 if TYPE_CHECKING:
     from ringward.engine.api import MessageId
-    from ringward.runtime import Delivered, Evicted, Node, NodeStatus, Rejected, ViewChanged
+    from ringward.runtime import (
+        Delivered,
+        Event,
+        Evicted,
+        Node,
+        NodeStatus,
+        Rejected,
+        ViewChanged,
+    )
 
 __version__ = "0.1.0"
 
 _RUNTIME = frozenset(
-    {"Delivered", "Evicted", "MessageId", "Node", "NodeStatus", "Rejected", "ViewChanged"}
+    {
+        "Delivered",
+        "Event",
+        "Evicted",
+        "MessageId",
+        "Node",
+        "NodeStatus",
+        "Rejected",
+        "ViewChanged",
+    }
 )
 
 __all__ = [
     "ConfigError",
     "CryptoError",
     "Delivered",
+    "Event",
     "EventLogError",
     "Evicted",
     "KeyFileError",

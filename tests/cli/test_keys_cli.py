@@ -16,7 +16,19 @@ from ringward.cli import main
 from ringward.crypto import Identity, Roster
 
 REPO = Path(__file__).resolve().parents[2]
-VERBS = ["init", "add", "revoke", "rotate", "show", "verify", "export-node", "accept"]
+VERBS = [
+    "init",
+    "add",
+    "revoke",
+    "rotate",
+    "show",
+    "verify",
+    "export-node",
+    "accept",
+    "params",
+    "passwd",
+    "fingerprint",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +55,11 @@ def fails(capsys: pytest.CaptureFixture[str], reason: str, *argv: str) -> str:
 
 
 def init(capsys: pytest.CaptureFixture[str], d: Path, nodes: int = 3, *extra: str) -> None:
-    code, out, _ = run(capsys, "init", str(d), "--cluster", "demo", "--nodes", str(nodes), *extra)
-    assert code == 0
+    argv = ["init", str(d), "--cluster", "demo", "--nodes", str(nodes), *extra]
+    if not any("passphrase" in a for a in extra):
+        argv.append("--no-passphrase")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
     assert "node1" in out
 
 
@@ -58,18 +73,33 @@ def show(capsys: pytest.CaptureFixture[str], d: Path) -> dict[str, object]:
 def test_init_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "keys"
     init(capsys, d, 5)
-    assert {p.name for p in d.iterdir()} == {
+    # The admin part apart from one bundle per node.
+    assert {p.name for p in d.iterdir()} == {"admin", *(f"node{i}" for i in range(1, 6))}
+    assert {p.name for p in (d / "admin").iterdir()} == {
         "admin.key",
         "admin.pub",
         "roster.bin",
         "roster.state",
         "nodes",
     }
-    for key in [d / "admin.key", *(d / "nodes").iterdir()]:
+    for i in range(1, 6):
+        bundle = d / f"node{i}"
+        assert {p.name for p in bundle.iterdir()} == {
+            "identity.key",
+            "admin.pub",
+            "roster.bin",
+            "roster.state",
+        }
+        assert stat.S_IMODE(bundle.stat().st_mode) == 0o700
+        assert (bundle / "identity.key").read_bytes() == (
+            d / "admin" / "nodes" / f"node{i}.key"
+        ).read_bytes()
+    keys = [d / "admin" / "admin.key", *(d / "admin" / "nodes").iterdir()]
+    for key in [*keys, *(d / f"node{i}" / "identity.key" for i in range(1, 6))]:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
     code, out, err = run(capsys, "verify", str(d))
     assert (code, err) == (0, "")
-    assert out.startswith("ok: cluster demo, roster version 1, 5 nodes")
+    assert out.startswith("ok: cluster demo, roster version 1, 5 nodes, 5 bundles")
     data = show(capsys, d)
     assert data["cluster"] == "demo"
     assert data["version"] == 1
@@ -77,7 +107,7 @@ def test_init_then_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert isinstance(nodes, list)
     assert [n["address"] for n in nodes] == [f"127.0.0.1:{7400 + i}" for i in range(5)]
     assert set(nodes[0]) == {"id", "name", "address", "signing_key", "encryption_key"}
-    me = Identity.load(d / "nodes" / "node1.key")
+    me = Identity.load(d / "node1" / "identity.key")
     assert nodes[0]["signing_key"] == me.signing_key.hex()
     assert nodes[0]["encryption_key"] == me.encryption_key.hex()
 
@@ -89,14 +119,16 @@ def test_init_into_the_repo_style_keys_dir(
     for name in ("README.md", ".gitignore"):
         shutil.copy(REPO / "keys" / name, tmp_path / "keys" / name)
     monkeypatch.chdir(tmp_path)
-    code, _, _ = run(capsys, "init", "--cluster", "demo", "--nodes", "2")
+    code, _, _ = run(capsys, "init", "--cluster", "demo", "--nodes", "2", "--no-passphrase")
     assert code == 0
-    assert (tmp_path / "keys" / "roster.bin").is_file()
+    assert (tmp_path / "keys" / "admin" / "roster.bin").is_file()
+    assert (tmp_path / "keys" / "node1" / "roster.bin").is_file()
     assert (tmp_path / "keys" / "README.md").is_file()
     assert run(capsys, "verify")[0] == 0
     assert run(capsys, "show")[0] == 0
-    assert run(capsys, "revoke", "node2")[0] == 0
-    fails(capsys, "exists", "init", "--cluster", "again", "--nodes", "1")
+    assert run(capsys, "revoke", "node2", "--yes")[0] == 0
+    assert not (tmp_path / "keys" / "node2").exists()
+    fails(capsys, "exists", "init", "--cluster", "again", "--nodes", "1", "--no-passphrase")
 
 
 def test_init_with_addresses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,6 +145,7 @@ def test_init_with_addresses(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "[FD00:0::2]:7400",
         "--address",
         "Db3.Example:7400",
+        "--no-passphrase",
     )
     assert code == 0
     nodes = show(capsys, d)["nodes"]
@@ -122,7 +155,7 @@ def test_init_with_addresses(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "db3.example:7400",
     ]
     d6 = tmp_path / "k6"
-    assert run(capsys, "init", str(d6), "--cluster", "v6", "--nodes", "2", "--host", "::1")[0] == 0
+    init(capsys, d6, 2, "--host", "::1", "--no-passphrase")
     assert [n["address"] for n in show(capsys, d6)["nodes"]] == ["[::1]:7400", "[::1]:7401"]  # type: ignore[attr-defined]
 
 
@@ -130,10 +163,15 @@ def test_add_revoke_rotate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     d = tmp_path / "k"
     init(capsys, d)
     before = show(capsys, d)["nodes"]
-    assert run(capsys, "add", str(d), "--name", "db4", "--address", "10.0.0.4:7400")[0] == 0
-    assert run(capsys, "revoke", str(d), "node2")[0] == 0
-    assert not (d / "nodes" / "node2.key").exists()
-    assert run(capsys, "rotate", str(d), "node3")[0] == 0
+    assert (
+        run(
+            capsys, "add", str(d), "--name", "db4", "--address", "10.0.0.4:7400", "--no-passphrase"
+        )[0]
+        == 0
+    )
+    assert run(capsys, "revoke", str(d), "node2", "--yes")[0] == 0
+    assert not (d / "admin" / "nodes" / "node2.key").exists()
+    assert run(capsys, "rotate", str(d), "node3", "--no-passphrase")[0] == 0
     after = show(capsys, d)
     assert after["version"] == 4
     nodes = {n["name"]: n for n in after["nodes"]}  # type: ignore[attr-defined]
@@ -144,11 +182,12 @@ def test_add_revoke_rotate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert nodes["node3"]["address"] == old3["address"]
     assert nodes["node3"]["signing_key"] != old3["signing_key"]
     assert (
-        Identity.load(d / "nodes" / "node3.key").signing_key.hex() == nodes["node3"]["signing_key"]
+        Identity.load(d / "admin" / "nodes" / "node3.key").signing_key.hex()
+        == nodes["node3"]["signing_key"]
     )
-    assert not (d / "nodes" / "node3.key.new").exists()
+    assert not (d / "admin" / "nodes" / "node3.key.new").exists()
     assert run(capsys, "verify", str(d))[0] == 0
-    assert Roster.load(d / "roster.bin").version == 4
+    assert Roster.load(d / "admin" / "roster.bin").version == 4
 
 
 def test_export_node_and_accept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,14 +201,28 @@ def test_export_node_and_accept(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "roster.state",
     }
     assert stat.S_IMODE((bundle / "identity.key").stat().st_mode) == 0o600
-    assert (bundle / "identity.key").read_bytes() == (d / "nodes" / "node1.key").read_bytes()
+    assert (bundle / "identity.key").read_bytes() == (
+        d / "admin" / "nodes" / "node1.key"
+    ).read_bytes()
     code, out, _ = run(capsys, "verify", str(bundle))
     assert code == 0
     assert "version 1" in out
     old = tmp_path / "roster-v1.bin"
-    shutil.copy(d / "roster.bin", old)
-    assert run(capsys, "add", str(d), "--name", "node4", "--address", "127.0.0.1:7500")[0] == 0
-    assert run(capsys, "accept", str(bundle), str(d / "roster.bin"))[0] == 0
+    shutil.copy(d / "admin" / "roster.bin", old)
+    assert (
+        run(
+            capsys,
+            "add",
+            str(d),
+            "--name",
+            "node4",
+            "--address",
+            "127.0.0.1:7500",
+            "--no-passphrase",
+        )[0]
+        == 0
+    )
+    assert run(capsys, "accept", str(bundle), str(d / "admin" / "roster.bin"))[0] == 0
     assert show(capsys, bundle)["version"] == 2
     fails(capsys, "rollback", "accept", str(bundle), str(old))
     # A roster replaced on the node's disk is refused too.
@@ -186,8 +239,8 @@ def test_revoked_node_bundle_is_reported(
     d, bundle = tmp_path / "k", tmp_path / "b"
     init(capsys, d)
     run(capsys, "export-node", str(d), "node2", str(bundle))
-    run(capsys, "revoke", str(d), "node2")
-    run(capsys, "accept", str(bundle), str(d / "roster.bin"))
+    run(capsys, "revoke", str(d), "node2", "--yes")
+    run(capsys, "accept", str(bundle), str(d / "admin" / "roster.bin"))
     code, _, err = run(capsys, "verify", str(bundle))
     assert code == 1
     assert "[unknown_node]" in err
@@ -198,8 +251,8 @@ def test_wrong_admin_roster_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     init(capsys, a)
     init(capsys, b)
     run(capsys, "export-node", str(a), "node1", str(bundle))
-    fails(capsys, "wrong_admin", "accept", str(bundle), str(b / "roster.bin"))
-    shutil.copy(b / "roster.bin", a / "roster.bin")
+    fails(capsys, "wrong_admin", "accept", str(bundle), str(b / "admin" / "roster.bin"))
+    shutil.copy(b / "admin" / "roster.bin", a / "admin" / "roster.bin")
     fails(capsys, "wrong_admin", "show", str(a))
 
 
@@ -215,14 +268,14 @@ def test_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     init(capsys, d)
     assert run(capsys, "export-node", str(d), "node1", str(tmp_path / "b"))[0] == 0
     fails(capsys, "missing_file", "accept", str(tmp_path / "b"), str(tmp_path / "nope.bin"))
-    fails(capsys, "not_a_bundle", "accept", str(d), str(d / "roster.bin"))
-    (d / "nodes" / "node2.key").unlink()
+    fails(capsys, "not_a_bundle", "accept", str(d), str(d / "admin" / "roster.bin"))
+    (d / "admin" / "nodes" / "node2.key").unlink()
     line = fails(capsys, "missing_file", "verify", str(d))
     assert "node2.key" in line
     fails(capsys, "missing_file", "export-node", str(d), "node2", str(tmp_path / "out"))
-    (d / "admin.pub").unlink()
+    (d / "admin" / "admin.pub").unlink()
     fails(capsys, "missing_file", "show", str(d))
-    (d / "roster.bin").unlink()
+    (d / "admin" / "roster.bin").unlink()
     fails(capsys, "missing_file", "show", str(d))
 
 
@@ -233,7 +286,7 @@ def test_wrong_passphrase(
     monkeypatch.setenv("RINGWARD_PASSPHRASE", "admin secret")
     monkeypatch.setenv("RINGWARD_NODE_PASSPHRASE", "node secret")
     init(capsys, d, 2, "--kdf-cost", "interactive")
-    assert (d / "admin.key").read_bytes()[:7] == b"RWKF\x01\x02\x01"  # encrypted
+    assert (d / "admin" / "admin.key").read_bytes()[:7] == b"RWKF\x01\x02\x01"  # encrypted
     assert run(capsys, "verify", str(d))[0] == 0
     monkeypatch.setenv("RINGWARD_PASSPHRASE", "guess")
     fails(capsys, "bad_passphrase", "add", str(d), "--name", "x", "--address", "h:1")
@@ -241,36 +294,52 @@ def test_wrong_passphrase(
     assert code == 1
     assert "[bad_passphrase]" in err
     monkeypatch.delenv("RINGWARD_PASSPHRASE")
-    fails(capsys, "passphrase_required", "revoke", str(d), "node1")
+    fails(capsys, "passphrase_required", "revoke", str(d), "node1", "--yes")
     # Without passphrases verify still checks the public halves.
     monkeypatch.delenv("RINGWARD_NODE_PASSPHRASE")
     assert run(capsys, "verify", str(d))[0] == 0
     good = tmp_path / "pass"
     good.write_text("admin secret\n")
     good.chmod(0o600)  # a passphrase file open to others is refused
-    assert run(capsys, "revoke", str(d), "node1", "--passphrase-file", str(good))[0] == 0
+    assert run(capsys, "revoke", str(d), "node1", "--yes", "--passphrase-file", str(good))[0] == 0
     empty = tmp_path / "empty"
     empty.write_text("\n")
     empty.chmod(0o600)
-    fails(capsys, "empty_passphrase", "revoke", str(d), "node2", "--passphrase-file", str(empty))
     fails(
-        capsys, "missing_file", "revoke", str(d), "node2", "--passphrase-file", str(tmp_path / "x")
+        capsys,
+        "empty_passphrase",
+        "revoke",
+        str(d),
+        "node2",
+        "--yes",
+        "--passphrase-file",
+        str(empty),
+    )
+    fails(
+        capsys,
+        "missing_file",
+        "revoke",
+        str(d),
+        "node2",
+        "--yes",
+        "--passphrase-file",
+        str(tmp_path / "x"),
     )
 
 
 def test_tampered_roster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "k"
     init(capsys, d)
-    good = (d / "roster.bin").read_bytes()
+    good = (d / "admin" / "roster.bin").read_bytes()
     for position in (0, 4, 10, len(good) // 2, len(good) - 65, len(good) - 1):
         bad = bytearray(good)
         bad[position] ^= 0x04
-        (d / "roster.bin").write_bytes(bytes(bad))
+        (d / "admin" / "roster.bin").write_bytes(bytes(bad))
         code, _, err = run(capsys, "verify", str(d))
         assert code == 1
         assert len(err.strip().splitlines()) == 1
         fails(capsys, err.rsplit("[", 1)[1].rstrip("]\n"), "show", str(d))
-        fails(capsys, err.rsplit("[", 1)[1].rstrip("]\n"), "revoke", str(d), "node1")
+        fails(capsys, err.rsplit("[", 1)[1].rstrip("]\n"), "revoke", str(d), "node1", "--yes")
 
 
 def test_unknown_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -286,7 +355,7 @@ def test_unknown_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_permissions_too_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "k"
     init(capsys, d)
-    key = d / "nodes" / "node1.key"
+    key = d / "admin" / "nodes" / "node1.key"
     os.chmod(key, 0o644)
     code, _, err = run(capsys, "verify", str(d))
     assert code == 1
@@ -296,7 +365,7 @@ def test_permissions_too_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         capsys, "permissions_too_open", "export-node", str(d), "node1", str(tmp_path / "o")
     )
     assert str(key) in line
-    os.chmod(d / "admin.key", 0o640)
+    os.chmod(d / "admin" / "admin.key", 0o640)
     fails(capsys, "permissions_too_open", "add", str(d), "--name", "n", "--address", "h:1")
 
 
@@ -308,7 +377,7 @@ def test_duplicate_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     init(capsys, d)
     fails(capsys, "duplicate_address", "add", str(d), "--name", "n4", "--address", "127.0.0.1:7401")
     fails(capsys, "duplicate_name", "add", str(d), "--name", "node1", "--address", "h:1")
-    assert not (d / "nodes" / "n4.key").exists()
+    assert not (d / "admin" / "nodes" / "n4.key").exists()
     assert show(capsys, d)["version"] == 1
 
 
@@ -374,7 +443,9 @@ def _sh(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.heavy
 def test_console_script_newcomer_path(tmp_path: Path) -> None:
     # What the README tells a newcomer to type.
-    first = _sh("keys", "init", "--cluster", "demo", "--nodes", "3", cwd=tmp_path)
+    first = _sh(
+        "keys", "init", "--cluster", "demo", "--nodes", "3", "--no-passphrase", cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr
     verified = _sh("keys", "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
@@ -386,16 +457,27 @@ def test_console_script_newcomer_path(tmp_path: Path) -> None:
 @pytest.mark.heavy
 def test_console_script_errors(tmp_path: Path) -> None:
     assert (
-        _sh("keys", "init", "k", "--cluster", "demo", "--nodes", "2", cwd=tmp_path).returncode == 0
+        _sh(
+            "keys",
+            "init",
+            "k",
+            "--cluster",
+            "demo",
+            "--nodes",
+            "2",
+            "--no-passphrase",
+            cwd=tmp_path,
+        ).returncode
+        == 0
     )
-    os.chmod(tmp_path / "k" / "nodes" / "node2.key", 0o644)
+    os.chmod(tmp_path / "k" / "admin" / "nodes" / "node2.key", 0o644)
     proc = _sh("keys", "export-node", "k", "node2", "out", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert "chmod 600" in proc.stderr
-    data = bytearray((tmp_path / "k" / "roster.bin").read_bytes())
+    data = bytearray((tmp_path / "k" / "admin" / "roster.bin").read_bytes())
     data[-10] ^= 1
-    (tmp_path / "k" / "roster.bin").write_bytes(bytes(data))
+    (tmp_path / "k" / "admin" / "roster.bin").write_bytes(bytes(data))
     proc = _sh("keys", "verify", "k", cwd=tmp_path)
     assert proc.returncode == 1
     assert "[bad_signature]" in proc.stderr

@@ -212,6 +212,9 @@ def test_cluster_of_processes(tmp_path: Path) -> None:
             str(other[0]),
             "--bind",
             f"127.0.0.1:{ports[3]}",
+            # Also called node1: its own state directory, not prod node1's.
+            "--state-dir",
+            str(tmp_path / "intruder-state"),
             "--exit-on-eof",
         )
         intruder.send(*(f"evil{i}" for i in range(5)))
@@ -242,8 +245,11 @@ def test_cluster_of_processes(tmp_path: Path) -> None:
         for p in [*procs, intruder]:
             assert "Traceback" not in p.stderr(), p.stderr()
 
-        # Each bundle keeps its ring sequence for the next start.
-        assert all(int((b / "ring.seq").read_text()) > 0 for b in bundles)
+        # Each node keeps its ring sequence for the next start, in its state
+        # directory (tests/cli/conftest.py), not in its key bundle.
+        state = Path(os.environ["XDG_STATE_HOME"]) / "ringward"
+        assert all(int((state / f"node{i}" / "ring.seq").read_text()) > 0 for i in (1, 2, 3))
+        assert not any((b / "ring.seq").exists() for b in bundles)
         events = read_log(log)
         ids = [e.id for e in events if isinstance(e, DeliverEvent)]
         assert len(ids) == len(set(ids)) >= 20 + 10 + 10 + 1

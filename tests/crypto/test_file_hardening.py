@@ -41,7 +41,8 @@ def keys_fail(capsys: pytest.CaptureFixture[str], reason: str, *argv: str) -> st
 
 
 def init(capsys: pytest.CaptureFixture[str], d: Path, *extra: str) -> None:
-    code, _, err = keys(capsys, "init", str(d), "--cluster", "demo", "--nodes", "2", *extra)
+    argv = ["init", str(d), "--cluster", "demo", "--nodes", "2", "--no-passphrase", *extra]
+    code, _, err = keys(capsys, *argv)
     assert code == 0, err
 
 
@@ -248,8 +249,8 @@ def test_empty_passphrase_variable_is_refused(
         capsys, "empty_passphrase", "init", str(d), "--cluster", "demo", "--nodes", "2"
     )
     assert env in line
-    assert not (d / "admin.key").exists()
-    assert not (d / "nodes").exists()
+    assert not (d / "admin" / "admin.key").exists()
+    assert not (d / "admin").exists()
 
 
 # -- 4. passphrase files ---------------------------------------------------
@@ -277,7 +278,7 @@ def test_passphrase_file_open_to_others_is_refused(
         str(secret),
     )
     assert str(secret) in line
-    assert not (d / "admin.key").exists()
+    assert not (d / "admin" / "admin.key").exists()
 
 
 def test_private_passphrase_file_is_used(
@@ -288,7 +289,7 @@ def test_private_passphrase_file_is_used(
     secret.chmod(0o600)
     d = tmp_path / "keys"
     init(capsys, d, "--passphrase-file", str(secret), "--kdf-cost", "interactive")
-    assert (d / "admin.key").read_bytes()[:7] == b"RWKF\x01\x02\x01"  # encrypted
+    assert (d / "admin" / "admin.key").read_bytes()[:7] == b"RWKF\x01\x02\x01"  # encrypted
 
 
 def test_passphrase_file_is_read_bounded(

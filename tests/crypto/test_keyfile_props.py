@@ -97,6 +97,7 @@ def test_cli_with_a_non_utf8_passphrase_variable_fails_in_one_line(
                 "1",
                 "--kdf-cost",
                 "interactive",
+                "--no-passphrase",
             ]
         )
         == 0

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ringward.crypto import Identity, KeyDir, ProtocolParams, Roster
-from ringward.errors import ConfigError, StateError
+from ringward.crypto import KDF_INTERACTIVE, Identity, KeyDir, ProtocolParams, Roster, Secrets
+from ringward.errors import ConfigError, KeyFileError, RingwardError, StateError
 from ringward.eventlog import DeliverEvent, SendEvent, ViewEvent, parse_lines, payload_digest
 from ringward.runtime import (
     Delivered,
@@ -429,6 +429,8 @@ def test_sync_facade(tmp_path: Path) -> None:
     for n in nodes:
         n.start()
     try:
+        first = nodes[0].ready(timeout_s=STEP_S)
+        assert first.kind == "regular" and first.roster_version == roster.version
         for n in nodes:
             deadline_views = 0
             while n.view is None or len(n.view.members) < 3:
@@ -464,3 +466,118 @@ def test_sync_facade(tmp_path: Path) -> None:
     assert nodes[0].next_event(timeout=1) is None
     with pytest.raises(StateError):
         nodes[0].broadcast(b"closed")
+
+
+def test_ready_waits_for_the_first_view_without_consuming_it(tmp_path: Path) -> None:
+    roster, ids = make_cluster(tmp_path / "keys", count=2)
+
+    async def main() -> None:
+        lonely = Node(roster, ids[0])
+        with pytest.raises(StateError) as err:
+            await lonely.ready()
+        assert err.value.reason == "node_new"
+        nodes = [lonely, Node(roster, ids[1])]
+        for n in nodes:
+            await n.start()
+        views = await asyncio.gather(*(n.ready(timeout_s=STEP_S) for n in nodes))
+        for view in views:
+            assert view.kind == "regular"
+            assert view.members == (1, 2)
+            assert view.member_names == ("node1", "node2")
+            assert view.roster_version == roster.version
+        assert await nodes[0].ready() is views[0]  # at once, the same view
+        # events() still yields that view first (ready() consumed nothing).
+        first = await asyncio.wait_for(anext(aiter(nodes[0].events())), STEP_S)
+        assert isinstance(first, ViewChanged) and first.view_id == views[0].view_id
+        status = nodes[0].status()
+        assert status.roster_version == roster.version
+        assert status.member_names == ("node1", "node2")
+        await nodes[0].broadcast(bytearray(b"ba"))
+        await nodes[0].broadcast(memoryview(b"xmv")[1:])
+        col = Collector(nodes[1])
+        await col.until_delivered(2)
+        assert [d.payload for d in col.delivered] == [b"ba", b"mv"]
+        assert {d.sender_name for d in col.delivered} == {"node1"}
+        await col.stop()
+        for n in nodes:
+            await n.close()
+        with pytest.raises(StateError) as err:
+            await nodes[0].ready()
+        assert err.value.reason == "node_closed"
+
+    run(main())
+
+
+def test_ready_times_out_and_close_wakes_it(tmp_path: Path) -> None:
+    roster, ids = make_cluster(tmp_path / "keys", count=3)
+
+    async def main() -> None:
+        node = Node(roster, ids[0])
+        await node.start()
+        assert node.view is None  # membership needs the loop to run first
+        with pytest.raises(StateError) as err:
+            await node.ready(timeout_s=0)
+        assert err.value.reason == "ready_timeout"
+        waiter = asyncio.create_task(node.ready())
+        await asyncio.sleep(0)
+        await node.close()
+        with pytest.raises(StateError) as err:
+            await asyncio.wait_for(waiter, STEP_S)
+        assert err.value.reason == "node_closed"
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("payload", "hint"), [(5, "int"), ("text", "encode"), ([1, 2], "list"), (None, "NoneType")]
+)
+def test_broadcast_takes_bytes_like_only(tmp_path: Path, payload: object, hint: str) -> None:
+    roster, ids = make_cluster(tmp_path / "keys", count=1)
+
+    async def main() -> None:
+        async with Node(roster, ids[0]) as node:
+            with pytest.raises(ConfigError) as err:
+                await node.broadcast(payload)  # type: ignore[arg-type]
+            assert err.value.reason == "not_bytes"
+            assert hint in err.value.message
+            assert node.status().broadcasts == 0
+
+    run(main())
+
+
+def test_from_dir_loads_a_bundle_or_an_admin_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roster, _ = make_cluster(tmp_path / "keys", count=1)
+    kd = KeyDir(tmp_path / "keys")
+    bundle = kd.export_node("node1", tmp_path / "node1")
+    node = Node.from_dir(bundle)
+    assert (node.name, node.node_id, node.roster) == ("node1", 1, roster)
+    node = Node.from_dir(kd.path, name="node1", event_queue_max=7)
+    assert node.name == "node1"
+    for path, name, reason in (
+        (kd.path, None, "name_required"),
+        (bundle, "node2", "wrong_name"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            Node.from_dir(path, name=name)
+        assert err.value.reason == reason
+    with pytest.raises(RingwardError):
+        Node.from_dir(tmp_path / "nowhere")
+    # An encrypted bundle: the passphrase by argument, file or environment.
+    enc = KeyDir(tmp_path / "enc")
+    enc.init("enc", [("a", "127.0.0.1:1")], Secrets(node="s3cret", kdf=KDF_INTERACTIVE))
+    with pytest.raises(KeyFileError):
+        Node.from_dir(enc.path, name="a")
+    assert Node.from_dir(enc.path, name="a", passphrase="s3cret").name == "a"
+    secret = tmp_path / "pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    assert Node.from_dir(enc.path, name="a", passphrase_file=secret).name == "a"
+    monkeypatch.setenv("RINGWARD_NODE_PASSPHRASE", "s3cret")
+    assert Node.from_dir(enc.path, name="a").name == "a"
+    assert SyncNode.from_dir(enc.path, name="a").name == "a"
+    monkeypatch.setenv("RINGWARD_NODE_PASSPHRASE", "")
+    with pytest.raises(ConfigError) as err:
+        Node.from_dir(enc.path, name="a")
+    assert err.value.reason == "empty_passphrase"

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ringward import __version__
-from ringward.cli import bench_cmd, demo_cmd, keys_cmd, node_cmd, sim_cmd
+from ringward.cli import bench_cmd, demo_cmd, keys_cmd, node_cmd, sim_cmd, status_cmd
 from ringward.errors import RingwardError
 
 __all__ = ["build_parser", "main"]
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ringward {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (bench_cmd, demo_cmd, keys_cmd, node_cmd, sim_cmd):
+    for module in (bench_cmd, demo_cmd, keys_cmd, node_cmd, sim_cmd, status_cmd):
         module.register(sub)
     return parser
 

@@ -188,6 +188,9 @@ class NodeProcess:
             self.name,
             "--event-log",
             str(log),
+            # The demo's own state, apart from any real node of that name.
+            "--state-dir",
+            str(self._logdir / f"{self.name}.state"),
             # If the demo dies without cleaning up, stdin closes and the
             # node exits by itself instead of running on as an orphan.
             "--exit-on-eof",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ringward.cli.demo_verify import Verdict
+from ringward.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -192,7 +193,15 @@ class LiveView:
     """A rich Live display, redrawn about four times a second."""
 
     def __init__(self, nodes: int) -> None:
-        from rich.console import Console
+        # rich is the demo extra's: the library and `ringward node` run without it.
+        try:
+            from rich.console import Console
+        except ImportError:
+            raise ConfigError(
+                "missing_extra",
+                "the live demo view needs rich: pip install 'ringward[demo]' "
+                "(or pipe the output, e.g. `ringward demo | cat`, for plain lines)",
+            ) from None
 
         self.console = Console()
         self._nodes = nodes

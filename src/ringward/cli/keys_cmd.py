@@ -1,9 +1,11 @@
 """``ringward keys``: provision admin key, node identities and the roster.
 
 A thin layer over :class:`ringward.crypto.KeyDir`: argument parsing,
-passphrase sources and printing. Passphrases come from an environment
-variable or a file, never from a command-line argument (which any local
-user can read in the process list).
+printing, and the cluster directory of ``keys init`` (``keys_layout``:
+``admin/`` apart from one bundle per node). Passphrases come from a file,
+an environment variable or the terminal (``keys_secrets``), never from a
+command-line argument. The verbs ``params``, ``passwd`` and
+``fingerprint`` live in ``keys_more``.
 """
 
 from __future__ import annotations
@@ -11,41 +13,53 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from ringward.crypto import keyfile
+from ringward.cli import keys_layout, keys_more, keys_secrets
+from ringward.cli.keys_secrets import (
+    ADMIN_PASSPHRASE_ENV,
+    NODE_PASSPHRASE_ENV,
+    Need,
+    add_secret_args,
+    read_passphrase,
+    secrets_for,
+)
 from ringward.crypto.address import canonical_address
-from ringward.crypto.keydir import ADMIN_KEY, NODES_DIR, KeyDir, Secrets
-from ringward.crypto.keyfile import KDF_INTERACTIVE, KDF_MODERATE, KDF_SENSITIVE, Passphrase
-from ringward.crypto.roster import Roster
+from ringward.crypto.identity import AdminKey, Identity
+from ringward.crypto.keydir import (
+    ADMIN_KEY,
+    IDENTITY_KEY,
+    NODES_DIR,
+    ROSTER_FILE,
+    KeyDir,
+    Secrets,
+)
+from ringward.crypto.roster import Roster, RosterManifest
 from ringward.errors import ConfigError, KeyFileError
 from ringward.wire import limits
 
+__all__ = ["ADMIN_PASSPHRASE_ENV", "DEFAULT_DIR", "NODE_PASSPHRASE_ENV", "register"]
+
+# Kept for callers of the old names (ringward node).
+_read_passphrase = read_passphrase
+
 DEFAULT_DIR: Final = "keys"
-# Names of environment variables, not secrets.
-ADMIN_PASSPHRASE_ENV: Final = "RINGWARD_PASSPHRASE"  # noqa: S105
-NODE_PASSPHRASE_ENV: Final = "RINGWARD_NODE_PASSPHRASE"  # noqa: S105
-_KDF_LEVELS: Final = {
-    "interactive": KDF_INTERACTIVE,
-    "moderate": KDF_MODERATE,
-    "sensitive": KDF_SENSITIVE,
-}
-_PASSPHRASE_FILE_BYTES_MAX: Final = 4096
 
 _KEYS_EPILOG: Final = """\
 workflow:
-  ringward keys init keys/ --cluster demo --nodes 3     # admin key, 3 nodes, roster v1
+  ringward keys init keys/ --cluster demo --nodes 3     # keys/admin/ + keys/node1..3/ bundles
   ringward keys verify keys/                            # check everything
-  ringward keys export-node keys/ node1 node1-bundle/   # copy only this to node1's machine
+  ringward node --keys keys/node1/                      # a node runs from its bundle
   ringward keys add keys/ --name node4 --address 10.0.0.4:7400
-  ringward keys revoke keys/ node2                      # then distribute keys/roster.bin
+  ringward keys revoke keys/ node2                      # then distribute keys/admin/roster.bin
+  ringward keys params keys/ --token-timeout-ms 2000    # cluster-wide protocol parameters
 
-Passphrases: RINGWARD_PASSPHRASE (admin key) and RINGWARD_NODE_PASSPHRASE
-(node keys), or --passphrase-file / --node-passphrase-file. See docs/keys.md.
+Passphrases: asked on a terminal; else RINGWARD_PASSPHRASE (admin key) and
+RINGWARD_NODE_PASSPHRASE (node keys), or --passphrase-file /
+--node-passphrase-file; --no-passphrase writes keys unencrypted. See docs/keys.md.
 """
 
 
@@ -63,6 +77,7 @@ def register(sub: Any) -> None:
     verbs = p.add_subparsers(dest="keys_command", metavar="VERB", required=True)
     for build in (_init, _add, _revoke, _rotate, _show, _verify, _export, _accept):
         build(verbs)
+    keys_more.register(verbs, verb=_verb, dir_arg=_dir_arg, os_errors=_os_errors)
 
 
 # -- shared options ------------------------------------------------------
@@ -79,71 +94,9 @@ def _verb(verbs: Any, name: str, help_text: str, examples: str) -> argparse.Argu
     return parser
 
 
-def _dir_arg(p: argparse.ArgumentParser, what: str = "key directory") -> None:
+def _dir_arg(p: argparse.ArgumentParser, what: str = "cluster or admin directory") -> None:
     p.add_argument(
         "dir", metavar="DIR", nargs="?", default=DEFAULT_DIR, help=f"{what} (default: keys/)"
-    )
-
-
-def _secret_args(p: argparse.ArgumentParser, *, admin: bool, node: bool, kdf: bool) -> None:
-    if admin:
-        p.add_argument(
-            "--passphrase-file",
-            metavar="FILE",
-            help=f"mode 0600, first line: the admin key passphrase (or set {ADMIN_PASSPHRASE_ENV})",
-        )
-    if node:
-        p.add_argument(
-            "--node-passphrase-file",
-            metavar="FILE",
-            help=f"mode 0600, first line: the node key passphrase (or set {NODE_PASSPHRASE_ENV})",
-        )
-    if kdf:
-        p.add_argument(
-            "--kdf-cost",
-            choices=sorted(_KDF_LEVELS),
-            default="moderate",
-            help="Argon2id cost for keys encrypted by this command (default: moderate, 256 MiB)",
-        )
-
-
-def _read_passphrase(file: str | None, env: str) -> Passphrase | None:
-    """The passphrase from ``file`` (its first line) or else from the
-    environment variable ``env``; None when neither is given.
-
-    A passphrase file is held to the rule of private key files: a regular
-    file that neither group nor others can access (KeyFileError
-    ``permissions_too_open`` otherwise), of at most 4096 bytes. An empty
-    passphrase, from either source, is refused (ConfigError
-    ``empty_passphrase``) rather than taken as "no passphrase": a variable
-    that is set but empty is a mistake (an unexpanded secret, a typo), and
-    silently writing keys unencrypted would hide it. Unset the variable to
-    write keys unencrypted.
-    """
-    if file is not None:
-        path = Path(file)
-        keyfile.check_private_mode(path)
-        data = keyfile.read_bounded(path, _PASSPHRASE_FILE_BYTES_MAX)
-        line = data.split(b"\n", 1)[0].removesuffix(b"\r")
-        if not line:
-            raise ConfigError("empty_passphrase", f"{file}: the first line is empty")
-        return line
-    value = os.environ.get(env)
-    if value is None:
-        return None
-    if not value:
-        raise ConfigError(
-            "empty_passphrase",
-            f"{env} is set but empty; give a passphrase, or unset {env} to write keys unencrypted",
-        )
-    return value
-
-
-def _secrets(args: argparse.Namespace) -> Secrets:
-    return Secrets(
-        admin=_read_passphrase(getattr(args, "passphrase_file", None), ADMIN_PASSPHRASE_ENV),
-        node=_read_passphrase(getattr(args, "node_passphrase_file", None), NODE_PASSPHRASE_ENV),
-        kdf=_KDF_LEVELS[getattr(args, "kdf_cost", "moderate")],
     )
 
 
@@ -162,6 +115,26 @@ def _os_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return wrapper
 
 
+def _admin_secrets(args: argparse.Namespace, kd: KeyDir, *, node: Need) -> Secrets:
+    """The secrets of a verb that signs with the admin key of ``kd``. A
+    missing or exposed admin key file is reported before anyone is asked
+    for a passphrase."""
+    AdminKey.load_public(kd.file(ADMIN_KEY))
+    return secrets_for(args, admin=Need.OPEN, node=node, admin_key=kd.file(ADMIN_KEY))
+
+
+def _sync(args: argparse.Namespace, roster: Roster, new_nodes: tuple[str, ...] = ()) -> None:
+    """In a cluster directory, bring its bundles up to date and say so."""
+    if keys_layout.is_cluster_dir(args.dir):
+        for line in keys_layout.sync_bundles(args.dir, roster, new_nodes):
+            print(f"  {line}")
+
+
+def _distribute_hint(kd: KeyDir) -> None:
+    print(f"next: copy {kd.file('roster.bin')} to every node elsewhere and run")
+    print("      `ringward keys accept BUNDLE roster.bin` there")
+
+
 # -- verbs ---------------------------------------------------------------
 
 
@@ -169,13 +142,13 @@ def _init(verbs: Any) -> None:
     p = _verb(
         verbs,
         "init",
-        "create an admin key, node identities and a signed roster",
+        "create an admin key, node identities, a signed roster and one bundle per node",
         "  ringward keys init --cluster demo --nodes 5            # keys/, 127.0.0.1:7400-7404\n"
         "  ringward keys init prod/ --cluster prod \\\n"
         "      --address 10.0.0.1:7400 --address [fd00::2]:7400 --address db3.example:7400\n"
-        "  RINGWARD_PASSPHRASE=... ringward keys init --cluster demo --nodes 3  # encrypted",
+        "  ringward keys init --cluster demo --nodes 3 --no-passphrase --token-timeout-ms 500",
     )
-    _dir_arg(p, "directory to create or fill")
+    _dir_arg(p, "cluster directory to create or fill")
     p.add_argument("--cluster", required=True, metavar="NAME", help="cluster name")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--nodes", type=int, metavar="N", help="N nodes on one host")
@@ -193,7 +166,8 @@ def _init(verbs: Any) -> None:
         metavar="PORT",
         help="first port for --nodes (default 7400)",
     )
-    _secret_args(p, admin=True, node=True, kdf=True)
+    add_secret_args(p, admin=True, node=True, kdf=True, new_keys=True)
+    keys_more.add_param_args(p)
     p.set_defaults(func=run_init)
 
 
@@ -212,16 +186,39 @@ def _node_addresses(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 @_os_errors
 def run_init(args: argparse.Namespace) -> int:
-    secrets = _secrets(args)
-    kd = KeyDir(args.dir)
-    roster = kd.init(args.cluster, _node_addresses(args), secrets)
-    admin_note = "encrypted" if secrets.admin else f"NOT encrypted (set {ADMIN_PASSPHRASE_ENV})"
-    print(f"created cluster {roster.cluster!r} in {kd.path}/ (roster version {roster.version})")
-    print(f"  admin key   {kd.file(ADMIN_KEY)}  {admin_note}; keep it offline")
-    print(f"  node keys   {kd.path / NODES_DIR}/  {len(roster.nodes)} identities")
+    cluster = Path(args.dir)
+    nodes = _node_addresses(args)
+    params = keys_more.params_from_args(args, None)
+    for name in (keys_layout.ADMIN_SUBDIR, *(n for n, _ in nodes)):
+        there = cluster / name
+        if there.exists() and (not there.is_dir() or any(there.iterdir())):
+            raise KeyFileError("exists", f"{there} exists and is not empty; init a new directory")
+    held = (ADMIN_KEY, ROSTER_FILE, IDENTITY_KEY, NODES_DIR)
+    if keys_layout.is_cluster_dir(cluster) or any((cluster / f).exists() for f in held):
+        raise KeyFileError("exists", f"{cluster} already holds keys (an admin directory or bundle)")
+    # Names, addresses and parameters are checked (with throw-away keys)
+    # before anyone is asked for a passphrase.
+    RosterManifest.initial(
+        args.cluster,
+        AdminKey.generate().public_key,
+        [(n, a, Identity.generate().public) for n, a in nodes],
+        params,
+    )
+    secrets = secrets_for(args, admin=Need.NEW, node=Need.NEW)
+    kd = KeyDir(cluster / keys_layout.ADMIN_SUBDIR)
+    roster = kd.init(args.cluster, nodes, secrets, params)
+    keys_layout.sync_bundles(cluster, roster, [n for n, _ in nodes])
+    admin_note = "encrypted" if secrets.admin else "NOT encrypted"
+    node_note = "encrypted" if secrets.node else "NOT encrypted"
+    print(f"created cluster {roster.cluster!r} in {cluster}/ (roster version {roster.version})")
+    print(f"  admin       {kd.path}/  admin key {admin_note}; keep this directory offline")
+    print(
+        f"  bundles     {cluster}/NAME/  node keys {node_note}; one per node, run nodes from them"
+    )
     _print_table(roster)
-    print(f"next: ringward keys verify {kd.path}")
-    print(f"      ringward keys export-node {kd.path} {roster.nodes[0].name} OUT_DIR")
+    first = roster.nodes[0].name
+    print(f"next: ringward keys verify {cluster}")
+    print(f"      ringward node --keys {cluster / first}   (or copy {cluster / first}/ to {first})")
     return 0
 
 
@@ -235,17 +232,25 @@ def _add(verbs: Any) -> None:
     _dir_arg(p)
     p.add_argument("--name", required=True, help="node name (letters, digits, - and _)")
     p.add_argument("--address", required=True, metavar="HOST:PORT", help="node address")
-    _secret_args(p, admin=True, node=True, kdf=True)
+    add_secret_args(p, admin=True, node=True, kdf=True, new_keys=True)
     p.set_defaults(func=run_add)
 
 
 @_os_errors
 def run_add(args: argparse.Namespace) -> int:
-    roster = KeyDir(args.dir).add(args.name, canonical_address(args.address), _secrets(args))
+    kd = keys_layout.admin_dir(args.dir)
+    if keys_layout.is_cluster_dir(args.dir):
+        keys_layout.check_bundle_name(args.name)
+    address = canonical_address(args.address)
+    # A bad name or address is reported before anyone is asked anything.
+    kd.load_roster().manifest.with_node(args.name, address, Identity.generate().public)
+    roster = kd.add(args.name, address, _admin_secrets(args, kd, node=Need.NEW))
     entry = roster.node_by_name(args.name)
     print(f"added {entry.name} (id {entry.id}, {entry.address}); roster version {roster.version}")
-    print(f"next: export it (ringward keys export-node {args.dir} {entry.name} OUT_DIR)")
-    print("      and distribute the new roster.bin to every other node")
+    _sync(args, roster, (entry.name,))
+    if not keys_layout.is_cluster_dir(args.dir):
+        print(f"next: export it (ringward keys export-node {args.dir} {entry.name} OUT_DIR)")
+    _distribute_hint(kd)
     return 0
 
 
@@ -254,19 +259,44 @@ def _revoke(verbs: Any) -> None:
         verbs,
         "revoke",
         "remove a node from the roster and delete its key (new roster version)",
-        "  ringward keys revoke keys/ node2",
+        "  ringward keys revoke keys/ node2\n  ringward keys revoke keys/ node2 --yes    # scripts",
     )
     _dir_arg(p)
     p.add_argument("name", metavar="NAME", help="node to revoke")
-    _secret_args(p, admin=True, node=False, kdf=False)
+    p.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
+    )
+    add_secret_args(p, admin=True, node=False, kdf=False, new_keys=False)
     p.set_defaults(func=run_revoke)
+
+
+def _confirm_revoke(args: argparse.Namespace, roster: Roster) -> bool:
+    entry = roster.node_by_name(args.name)  # an unknown name fails before asking
+    if args.yes:
+        return True
+    if not keys_secrets.interactive():
+        raise ConfigError(
+            "confirmation_required",
+            f"revoking {args.name} deletes its key and cannot be undone; "
+            "no terminal to ask: pass --yes",
+        )
+    answer = input(
+        f"revoke {entry.name} (id {entry.id}, {entry.address})? Its key is deleted and "
+        f"roster version {roster.version + 1} leaves it out. [y/N] "
+    )
+    return answer.strip().lower() in {"y", "yes"}
 
 
 @_os_errors
 def run_revoke(args: argparse.Namespace) -> int:
-    roster = KeyDir(args.dir).revoke(args.name, _secrets(args))
+    kd = keys_layout.admin_dir(args.dir)
+    if not _confirm_revoke(args, kd.load_roster()):
+        print("not revoked")
+        return 1
+    roster = kd.revoke(args.name, _admin_secrets(args, kd, node=Need.NONE))
     print(f"revoked {args.name}; roster version {roster.version}")
-    print("next: distribute the new roster.bin to every remaining node")
+    _sync(args, roster)
+    _distribute_hint(kd)
     return 0
 
 
@@ -279,16 +309,20 @@ def _rotate(verbs: Any) -> None:
     )
     _dir_arg(p)
     p.add_argument("name", metavar="NAME", help="node whose keys to replace")
-    _secret_args(p, admin=True, node=True, kdf=True)
+    add_secret_args(p, admin=True, node=True, kdf=True, new_keys=True)
     p.set_defaults(func=run_rotate)
 
 
 @_os_errors
 def run_rotate(args: argparse.Namespace) -> int:
-    roster = KeyDir(args.dir).rotate(args.name, _secrets(args))
+    kd = keys_layout.admin_dir(args.dir)
+    kd.load_roster().node_by_name(args.name)  # an unknown name fails before asking
+    roster = kd.rotate(args.name, _admin_secrets(args, kd, node=Need.NEW))
     print(f"rotated {args.name}; roster version {roster.version}")
-    print(f"next: export it again (ringward keys export-node {args.dir} {args.name} OUT_DIR)")
-    print("      and distribute the new roster.bin to every other node")
+    _sync(args, roster)
+    if not keys_layout.is_cluster_dir(args.dir):
+        print(f"next: export it again (ringward keys export-node {args.dir} {args.name} OUT_DIR)")
+    _distribute_hint(kd)
     return 0
 
 
@@ -296,17 +330,17 @@ def _show(verbs: Any) -> None:
     p = _verb(
         verbs,
         "show",
-        "print the roster",
-        "  ringward keys show keys/\n  ringward keys show node1-bundle/ --json | jq .nodes",
+        "print the roster and the cluster's protocol parameters",
+        "  ringward keys show keys/\n  ringward keys show keys/node1/ --json | jq .params",
     )
-    _dir_arg(p, "key directory or node bundle")
+    _dir_arg(p, "cluster or admin directory, or a node bundle")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.set_defaults(func=run_show)
 
 
 @_os_errors
 def run_show(args: argparse.Namespace) -> int:
-    roster = KeyDir(args.dir).load_roster()
+    roster = keys_layout.admin_dir(args.dir).load_roster()
     if args.json:
         nodes = [
             {
@@ -318,9 +352,19 @@ def run_show(args: argparse.Namespace) -> int:
             }
             for n in roster.nodes
         ]
-        print(json.dumps({"cluster": roster.cluster, "version": roster.version, "nodes": nodes}))
+        print(
+            json.dumps(
+                {
+                    "cluster": roster.cluster,
+                    "version": roster.version,
+                    "params": keys_more.params_dict(roster.params),
+                    "nodes": nodes,
+                }
+            )
+        )
     else:
         _print_table(roster)
+        keys_more.print_params(roster.params)
     return 0
 
 
@@ -344,24 +388,39 @@ def _verify(verbs: Any) -> None:
         verbs,
         "verify",
         "check that the roster and every key file are consistent and correctly signed",
-        "  ringward keys verify keys/\n"
+        "  ringward keys verify keys/            # admin/ and every bundle next to it\n"
         "  RINGWARD_PASSPHRASE=... ringward keys verify keys/   # also opens encrypted keys",
     )
-    _dir_arg(p, "key directory or node bundle")
-    _secret_args(p, admin=True, node=True, kdf=False)
+    _dir_arg(p, "cluster or admin directory, or a node bundle")
+    add_secret_args(p, admin=True, node=True, kdf=False, new_keys=False)
     p.set_defaults(func=run_verify)
 
 
 @_os_errors
 def run_verify(args: argparse.Namespace) -> int:
-    roster, problems = KeyDir(args.dir).verify(_secrets(args))
+    secrets = secrets_for(args, admin=Need.NONE, node=Need.NONE)
+    dirs = [keys_layout.admin_dir(args.dir)]
+    if keys_layout.is_cluster_dir(args.dir):
+        dirs += [KeyDir(b) for b in keys_layout.bundle_dirs(args.dir)]
+    problems: list[str] = []
+    roster: Roster | None = None
+    for kd in dirs:
+        found, more = kd.verify(secrets)
+        roster = roster or found
+        problems += more
+        if found is not None and roster is not None and found.digest != roster.digest:
+            problems.append(
+                f"{kd.path}: holds roster version {found.version}, not the admin's "
+                f"{roster.version} (run `ringward keys accept`) [stale_roster]"
+            )
     for problem in problems:
         print(f"ringward keys verify: {problem}", file=sys.stderr)
     if problems or roster is None:
         return 1
+    bundles = f", {len(dirs) - 1} bundles" if len(dirs) > 1 else ""
     print(
         f"ok: cluster {roster.cluster}, roster version {roster.version}, "
-        f"{len(roster.nodes)} nodes; signature and key files consistent"
+        f"{len(roster.nodes)} nodes{bundles}; signature and key files consistent"
     )
     return 0
 
@@ -382,7 +441,7 @@ def _export(verbs: Any) -> None:
 
 @_os_errors
 def run_export(args: argparse.Namespace) -> int:
-    out = KeyDir(args.dir).export_node(args.name, args.out)
+    out = keys_layout.admin_dir(args.dir).export_node(args.name, args.out)
     print(f"wrote the bundle of {args.name} to {out}/ (identity.key, admin.pub, roster.bin)")
     print("copy only this directory to the node's machine, then delete the local copy")
     return 0

@@ -5,8 +5,10 @@ empty lines are skipped). stdout carries one JSON object per line for each
 delivery, view change and eviction (and, with ``--status-every``, a
 periodic status line with the fault detector's suspicion scores); logs go
 to stderr. At the end of stdin the node keeps running (so it can sit at the
-end of a pipeline) until SIGINT or SIGTERM, unless ``--exit-on-eof`` is
-given. Either way it exits 0.
+end of a pipeline) until SIGINT or SIGTERM (a graceful leave), unless
+``--exit-on-eof`` is given. Either way it exits 0. SIGHUP re-reads the
+roster. Service plumbing (state directory, control socket, metrics,
+systemd notification) is in :mod:`ringward.cli.node_service`.
 
 stdin is read by a daemon thread with ``os.read`` (not the buffered
 ``sys.stdin``, whose lock a daemon thread would hold at interpreter exit),
@@ -30,9 +32,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from ringward.byzantine import BEHAVIOURS
-from ringward.cli.keys_cmd import NODE_PASSPHRASE_ENV, _read_passphrase
+from ringward.cli import node_service
+from ringward.cli.keys_layout import node_dir
+from ringward.cli.keys_secrets import NODE_PASSPHRASE_ENV
+from ringward.cli.keys_secrets import read_passphrase as _read_passphrase
 from ringward.crypto.identity import Identity
-from ringward.crypto.keydir import IDENTITY_KEY, KeyDir
+from ringward.crypto.keydir import KeyDir
 from ringward.crypto.roster import Roster
 from ringward.errors import ConfigError, RingwardError, StateError
 from ringward.runtime import (
@@ -45,6 +50,8 @@ from ringward.runtime import (
     ViewChanged,
     run,
 )
+from ringward.runtime.bundle import KeySource
+from ringward.runtime.statedir import StateDir
 
 SAFE_PREFIX: Final = b"!safe "
 # stdin is read in chunks of this size; a line longer than the roster's
@@ -62,11 +69,10 @@ logger = logging.getLogger("ringward.runtime")
 
 _EPILOG: Final = """\
 examples:
-  ringward keys init keys/ --cluster demo --nodes 3
-  ringward keys export-node keys/ node1 node1/
-  ringward node --keys node1/                      # a bundle: the node is its identity
-  ringward node --keys keys/ --name node2          # an admin dir: pick the node by name
-  printf 'hello\\n!safe important\\n' | ringward node --keys node1/ --exit-on-eof
+  ringward keys init keys/ --cluster demo --nodes 3 --no-passphrase
+  ringward node --keys keys/node1                  # a bundle: the node is its identity
+  ringward node --keys keys/ --name node2          # the cluster dir: its bundle node2/
+  printf 'hello\\n!safe important\\n' | ringward node --keys keys/node1 --exit-on-eof
 
 stdout, one JSON object per line:
   {"event":"deliver","view":"R1.4","seq":3,"sender":"node1","safe":false,"data":"hello"}
@@ -76,6 +82,11 @@ stdout, one JSON object per line:
 with --status-every SECONDS, also (scores: suspicion of each peer by signal,
 decayed; a peer is accused at 100, see docs/fault-detector.md):
   {"event":"status","state":"operational","view":"R1.4","scores":{"node3":{"slow_hold":35.0}}}
+
+as a service (docs/operations.md): SIGTERM and SIGINT leave the ring gracefully,
+SIGHUP re-reads the roster; `ringward status NAME` asks the running node through
+the control socket in its state directory; under systemd (Type=notify) it reports
+READY=1 at its first view, WATCHDOG=1 and STOPPING=1.
 """
 
 # The --misbehave names (overload is the process's own, described apart).
@@ -100,17 +111,36 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--name", help="node to run (required with an admin directory)")
     p.add_argument("--bind", metavar="HOST:PORT", help="bind here instead of the roster address")
-    p.add_argument("--event-log", metavar="PATH", help="write the JSON Lines event log here")
+    p.add_argument(
+        "--event-log",
+        metavar="PATH",
+        help="append the JSON Lines event log here (never truncated; a restart is "
+        "recorded as a new incarnation; wall-clock and monotonic time on every line)",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the node keeps ring.seq and its control socket (default: "
+        "$STATE_DIRECTORY, else $XDG_STATE_HOME/ringward/NAME, else "
+        "/var/lib/ringward/NAME for root, else ~/.local/state/ringward/NAME); "
+        "see docs/operations.md",
+    )
     p.add_argument(
         "--ring-seq-file",
         metavar="PATH",
-        help="where the node keeps its ring sequence across restarts "
-        "(default: ring.seq in a bundle, NAME.ring.seq in an admin directory)",
+        help="keep the ring sequence here instead of ring.seq in the state directory",
     )
     p.add_argument(
+        "--metrics",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (host default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--node-passphrase-file",
         "--passphrase-file",
+        dest="passphrase_file",
         metavar="FILE",
-        help=f"first line: the node key passphrase (or set {NODE_PASSPHRASE_ENV})",
+        help=f"mode 0600, first line: the node key passphrase (or set {NODE_PASSPHRASE_ENV})",
     )
     p.add_argument(
         "--exit-on-eof",
@@ -156,43 +186,8 @@ def load_node_keys(
     The identity is always the roster entry's, both keys: a key file holding
     another node's identity (or an X25519 key the roster does not list) is
     refused here, naming the file, rather than run as that other node."""
-    kd = KeyDir(path)
-    roster = kd.load_roster()
     passphrase = _read_passphrase(passphrase_file, NODE_PASSPHRASE_ENV)
-    if kd.is_bundle:
-        key_path = kd.file(IDENTITY_KEY)
-        identity = Identity.load(key_path, passphrase)
-        entry = roster.node_by_signing_key(identity.signing_key)
-        if entry is None:
-            raise ConfigError("not_in_roster", f"{path}: this identity is not in the roster")
-        if name is not None and name != entry.name:
-            raise ConfigError("wrong_name", f"{path} is the bundle of {entry.name}, not {name}")
-    else:
-        if name is None:
-            raise ConfigError("name_required", f"{path} is an admin directory: pass --name NODE")
-        entry = roster.node_by_name(name)  # a clear error for an unknown name
-        key_path = kd.node_key(name)
-        identity = Identity.load(key_path, passphrase)
-    if identity.public != entry.public:
-        raise ConfigError(
-            "key_mismatch",
-            f"{key_path}: keys differ from the roster entry of {entry.name} "
-            "(run `ringward keys verify`)",
-        )
-    return roster, identity
-
-
-def default_ring_seq_file(path: str, roster: Roster, identity: Identity) -> Path:
-    """Next to the keys: ``ring.seq`` in a bundle (the directory is this
-    node's alone), ``NAME.ring.seq`` in an admin directory (not under
-    ``nodes/``, which ``keys verify`` keeps free of stray files)."""
-    kd = KeyDir(path)
-    if kd.is_bundle:
-        return kd.file("ring.seq")
-    entry = roster.node_by_signing_key(identity.signing_key)
-    if entry is None:
-        raise ConfigError("not_in_roster", f"{path}: this identity is not in the roster")
-    return kd.file(f"{entry.name}.ring.seq")
+    return KeySource(node_dir(path, name), name, passphrase).load()
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -206,26 +201,71 @@ def run_node(args: argparse.Namespace) -> int:
             "bad_status_every",
             f"--status-every must be {STATUS_EVERY_MIN_S:g}..{STATUS_EVERY_MAX_S:g} seconds",
         )
-    roster, identity = load_node_keys(args.keys, args.name, args.passphrase_file)
-    node = Node(
-        roster,
-        identity,
+    keys_dir = node_dir(args.keys, args.name)
+    name = node_service.bundle_name(keys_dir, args.name)
+    if name is None:
+        # Not told by the bundle's public key: loading the keys says why.
+        roster, identity = load_node_keys(args.keys, args.name, args.passphrase_file)
+        entry = roster.node_by_signing_key(identity.signing_key)
+        assert entry is not None  # load_node_keys checked it
+        name = entry.name
+    state = node_service.state_dir(args.state_dir, name)
+    metrics = node_service.parse_metrics(args.metrics) if args.metrics else None
+    node = Node.from_dir(
+        keys_dir,
+        name=args.name,
+        passphrase=_read_passphrase(args.passphrase_file, NODE_PASSPHRASE_ENV),
         bind=args.bind,
         event_log=args.event_log,
-        ring_seq_file=args.ring_seq_file or default_ring_seq_file(args.keys, roster, identity),
+        ring_seq_file=args.ring_seq_file or state.ring_seq,
         misbehave=args.misbehave,
         misbehave_after_s=args.misbehave_after,
         leave_on_close=not args.no_leave,
     )
+    legacy = None if args.ring_seq_file else _legacy_ring_seq(keys_dir, node.name)
+    lock_fd = node_service.prepare_state(state, legacy)
     try:
-        return run(_main(node, roster, exit_on_eof=args.exit_on_eof, status_every=status_every))
+        return run(
+            _main(
+                node,
+                node.roster,
+                exit_on_eof=args.exit_on_eof,
+                status_every=status_every,
+                state=state,
+                metrics=metrics,
+            )
+        )
     except KeyboardInterrupt:
         # A second Ctrl-C during shutdown: still no traceback.
         return 0
+    finally:
+        os.close(lock_fd)
+
+
+def default_ring_seq_file(path: str | Path, roster: Roster, identity: Identity) -> Path:
+    """Where versions before the state directory kept the ring sequence,
+    next to the keys: ``ring.seq`` in a bundle, ``NAME.ring.seq`` in an
+    admin directory. Now only read, once, to carry the value over into the
+    state directory (:func:`ringward.cli.node_service.prepare_state`)."""
+    entry = roster.node_by_signing_key(identity.signing_key)
+    if entry is None:
+        raise ConfigError("not_in_roster", f"{path}: this identity is not in the roster")
+    return _legacy_ring_seq(Path(path), entry.name)
+
+
+def _legacy_ring_seq(keys_dir: Path, name: str) -> Path:
+    kd = KeyDir(keys_dir)
+    return kd.file("ring.seq") if kd.is_bundle else kd.file(f"{name}.ring.seq")
 
 
 async def _main(
-    node: Node, roster: Roster, *, exit_on_eof: bool, status_every: float | None
+    node: Node,
+    roster: Roster,
+    *,
+    exit_on_eof: bool,
+    status_every: float | None,
+    state: StateDir | None = None,
+    metrics: tuple[str, int] | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -234,7 +274,7 @@ async def _main(
             loop.add_signal_handler(sig, stop.set)
     names = {n.id: n.name for n in roster.nodes}
     printer = _Printer(names)
-    async with node:
+    async with node, node_service.Service(node, stop, state=state, metrics=metrics):
         eof = asyncio.Event()
         reader = threading.Thread(
             target=_read_stdin,
@@ -274,7 +314,7 @@ class _Printer:
                 "event": "deliver",
                 "view": event.view,
                 "seq": event.seq,
-                "sender": self.names.get(event.sender, event.sender),
+                "sender": event.sender_name,
                 "safe": event.safe,
                 "data": event.payload.decode("utf-8", errors="replace"),
             }
@@ -283,7 +323,7 @@ class _Printer:
                 "event": "view",
                 "view": event.view_id,
                 "kind": event.kind,
-                "members": [self.names.get(m, m) for m in event.members],
+                "members": list(event.member_names),
                 "quorate": event.quorate,
             }
         if isinstance(event, Evicted):

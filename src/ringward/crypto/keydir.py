@@ -34,7 +34,7 @@ from typing import Final
 
 from ringward.crypto import keyfile
 from ringward.crypto.identity import AdminKey, Identity
-from ringward.crypto.keyfile import KDF_MODERATE, KdfCost, Passphrase
+from ringward.crypto.keyfile import KDF_MODERATE, KdfCost, KeyKind, Passphrase
 from ringward.crypto.roster import ProtocolParams, Roster, RosterManifest
 from ringward.crypto.state import check_roster, read_state, write_state
 from ringward.errors import KeyFileError, RingwardError, RosterError
@@ -48,6 +48,7 @@ __all__ = [
     "STATE_FILE",
     "KeyDir",
     "Secrets",
+    "change_passphrase",
     "read_admin_pub",
     "write_admin_pub",
 ]
@@ -74,6 +75,37 @@ def read_admin_pub(path: Path) -> bytes:
     if match is None:
         raise KeyFileError("bad_admin_pub", f"{path}: not a ringward admin public key file")
     return bytes.fromhex(match[1])
+
+
+def change_passphrase(
+    path: Path | str,
+    old: Passphrase | None,
+    new: Passphrase | None,
+    kdf: KdfCost = KDF_MODERATE,
+) -> KeyKind:
+    """Add, change or remove (``new`` None) the passphrase of the private
+    key file ``path`` in place; returns what kind of key it holds.
+
+    The key is opened fully first (``old`` is needed when it is encrypted),
+    so a wrong passphrase or a damaged file changes nothing. The new file
+    replaces the old one atomically, mode 0600: a crash leaves the old or
+    the new file, whole. Removing the passphrase of an unencrypted key is
+    refused (KeyFileError ``not_encrypted``): nothing would change.
+    """
+    path = Path(path)
+    head = keyfile.decode_key_file(keyfile.read_private(path), str(path), need_secret=False)
+    if new is None and not head.encrypted:
+        raise KeyFileError("not_encrypted", f"{path} has no passphrase to remove")
+    if head.kind is KeyKind.ADMIN:
+        admin = AdminKey.load(path, old)
+        public, secret = admin.public_key, admin.private_bytes()
+    else:
+        identity = Identity.load(path, old)
+        public = identity.signing_key + identity.encryption_key
+        secret = identity.private_bytes()
+    data = keyfile.encode_key_file(head.kind, public, secret, new, kdf)
+    keyfile.atomic_write(path, data, mode=0o600)
+    return head.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +232,16 @@ class KeyDir:
             os.replace(staged, self.node_key(name))
         except OSError as exc:
             raise KeyFileError("unwritable", f"{self.node_key(name)}: {exc.strerror}") from None
+        return new
+
+    def set_params(self, params: ProtocolParams, secrets: Secrets) -> Roster:
+        """The next roster version with protocol parameters ``params`` (the
+        nodes and their keys stay); RosterError ``unchanged`` when they are
+        the current ones."""
+        roster = self.load_roster()
+        admin = self.load_admin(secrets.admin)
+        new = Roster.sign(roster.manifest.with_params(params), admin)
+        self._publish(new)
         return new
 
     def export_node(self, name: str, out: Path | str) -> Path:

@@ -37,7 +37,9 @@ Layout (all integers big-endian)::
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
 import os
 import stat
 import struct
@@ -64,6 +66,7 @@ __all__ = [
     "atomic_write",
     "decode_key_file",
     "encode_key_file",
+    "fingerprint",
     "read_bounded",
     "read_private",
     "write_private",
@@ -141,6 +144,14 @@ class KeyRecord:
     def __repr__(self) -> str:
         # Never show key bytes, not even in a traceback.
         return f"KeyRecord(kind={self.kind.name}, encrypted={self.encrypted})"
+
+
+def fingerprint(public: bytes) -> str:
+    """The fingerprint of a public key (node: Ed25519 || X25519, admin:
+    Ed25519, as a key file stores them): ``SHA256:`` and the unpadded
+    base64 of its SHA-256, the form ssh users compare by eye."""
+    digest = hashlib.sha256(public).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def _passphrase_bytes(passphrase: Passphrase) -> bytes:

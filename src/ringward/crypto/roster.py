@@ -40,6 +40,7 @@ from ringward.wire.codec import Bytes, List, Record, Text, UInt, pack_record, un
 __all__ = [
     "CLUSTER_NAME_PATTERN",
     "NODE_NAME_PATTERN",
+    "PARAM_BOUNDS",
     "ROSTER_BYTES_MAX",
     "ROSTER_FORMAT_VERSION",
     "ROSTER_MAGIC",
@@ -115,8 +116,9 @@ class NodeEntry:
         verify_signature(self.signing_key, data, signature)
 
 
-# (minimum, maximum) of every protocol parameter, with the reason.
-_PARAM_BOUNDS: Final[dict[str, tuple[int, int]]] = {
+# (minimum, maximum) of every protocol parameter, with the reason (also
+# what `ringward keys params` shows in its help).
+PARAM_BOUNDS: Final[dict[str, tuple[int, int]]] = {
     # Token loss timeout: below 10 ms the OS scheduler alone causes false
     # alarms; above 10 minutes a dead ring is indistinguishable from a hung one.
     "token_timeout_ms": (10, 600_000),
@@ -160,7 +162,7 @@ class ProtocolParams:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            low, high = _PARAM_BOUNDS[field.name]
+            low, high = PARAM_BOUNDS[field.name]
             if type(value) is not int or not low <= value <= high:
                 raise RosterError("bad_params", f"{field.name}={value!r} not in {low}..{high}")
         if self.max_messages > self.window_size:
@@ -257,6 +259,15 @@ class RosterManifest:
             raise RosterError("last_node", f"{name} is the last node; a roster needs one")
         nodes = tuple(n for n in self.nodes if n is not gone)
         return _validated(dataclasses.replace(self, version=self.version + 1, nodes=nodes))
+
+    def with_params(self, params: ProtocolParams) -> RosterManifest:
+        """The next version, with the protocol parameters replaced (the
+        nodes stay). Unchanged parameters are refused (RosterError
+        ``unchanged``): a new version that changes nothing would only make
+        every node accept a roster for no reason."""
+        if params == self.params:
+            raise RosterError("unchanged", "the roster already has these parameters")
+        return _validated(dataclasses.replace(self, version=self.version + 1, params=params))
 
     def with_keys(self, name: str, public: PublicIdentity) -> RosterManifest:
         """The next version, with node ``name``'s keys replaced (rotation;

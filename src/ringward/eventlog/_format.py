@@ -17,6 +17,9 @@ the same file. The format is therefore a contract (docs/guarantees.md):
 * Duplicate keys are rejected: JSON parsers disagree on which copy wins, and
   two checkers must never read one line two ways.
 * Extra keys are allowed and ignored, so writers may add diagnostics.
+* ``wall`` (optional, every event): wall-clock time, Unix seconds, written
+  by the runtime for people and other tools; checkers order by ``t`` only
+  (the wall clock may step), so it takes no part in equality.
 * :func:`to_json` writes one canonical line per event (fixed key order, no
   spaces, ASCII only); ``parse_line(to_json(e)) == e`` for every event.
 """
@@ -28,7 +31,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import Any, ClassVar, Final, Literal, NoReturn
 
@@ -95,12 +98,15 @@ ViewKind = Literal["transitional", "regular"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Base:
     """Fields every event carries. ``line`` is where it was read (0 if built
-    in memory); it is for messages only and takes no part in equality."""
+    in memory); it is for messages only and takes no part in equality.
+    ``wall`` is the optional wall-clock time (Unix seconds) next to ``t``;
+    it takes no part in equality either."""
 
     EV: ClassVar[str] = ""
     t: float
     node: int
     line: int = field(default=0, compare=False, repr=False)
+    wall: float | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,13 +327,13 @@ def _digest(obj: dict[str, Any], lineno: int) -> str:
     return value
 
 
-def _time(obj: dict[str, Any], lineno: int) -> float:
-    value = _get(obj, "t", lineno)
+def _time(obj: dict[str, Any], lineno: int, key: str = "t") -> float:
+    value = _get(obj, key, lineno)
     if type(value) is not int and type(value) is not float:
-        _fail(lineno, "bad_type", "'t' must be a number")
+        _fail(lineno, "bad_type", f"{key!r} must be a number")
     as_float = float(value)  # ints are bounded by INT_DIGITS_MAX: no overflow
     if not math.isfinite(as_float) or as_float < 0.0:
-        _fail(lineno, "bad_time", f"'t'={value} must be finite and >= 0")
+        _fail(lineno, "bad_time", f"{key!r}={value} must be finite and >= 0")
     return as_float
 
 
@@ -439,7 +445,10 @@ def parse_line(line: str | bytes, lineno: int) -> Event:
         _fail(lineno, "unknown_event", f"'ev' must be one of {sorted(_BUILDERS)}")
     t = _time(obj, lineno)
     node = _int(obj, "node", lineno, 0, NODE_ID_MAX)
-    return builder(obj, lineno, t, node)
+    event = builder(obj, lineno, t, node)
+    if "wall" in obj:
+        event = replace(event, wall=_time(obj, lineno, "wall"))
+    return event
 
 
 def iter_lines(lines: Iterable[str | bytes], *, first_lineno: int = 1) -> Iterator[Event]:
@@ -523,15 +532,17 @@ def _fields(event: Event) -> dict[str, Any]:
             head.update(behaviour=event.behaviour)
         case CrashEvent() | RestartEvent() | RejoinEvent():
             pass
+    if event.wall is not None:
+        head["wall"] = event.wall
     return head
 
 
 def to_json(event: Event) -> str:
     """Return the canonical log line for ``event`` (no trailing newline).
 
-    Keys in the documented order, no spaces, ASCII only; ``t`` is always
-    written as a float. Writers (simulator, runtime) must use this so that
-    every log reads back to equal events.
+    Keys in the documented order (``wall``, when set, last), no spaces,
+    ASCII only; ``t`` is always written as a float. Writers (simulator,
+    runtime) must use this so that every log reads back to equal events.
     """
     return json.dumps(
         _fields(event), separators=(",", ":"), sort_keys=False, ensure_ascii=True, allow_nan=False

@@ -3,11 +3,12 @@
 A node's log records the messages its application submitted and the events
 its engine reported (engine/api.py: ``Delivered``, ``ViewInstalled``,
 ``Evicted``, ``Rejected``, ``Rejoined``). The simulator (sim/world.py,
-virtual time) and the runtime (runtime/eventlog.py, seconds since the node
-started) both turn them into log events here, so a delivery, a view or an
-eviction reads the same in either log. Only ``t`` and ``line`` come from the
+virtual time) and the runtime (runtime/eventlog.py, monotonic seconds)
+both turn them into log events here, so a delivery, a view or an eviction
+reads the same in either log. Only ``t``, ``line`` and ``wall`` come from the
 writer: ``line`` is where the event will stand in the written file (the
-checker quotes it), 0 when the writer does not know.
+checker quotes it), 0 when the writer does not know; ``wall`` is the
+wall-clock time, which the runtime records and the simulator does not.
 
 This module imports the engine's event types; the format itself
 (``ringward.eventlog``) does not, so a checker can read logs without loading
@@ -16,6 +17,7 @@ the engine.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import assert_never
 
 from ringward.engine.api import (
@@ -42,16 +44,37 @@ __all__ = ["from_engine", "sent"]
 
 
 def sent(
-    msg_id: MessageId, payload: bytes, safe: bool, *, t: float, node: int, line: int = 0
+    msg_id: MessageId,
+    payload: bytes,
+    safe: bool,
+    *,
+    t: float,
+    node: int,
+    line: int = 0,
+    wall: float | None = None,
 ) -> SendEvent:
     """``node`` submitted ``payload`` (safe delivery or not) as ``msg_id``."""
     return SendEvent(
-        t=t, node=node, line=line, id=str(msg_id), digest=payload_digest(payload), safe=safe
+        t=t,
+        node=node,
+        line=line,
+        wall=wall,
+        id=str(msg_id),
+        digest=payload_digest(payload),
+        safe=safe,
     )
 
 
-def from_engine(event: EngineEvent, *, t: float, node: int, line: int = 0) -> Event:
-    """The log event for ``event``, which ``node``'s engine reported at ``t``."""
+def from_engine(
+    event: EngineEvent, *, t: float, node: int, line: int = 0, wall: float | None = None
+) -> Event:
+    """The log event for ``event``, which ``node``'s engine reported at ``t``
+    (``wall``: the wall-clock time, when the writer records it)."""
+    logged = _translate(event, t=t, node=node, line=line)
+    return logged if wall is None else replace(logged, wall=wall)
+
+
+def _translate(event: EngineEvent, *, t: float, node: int, line: int) -> Event:
     match event:
         case Delivered():
             return DeliverEvent(

@@ -1,9 +1,11 @@
 """The asyncio runtime: a ringward node on UDP, driving the sans-IO engine.
 
 ``Node`` (asyncio) and ``ringward.sync.Node`` (blocking, for threaded code)
-run one cluster member; ``events()`` yields ``Delivered``, ``ViewChanged``,
-``Evicted`` and ``Rejected``. Logs go to the ``ringward.runtime`` logger,
-silent unless the application configures logging.
+run one cluster member (``Node.from_dir`` loads one from a key directory;
+``await node.ready()`` waits for its first view); ``events()`` yields
+``Delivered``, ``ViewChanged``, ``Evicted`` and ``Rejected``. Logs go to
+the ``ringward.runtime`` logger, silent unless the application configures
+logging.
 """
 
 import logging
@@ -20,7 +22,7 @@ from ringward.runtime.events import (
 )
 from ringward.runtime.loop import new_event_loop, run
 from ringward.runtime.node import Node
-from ringward.runtime.options import EVENT_QUEUE_MAX, SecurityFactory
+from ringward.runtime.options import EVENT_QUEUE_MAX, NodeOptions, SecurityFactory
 
 # A library stays quiet unless the application configures logging (without
 # a handler, Python's last-resort handler would print warnings to stderr).
@@ -33,6 +35,7 @@ __all__ = [
     "Evicted",
     "MessageId",
     "Node",
+    "NodeOptions",
     "NodeStatus",
     "Rejected",
     "SecurityFactory",

@@ -4,21 +4,39 @@ the log line each one is worth."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
+from ringward.crypto.roster import Roster
 from ringward.engine.api import Delivered as EngineDelivered
 from ringward.engine.api import EngineEvent, Rejoined, ViewInstalled
 from ringward.engine.api import Evicted as EngineEvicted
 from ringward.engine.api import Rejected as EngineRejected
 from ringward.runtime.events import Delivered, Event, Evicted, Rejected, ViewChanged
 
-__all__ = ["log_event", "to_app"]
+__all__ = ["log_event", "names_of", "to_app"]
 
 logger = logging.getLogger("ringward.runtime")
 
 
-def to_app(event: EngineEvent, members_before: tuple[int, ...]) -> Event | None:
+def names_of(roster: Roster) -> dict[int, str]:
+    """Node id -> name in ``roster``."""
+    return {entry.id: entry.name for entry in roster.nodes}
+
+
+def _name(names: Mapping[int, str], node_id: int) -> str:
+    # "#ID" for a node the roster does not list (revoked by a reload).
+    return names.get(node_id) or f"#{node_id}"
+
+
+def to_app(
+    event: EngineEvent,
+    members_before: tuple[int, ...],
+    names: Mapping[int, str],
+    roster_version: int,
+) -> Event | None:
     """The application's event for ``event`` (None: nothing to hand over).
-    ``members_before``: the members of the previous view, for joined/left."""
+    ``members_before``: the members of the previous view, for joined/left;
+    ``names`` (:func:`names_of`) and ``roster_version``: the roster in use."""
     if isinstance(event, EngineEvicted):
         return Evicted(event.target, event.reason, event.proof)
     if isinstance(event, EngineRejected):
@@ -26,13 +44,25 @@ def to_app(event: EngineEvent, members_before: tuple[int, ...]) -> Event | None:
     if isinstance(event, Rejoined):
         return None
     if isinstance(event, EngineDelivered):
+        sender = event.msg_id.sender
         return Delivered(
-            event.msg_id.sender, event.payload, event.seq, event.safe, event.view, event.msg_id
+            sender,
+            event.payload,
+            event.seq,
+            event.safe,
+            event.view,
+            event.msg_id,
+            _name(names, sender),
         )
-    return _view_change(event, members_before)
+    return _view_change(event, members_before, names, roster_version)
 
 
-def _view_change(event: ViewInstalled, members_before: tuple[int, ...]) -> ViewChanged:
+def _view_change(
+    event: ViewInstalled,
+    members_before: tuple[int, ...],
+    names: Mapping[int, str],
+    roster_version: int,
+) -> ViewChanged:
     before, after = set(members_before), set(event.members)
     return ViewChanged(
         event.view,
@@ -41,6 +71,8 @@ def _view_change(event: ViewInstalled, members_before: tuple[int, ...]) -> ViewC
         tuple(sorted(after - before)),
         tuple(sorted(before - after)),
         event.quorate,
+        tuple(_name(names, m) for m in event.members),
+        roster_version,
     )
 
 

@@ -3,54 +3,121 @@
 The format is :mod:`ringward.eventlog` (docs/guarantees.md), the
 simulator's too: the same typed events, translated from the engine's by the
 same :mod:`ringward.eventlog.translate` and written by the same ``to_json``,
-so the guarantee checker reads runtime logs and simulator logs alike. ``t``
-is seconds since the node started (monotonic clock), hence non-decreasing
-per node as the format requires; this is also why a path is truncated when
-the node starts (appending a second run would make ``t`` go backwards).
+so the guarantee checker reads runtime logs and simulator logs alike.
+
+A path is **appended to**, never truncated: the eviction records of earlier
+runs are what an operator looks for after a restart. Each line carries two
+clocks:
+
+* ``t``, the checker's clock: seconds on the monotonic clock, starting at
+  0 in a new file and, in an appended file, continuing from the last ``t``
+  there, so it never decreases per node even across restarts and wall-clock
+  steps (the format requires that);
+* ``wall``, the wall-clock time (Unix seconds), for people and for joining
+  the log with other logs.
+
+When a run appends to a log that already holds this node's events, it first
+writes a ``crash`` and a ``restart`` event: the new process is a new
+incarnation with none of the old one's state, which is exactly what the
+checker's restart means (docs/guarantees.md). A last line cut short by a
+killed process (no newline) is removed first, so the file stays parseable.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from os import PathLike
-from typing import TextIO
+from pathlib import Path
+from typing import Final, TextIO
 
 from ringward.engine.api import EngineEvent, MessageId
-from ringward.eventlog import Event, to_json
+from ringward.errors import ConfigError, EventLogError
+from ringward.eventlog import LINE_BYTES_MAX, CrashEvent, Event, RestartEvent, parse_line, to_json
 from ringward.eventlog.translate import from_engine, sent
 
 __all__ = ["EventLogWriter"]
 
+logger = logging.getLogger("ringward.runtime")
+
+# The tail read to find the last event: one line at most, and its newline.
+_TAIL_BYTES_MAX: Final = LINE_BYTES_MAX + 2
+
+
+def _last_event(path: Path) -> Event | None:
+    """The last whole event of the log at ``path`` (None if empty or new),
+    after cutting off a torn last line. ConfigError ``bad_event_log`` when
+    the last line is not an event (the file is not ours to append to)."""
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return None
+            start = max(0, size - _TAIL_BYTES_MAX)
+            handle.seek(start)
+            tail = handle.read()
+            if not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                keep = start + cut + 1 if cut >= 0 else start
+                logger.warning("event log %s: removing a torn last line", path)
+                handle.truncate(keep)
+                tail = tail[: cut + 1] if cut >= 0 else b""
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError("bad_event_log", f"{path}: {exc.strerror or exc}") from None
+    lines = tail.splitlines()
+    if not lines:
+        return None
+    try:
+        return parse_line(lines[-1], 0)
+    except EventLogError as exc:
+        raise ConfigError(
+            "bad_event_log",
+            f"{path}: its last line is not an event log line ({exc.message}); "
+            "move the file away or give another --event-log",
+        ) from None
+
 
 class EventLogWriter:
-    """Appends one node's events to a path (truncated first) or to an open
-    text stream (shared by several nodes, left open)."""
+    """Appends one node's events to a path or to an open text stream
+    (shared by several nodes, left open; ``t`` then starts at 0)."""
 
-    __slots__ = ("_dirty", "_file", "_node", "_owned", "_t0")
+    __slots__ = ("_dirty", "_file", "_node", "_owned", "_t0", "_t_base")
 
     def __init__(self, target: str | PathLike[str] | TextIO, node: int) -> None:
+        self._node = node
+        self._t_base = 0.0
+        self._dirty = False
+        last: Event | None = None
         if isinstance(target, str | PathLike):
-            self._file: TextIO = open(target, "w", encoding="ascii")  # noqa: SIM115
+            last = _last_event(Path(target))
+            self._file: TextIO = open(target, "a", encoding="ascii")  # noqa: SIM115
             self._owned = True
         else:
             self._file = target
             self._owned = False
-        self._node = node
         self._t0 = time.monotonic()
-        self._dirty = False
+        if last is not None:
+            self._t_base = last.t
+            if last.node == node:
+                self._write(CrashEvent(t=last.t, node=node))
+                self._write(RestartEvent(t=last.t, node=node, wall=time.time()))
+                self.flush()
 
     def _t(self) -> float:
-        return time.monotonic() - self._t0
+        return self._t_base + (time.monotonic() - self._t0)
 
     def _write(self, event: Event) -> None:
         self._file.write(to_json(event) + "\n")
         self._dirty = True
 
     def send(self, msg_id: MessageId, payload: bytes, safe: bool) -> None:
-        self._write(sent(msg_id, payload, safe, t=self._t(), node=self._node))
+        self._write(sent(msg_id, payload, safe, t=self._t(), node=self._node, wall=time.time()))
 
     def engine_event(self, event: EngineEvent) -> None:
-        self._write(from_engine(event, t=self._t(), node=self._node))
+        self._write(from_engine(event, t=self._t(), node=self._node, wall=time.time()))
 
     def flush(self) -> None:
         """Flush what was written since the last flush (after each engine

@@ -35,7 +35,8 @@ class Delivered:
     message (several small messages of one frame share it); ``view`` is the
     id of the configuration it was delivered in; ``safe`` is true when it was
     delivered as safe (every member of ``view`` holds it). ``msg_id`` equals
-    what :meth:`Node.broadcast` returned to the sender.
+    what :meth:`Node.broadcast` returned to the sender. ``sender_name`` is
+    the sender's name in the roster in use (``#ID`` if it lists no such node).
     """
 
     sender: int
@@ -44,6 +45,7 @@ class Delivered:
     safe: bool
     view: str
     msg_id: MessageId
+    sender_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class ViewChanged:
     ``joined`` / ``left`` compare with the previous configuration this node
     installed (on the first view ``joined`` is every member). ``quorate`` is
     true when ``members`` hold a quorum of the roster (DESIGN.md §1).
+    ``member_names`` are the roster names of ``members``, in the same order;
+    ``roster_version`` is the version of the roster this node runs on
+    (it changes with a live roster reload).
     """
 
     view_id: str
@@ -64,6 +69,8 @@ class ViewChanged:
     joined: tuple[int, ...]
     left: tuple[int, ...]
     quorate: bool
+    member_names: tuple[str, ...]
+    roster_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,8 @@ class NodeStatus:
     ``scores`` is the fault detector's suspicion of each peer (node id ->
     signal -> score, decayed to the engine's latest time; a peer is accused
     when a score reaches the threshold, docs/fault-detector.md).
+    ``roster_version`` is the version of the roster in use and
+    ``member_names`` the roster names of ``members``.
     """
 
     node_id: int
@@ -128,3 +137,5 @@ class NodeStatus:
     drops: Mapping[str, int]
     notes: Mapping[str, int]
     scores: Mapping[int, Mapping[str, float]]
+    roster_version: int
+    member_names: tuple[str, ...]

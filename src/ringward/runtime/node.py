@@ -1,93 +1,51 @@
-"""One ringward node on asyncio: a UDP socket, a timer, and the engine.
+"""One ringward node on asyncio: the public API (``Node``) over the loop
+glue of runtime/driver.py, whose docstring holds the theory of operation
+(callbacks only, api.py's duties, the clock, backpressure both ways).
 
-Theory of operation
--------------------
-The engine (``ringward.engine.Engine``) does the protocol; this module only
-feeds it (aioquic's glue is the model). Everything happens in loop callbacks
-— a socket reader and one timer handle — never in a task, so a node owns no
-task and shutdown has nothing to cancel. After every engine verb the node
-honours api.py's duties in order: send every datagram, queue every event,
-re-arm the timer at the new deadline (and, first of all, store the ring
-sequence when the engine asks for it).
-
-Clock: the engine's ``now`` is ``loop.time()``, the clock ``call_at`` uses,
-so a timer always finds its deadline due (uvloop's clock has millisecond
-resolution; a timer that fires a hair early is treated as firing on time).
-
-Backpressure, both directions, bounded:
-
-* outbound: ``broadcast`` submits to the engine, whose send queue is bounded
-  (``send_queue_max``); when it is full, ``broadcast`` awaits until the
-  engine has broadcast something, instead of buffering in the runtime.
-* inbound: events wait in a deque for the application. When it holds
-  ``event_queue_max`` events the node stops reading the socket (removes the
-  reader) and counts ``pressure``; datagrams then pile up in the kernel's
-  buffer and beyond it are dropped, which the protocol treats as loss. Reading
-  resumes when the application has consumed half. One engine verb may push
-  the deque past its bound by what that verb produced (bounded by the
-  engine's receive window): deliveries are never dropped. A node whose
-  application stays behind loses the token and leaves the ring; detecting
-  and reporting that overload is the engine's business (DESIGN.md §5).
-* the kernel's send buffer: a datagram that would block is dropped and
-  counted (``runtime.send_would_block``), never queued in user space.
-
-An exception escaping the engine is a bug: the node logs it, closes, and
-``broadcast`` / ``events`` raise ``StateError('engine_failed')`` from it.
+Lifecycle: ``start`` binds the socket and builds the engine from the roster
+(runtime/engines.py); ``reload_roster`` replaces the engine in place for a
+newer roster (runtime/reload.py); ``close`` announces a graceful leave and
+releases everything. A node owns no task, except the short one that a roster
+file change starts (it reloads, then ends).
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
-import socket
-import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator
 from os import PathLike
+from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Final, Literal, TextIO
+from typing import Any, TextIO
 
 from ringward.crypto.identity import Identity
-from ringward.crypto.ringsec import RingSecurity
+from ringward.crypto.keyfile import Passphrase
 from ringward.crypto.roster import Roster
-from ringward.engine import Engine, EngineConfig, FrameSecurity, MessageId
-from ringward.engine.api import EngineEvent
+from ringward.engine import Engine, EngineConfig, MessageId
 from ringward.errors import ConfigError, RingwardError, StateError
-from ringward.runtime import appevents, stats
+from ringward.runtime import bundle, engines, reload, stats
 from ringward.runtime import misbehave as misbehaving
 from ringward.runtime.config import engine_config
+from ringward.runtime.driver import PROBE_S, RECV_BATCH_MAX, Driver
 from ringward.runtime.eventlog import EventLogWriter
-from ringward.runtime.events import Delivered, Event, NodeStatus, ViewChanged
+from ringward.runtime.events import Event, NodeStatus, ViewChanged
 from ringward.runtime.options import EVENT_QUEUE_MAX, SecurityFactory
-from ringward.runtime.ringseq import load_ring_seq, store_ring_seq
-from ringward.runtime.udp import Peers, SockAddr, open_socket, resolve_peers, split_bind
-from ringward.wire import limits
+from ringward.runtime.ringseq import load_ring_seq
+from ringward.runtime.udp import Peers, open_socket, resolve_peers, split_bind
 
 __all__ = ["RECV_BATCH_MAX", "Node"]
 
 logger = logging.getLogger("ringward.runtime")
 
-# Datagrams read per wake-up before yielding to the loop, so timers and the
-# application run even under a flood.
-RECV_BATCH_MAX: Final = 64
-# How often the event loop's lateness is sampled (receive pressure).
-PROBE_S: Final = 0.1
 
-# One more byte than the largest UDP payload (IPv6: 65527), so a datagram the
-# format cannot hold is seen whole and dropped, never silently truncated.
-_RECV_BUFFER_BYTES: Final = 65536
-
-_Phase = Literal["new", "starting", "running", "closed"]
-
-
-class Node:
+class Node(Driver):
     """One member of a ringward cluster, on asyncio and UDP.
 
     ::
 
-        async with Node(roster, identity) as node:
+        async with Node(roster, identity) as node:  # or Node.from_dir("node1/")
+            await node.ready()
             await node.broadcast(b"hello")
             async for event in node.events():
                 ...
@@ -97,13 +55,14 @@ class Node:
     or a tuple; port 0 for any) defaults to this node's roster address.
     ``config`` overrides the EngineConfig derived from the roster's params
     (see :func:`ringward.runtime.engine_config`). ``event_log`` is a path
-    (truncated) or an open text stream for the JSON Lines event log.
+    (appended to; runtime/eventlog.py) or an open text stream for the JSON
+    Lines event log.
     ``security`` builds the engine's FrameSecurity; None (the default) is
     :class:`ringward.crypto.RingSecurity`: every signed frame Ed25519-signed
     by its maker, every payload AES-GCM-encrypted under the view's group key.
     ``lambda roster, identity, node: NullSecurity()`` switches both off
     (crash-fault model; for benchmarks only). ``event_queue_max`` bounds the
-    events waiting for the application (see the module docstring).
+    events waiting for the application (backpressure: runtime/driver.py).
     ``ring_seq_file`` keeps the highest ring sequence across restarts
     (:mod:`ringward.runtime.ringseq`); without it the node starts from 0
     each time, which is only safe while some member of the cluster stays up.
@@ -133,49 +92,51 @@ class Node:
             raise ConfigError("not_in_roster", "this identity is not a node of the roster")
         if entry.encryption_key != identity.encryption_key:
             raise ConfigError("key_mismatch", f"identity of {entry.name} differs from the roster")
-        if event_queue_max < 1:
-            raise ConfigError("bad_config", "event_queue_max must be at least 1")
+        super().__init__(event_queue_max, ring_seq_file)
         self.roster = roster
         self.node_id = entry.id
         self.name = entry.name
         self._identity = identity
         self._bind = split_bind(bind if bind is not None else entry.address)
         self.config = config or engine_config(roster)
+        self._reloader = reload.Reloader(roster, config_given=config is not None)
         self._log_target = event_log
         self._security = security
-        self._event_queue_max = event_queue_max
-        self._ring_seq_file = ring_seq_file
         self._misbehave = misbehaving.parse(misbehave, [n.id for n in roster.nodes])
         self._misbehave_after_s = max(0.0, misbehave_after_s)
         self._leave_on_close = leave_on_close
-        self._overload_window: misbehaving.OverloadWindow | None = None
-        self._probe: asyncio.TimerHandle | None = None
-        self._probe_due = 0.0
-        self._resume_at = event_queue_max // 2
-        self._phase: _Phase = "new"
-        self._failure: BaseException | None = None
-        self._engine: Engine | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sock: socket.socket | None = None
-        self._peers = Peers(socket.AF_INET, {})
-        self._log: EventLogWriter | None = None
-        self._buf = bytearray(_RECV_BUFFER_BYTES)
-        self._reading = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
-        self._last_now = 0.0
-        self._events: deque[Event] = deque()
-        self._has_events = asyncio.Event()
-        self._send_room = asyncio.Event()
-        self._view: ViewChanged | None = None
-        self._last_members: tuple[int, ...] = ()
-        self._rotations = stats.RotationMeter()
-        self._drops: Counter[str] = Counter()
-        self._pressure = 0
+        # Running totals for metrics and the control channel (runtime/stats.py).
+        self.telemetry = stats.Telemetry()
         self._broadcasts = 0
-        self._deliveries = 0
-        self._received = 0
-        self._sent = 0
+
+    @classmethod
+    def from_dir(
+        cls,
+        path: str | PathLike[str],
+        *,
+        name: str | None = None,
+        passphrase: Passphrase | None = None,
+        passphrase_file: str | PathLike[str] | None = None,
+        **options: Any,
+    ) -> Node:
+        """A node loaded from a key directory in one call: a node bundle, or
+        a cluster directory (``ringward keys init``) or an admin directory
+        with the node's ``name``.
+        The node key's passphrase is ``passphrase``, else the first line of
+        ``passphrase_file``, else ``$RINGWARD_NODE_PASSPHRASE``, else none.
+        ``options`` are the keyword arguments of :class:`Node`. Such a node
+        knows where its roster lives: ``reload_roster()`` re-reads it, and
+        while running the node looks at the roster file every second and
+        switches to a newer one accepted there (``ringward keys accept``);
+        the passphrase is kept to read a rotated key then.
+        ConfigError / KeyFileError / RosterError when the keys do not load."""
+        if passphrase is None:
+            passphrase = bundle.read_passphrase(passphrase_file)
+        source = bundle.KeySource(bundle.node_dir(Path(path), name), name, passphrase)
+        roster, identity = source.load()
+        node = cls(roster, identity, **options)
+        node._reloader.source = source
+        return node
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,17 +165,8 @@ class Node:
             self._loop = loop
             if self._log_target is not None:
                 self._log = EventLogWriter(self._log_target, self.node_id)
-            security = (
-                self._security(self.roster, self._identity, self.node_id)
-                if self._security
-                else RingSecurity.from_roster(self.roster, self._identity)
-            )
             self._engine = self._make_engine(
-                # A fresh 31-bit incarnation per start keeps message ids
-                # unique across restarts (engine/api.py, MessageId).
-                int.from_bytes(os.urandom(4), "big") & 0x7FFF_FFFF,
-                load_ring_seq(self._ring_seq_file) if self._ring_seq_file else 0,
-                security,
+                load_ring_seq(self._ring_seq_file) if self._ring_seq_file else 0
             )
         except BaseException:
             self._phase = "closed"
@@ -224,6 +176,7 @@ class Node:
         self._resume_reading()
         self._probe_due = loop.time() + PROBE_S
         self._probe = loop.call_at(self._probe_due, self._on_probe)
+        self._reloader.watch(loop, self.reload_roster, self.name)
         logger.info(
             "node %s (id %d) listening on %s, %d peers",
             self.name,
@@ -248,32 +201,6 @@ class Node:
                 self._after_verb()
         self._shutdown()
 
-    def _shutdown(self, failure: BaseException | None = None) -> None:
-        if self._phase == "closed":
-            return
-        self._phase = "closed"
-        self._failure = failure
-        self._release()
-        # Wake every waiter: broadcast() raises, events() drains and ends.
-        self._has_events.set()
-        self._send_room.set()
-        logger.info("node %s closed", self.name)
-
-    def _release(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._probe is not None:
-            self._probe.cancel()
-            self._probe = None
-        if self._sock is not None:
-            if self._reading and self._loop is not None:
-                self._loop.remove_reader(self._sock.fileno())
-                self._reading = False
-            self._sock.close()
-        if self._log is not None:
-            self._log.close()
-
     # ---------------------------------------------------------- public API
 
     @property
@@ -290,13 +217,45 @@ class Node:
         the first). It may be ahead of the events the application consumed."""
         return self._view
 
-    async def broadcast(self, data: bytes, *, safe: bool = False) -> MessageId:
+    async def ready(self, timeout_s: float | None = None) -> ViewChanged:
+        """Wait until the node has installed its first regular view and
+        return it (at once if it has one). Consumes no event: ``events()``
+        still yields that view. StateError ``ready_timeout`` after
+        ``timeout_s`` seconds (None: no limit), ``node_closed`` (or
+        ``engine_failed``) when the node stops first, ``node_new`` before
+        ``start()``."""
+        if self._phase == "new":
+            raise StateError("node_new", f"node {self.name} is not started")
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._view is None and self._phase != "closed":
+                    # Cleared before each wait: set by every regular view and by close.
+                    self._has_view.clear()
+                    await self._has_view.wait()
+        except TimeoutError:
+            raise StateError(
+                "ready_timeout", f"node {self.name}: no view installed within {timeout_s:g} s"
+            ) from None
+        self._running()  # closed first: raises why
+        assert self._view is not None
+        return self._view
+
+    async def broadcast(
+        self, data: bytes | bytearray | memoryview, *, safe: bool = False
+    ) -> MessageId:
         """Queue ``data`` for total-order delivery to every member (this node
         included) and return its id once queued — not once delivered. Awaits
         while the engine's send queue is full. ``safe`` asks for safe
         delivery (delivered only once every member holds it). ConfigError
-        ``payload_too_large`` beyond the roster's ``payload_bytes_max``;
-        StateError when the node is not running."""
+        ``not_bytes`` for anything but bytes, bytearray or memoryview (encode
+        text first), ``payload_too_large`` beyond the roster's
+        ``payload_bytes_max``; StateError when the node is not running."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ConfigError(
+                "not_bytes",
+                f"broadcast takes bytes, bytearray or memoryview, not {type(data).__name__}"
+                + (" (encode text first, e.g. text.encode())" if isinstance(data, str) else ""),
+            )
         payload = bytes(data)
         while True:
             engine = self._running()
@@ -313,6 +272,7 @@ class Node:
                     raise StateError("engine_failed", "the engine failed") from exc
                 else:
                     self._broadcasts += 1
+                    self.telemetry.sent(msg_id, len(payload), self._last_now)
                     if self._log is not None:
                         self._log.send(msg_id, payload, safe)
                     self._after_verb()
@@ -332,8 +292,7 @@ class Node:
     def status(self) -> NodeStatus:
         """A snapshot of the node (see :class:`NodeStatus`)."""
         engine = self._engine
-        drops = {str(k): v for k, v in engine.drops.items()} if engine else {}
-        notes = {str(k): v for k, v in engine.notes.items()} if engine else {}
+        drops, notes = self._reloader.counts(engine)
         drops.update((f"runtime.{k}", v) for k, v in self._drops.items())
         view = self._view
         return NodeStatus(
@@ -355,246 +314,95 @@ class Node:
             drops=MappingProxyType(drops),
             notes=MappingProxyType(notes),
             scores=stats.scores(engine),
+            roster_version=self.roster.version,
+            member_names=view.member_names if view else (),
         )
 
-    # ---------------------------------------------- event queue (also sync)
+    async def reload_roster(
+        self, roster: Roster | None = None, *, identity: Identity | None = None
+    ) -> bool:
+        """Switch the running node to a newer roster; True if it switched,
+        False if ``roster`` is the one in use. None re-reads the directory
+        the node was loaded from (:meth:`from_dir`; StateError
+        ``no_roster_source`` otherwise). The roster must be signed by the
+        same admin key, for the same cluster, with a higher version
+        (RosterError ``wrong_admin``, ``wrong_cluster``, ``rollback``,
+        ``conflicting_roster``); when refused the node runs on unchanged.
 
-    async def _wait_event(self) -> bool:
-        """Until an event is queued (True) or the node closed with none left
-        (False; StateError if the engine failed). Pops nothing, so a caller
-        may cancel it at any time without losing an event."""
-        while not self._events:
-            if self._phase == "closed":
-                if self._failure is not None:
-                    raise StateError("engine_failed", "the engine failed") from self._failure
+        The node leaves its ring (gracefully) and starts again on the new
+        roster, keeping its socket and its ring sequence, with the new
+        roster's parameters (unless ``config`` was given): the nodes that
+        run this roster version form a new ring, whose group key only its
+        members receive; datagrams of other versions and of nodes it no
+        longer lists are dropped on their header (docs/keys.md, "Changing
+        the roster of a running cluster"). Messages queued here and not yet
+        broadcast are lost (counted as ``runtime.reload_unsent``). When the new roster rotated
+        this node's keys, ``identity`` is the new one (a node from a
+        directory reads it there). When it no longer lists this node, the
+        node closes and StateError ``revoked`` is raised."""
+        self._running()
+        source = self._reloader.source
+        async with self._reloader.lock:
+            if roster is None:
+                if source is None:
+                    raise StateError(
+                        "no_roster_source",
+                        f"node {self.name} was not loaded from a directory: pass the roster",
+                    )
+                roster = source.load_roster()
+            if not reload.check_successor(self.roster, roster):
                 return False
-            self._has_events.clear()
-            await self._has_events.wait()
-        return True
+            entry = reload.own_entry(roster, self.node_id, self.name)
+            if entry is None:
+                await self.close()
+                raise StateError("revoked", f"roster version {roster.version} revoked {self.name}")
+            if identity is None and entry.public != self._identity.public and source:
+                identity = source.load_identity(roster)
+            identity = identity or self._identity
+            if identity.public != entry.public:
+                raise ConfigError("key_mismatch", f"{self.name}: roster lists other keys")
+            assert self._loop is not None
+            _, peers = await resolve_peers(self._loop, roster, self.node_id, self._bind)
+            self._restart_engine(roster, identity, peers)
+            return True
 
-    def _pop_event(self) -> Event | None:
-        if not self._events:
-            return None
-        event = self._events.popleft()
-        if not self._reading and self._phase == "running" and len(self._events) <= self._resume_at:
-            self._resume_reading()
-        return event
+    def _restart_engine(self, roster: Roster, identity: Identity, peers: Peers) -> None:
+        old = self._running()
+        old.leave(self._now())
+        self._after_verb()  # the leave goes to the old roster's peers
+        self._reloader.retire(old, roster)
+        self._drops["reload_unsent"] += old.backlog
+        logger.warning(
+            "node %s: roster version %d -> %d, %d nodes",
+            self.name,
+            self.roster.version,
+            roster.version,
+            len(roster.nodes),
+        )
+        self.roster, self._identity, self._peers = roster, identity, peers
+        if not self._reloader.config_given:
+            self.config = engine_config(roster)
+        self._engine = self._make_engine(old.ring_seq_max)
+        self._after_verb()
+
+    def exclusions(self) -> tuple[stats.Exclusion, ...]:
+        """The nodes this node's fault detector keeps out (and this node
+        while rejected), with reason and remaining cool-down."""
+        return stats.exclusions(self._engine, self._now_or_zero(), self.telemetry.last_rejected)
 
     # -------------------------------------------------- driving the engine
 
-    def _running(self) -> Engine:
-        if self._phase != "running" or self._engine is None:
-            if self._failure is not None:
-                raise StateError("engine_failed", "the engine failed") from self._failure
-            raise StateError(f"node_{self._phase}", f"node {self.name} is not running")
-        return self._engine
-
-    def _now_or_zero(self) -> float:
-        return self._loop.time() if self._loop is not None and self._phase == "running" else 0.0
-
-    def _now(self) -> float:
-        assert self._loop is not None
-        now = self._loop.time()
-        # The engine's clock must never go backwards.
-        self._last_now = max(self._last_now, now)
-        return self._last_now
-
-    def _after_verb(self) -> None:
-        """api.py's duties: send, then hand over events, then arm the timer."""
-        engine = self._engine
-        assert engine is not None
-        ready = engine.ready()
-        persist = ready.persist_ring_seq
-        if persist is not None and self._ring_seq_file is not None:
-            # Durable before anything that depends on it leaves the node.
-            try:
-                store_ring_seq(self._ring_seq_file, persist)
-            except ConfigError as exc:
-                logger.error("node %s: %s; the node stops", self.name, exc)
-                self._shutdown(failure=exc)
-                return
-        for out in ready.datagrams:
-            if out.dest is None:
-                for addr in self._peers.all:
-                    self._sendto(out.data, addr)
-            else:
-                dest = self._peers.by_id.get(out.dest)
-                if dest is None:
-                    self._drops["unknown_dest"] += 1
-                else:
-                    self._sendto(out.data, dest)
-        if ready.events:
-            for event in ready.events:
-                self._emit(event)
-            self._has_events.set()
-        if self._log is not None:
-            self._log.flush()
-        self._arm(ready.deadline)
-        if engine.send_room:
-            self._send_room.set()
-
-    def _sendto(self, data: bytes, addr: SockAddr) -> None:
-        assert self._sock is not None
-        try:
-            self._sock.sendto(data, addr)
-        except (BlockingIOError, InterruptedError):
-            self._drops["send_would_block"] += 1
-        except OSError as exc:
-            # Unreachable networks, firewalls, ICMP errors: the peer looks
-            # silent, which the protocol handles; count, never raise.
-            name = errno.errorcode.get(exc.errno or 0, "oserror").lower()
-            self._drops[f"send_error:{name}"] += 1
-            logger.debug("node %s: sendto %s failed: %s", self.name, addr, exc)
-        else:
-            self._sent += 1
-
-    def _emit(self, event: EngineEvent) -> None:
-        if self._log is not None:
-            self._log.engine_event(event)
-        app = appevents.to_app(event, self._last_members)
-        appevents.log_event(self.name, event, app)
-        if isinstance(app, ViewChanged):
-            self._last_members = app.members
-            if app.kind == "regular":
-                self._view = app
-                assert self._engine is not None and self._loop is not None
-                self._rotations.restart(self._loop.time(), self._engine.token_hops)
-        elif isinstance(app, Delivered):
-            self._deliveries += 1
-        if app is not None:
-            self._events.append(app)
-
-    def _arm(self, deadline: float | None) -> None:
-        if deadline == self._deadline and (deadline is None or self._timer is not None):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = deadline
-        if deadline is not None:
-            assert self._loop is not None
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._phase != "running" or self._engine is None:
-            return
-        # The loop fired us for this deadline: never tell the engine an
-        # earlier time (uvloop rounds timers to milliseconds).
-        now = max(self._now(), self._deadline or 0.0)
-        self._last_now = now
-        self._deadline = None
-        try:
-            self._engine.tick(now)
-        except Exception as exc:
-            self._engine_failed(exc, "tick")
-            return
-        self._after_verb()
-
-    def _on_readable(self) -> None:
-        sock, engine = self._sock, self._engine
-        assert sock is not None and engine is not None
-        view = memoryview(self._buf)
-        for _ in range(RECV_BATCH_MAX):
-            if self._phase != "running":
-                return
-            if len(self._events) >= self._event_queue_max:
-                self._pause_reading()
-                return
-            try:
-                size, addr = sock.recvfrom_into(self._buf)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                name = errno.errorcode.get(exc.errno or 0, "oserror").lower()
-                self._drops[f"recv_error:{name}"] += 1
-                continue
-            self._received += 1
-            if size > limits.DATAGRAM_BYTES_MAX:
-                self._drops["oversize"] += 1
-                continue
-            try:
-                # Source addresses prove nothing; the engine authenticates.
-                engine.receive(self._now(), bytes(view[:size]), addr)
-            except Exception as exc:
-                self._engine_failed(exc, "receive")
-                return
-            self._after_verb()
-            if self._overloaded_now():
-                # --misbehave overload: a process starved of CPU.
-                time.sleep(misbehaving.OVERLOAD_SLEEP_S)
-
-    def _make_engine(self, incarnation: int, ring_seq: int, security: FrameSecurity) -> Engine:
-        ids = [n.id for n in self.roster.nodes]
-        now = self._now()
-        if self._misbehave is None:
-            return Engine(
-                self.node_id,
-                ids,
-                config=self.config,
-                cluster_id=self.roster.cluster_id,
-                incarnation=incarnation,
-                ring_seq=ring_seq,
-                now=now,
-                security=security,
-            )
-        engine, self._overload_window = misbehaving.make_engine(
+    def _make_engine(self, ring_seq: int) -> Engine:
+        spec = engines.EngineSpec(
             self.node_id,
-            ids,
+            self.name,
+            self._identity,
+            self.config,
+            self._security,
             self._misbehave,
-            now + self._misbehave_after_s,
-            name=self.name,
-            after_s=self._misbehave_after_s,
-            config=self.config,
-            cluster_id=self.roster.cluster_id,
-            incarnation=incarnation,
-            ring_seq=ring_seq,
-            now=now,
-            security=security,
+            self._misbehave_after_s,
+        )
+        engine, self._overload_window = engines.make_engine(
+            self.roster, spec, ring_seq, self._now()
         )
         return engine
-
-    def _on_probe(self) -> None:
-        """Every PROBE_S: how late the event loop runs (a starved or blocked
-        process) and how many events wait for the application: the receive
-        pressure the engine reports, signed, in its tokens."""
-        if self._phase != "running" or self._loop is None or self._engine is None:
-            return
-        now = self._loop.time()
-        lag = max(0.0, now - self._probe_due)
-        self._engine.note_receive_queue(len(self._events), lag)
-        self._probe_due = now + PROBE_S
-        self._probe = self._loop.call_at(self._probe_due, self._on_probe)
-
-    def _overloaded_now(self) -> bool:
-        window = self._overload_window
-        return window is not None and window.covers(self._now())
-
-    def _pause_reading(self) -> None:
-        if self._reading and self._sock is not None and self._loop is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._reading = False
-            self._pressure += 1
-            logger.warning(
-                "node %s: application is behind (%d events queued); not reading the network",
-                self.name,
-                len(self._events),
-            )
-
-    def _resume_reading(self) -> None:
-        if not self._reading and self._sock is not None and self._loop is not None:
-            self._loop.add_reader(self._sock.fileno(), self._on_readable)
-            if self._pressure:
-                logger.info("node %s: reading the network again", self.name)
-            self._reading = True
-
-    def _engine_failed(self, exc: BaseException, verb: str) -> None:
-        """An exception escaped the engine: a bug. Stop rather than go on
-        with a state machine in an unknown state."""
-        logger.error(
-            "node %s: the engine raised in %s (a bug; the node stops)",
-            self.name,
-            verb,
-            exc_info=exc,
-        )
-        self._shutdown(failure=exc)

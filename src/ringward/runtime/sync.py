@@ -16,10 +16,12 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine, Iterator
+from os import PathLike
 from types import TracebackType
 from typing import Any, Final, TypeVar, Unpack
 
 from ringward.crypto.identity import Identity
+from ringward.crypto.keyfile import Passphrase
 from ringward.crypto.roster import Roster
 from ringward.engine import MessageId
 from ringward.errors import StateError
@@ -60,10 +62,35 @@ class Node:
         prefer_uvloop: bool = True,
         **options: Unpack[NodeOptions],
     ) -> None:
-        self._node = AsyncNode(roster, identity, **options)
+        self._wrap(AsyncNode(roster, identity, **options), prefer_uvloop)
+
+    def _wrap(self, node: AsyncNode, prefer_uvloop: bool) -> None:
+        self._node = node
         self._prefer_uvloop = prefer_uvloop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_dir(
+        cls,
+        path: str | PathLike[str],
+        *,
+        name: str | None = None,
+        passphrase: Passphrase | None = None,
+        passphrase_file: str | PathLike[str] | None = None,
+        prefer_uvloop: bool = True,
+        **options: Unpack[NodeOptions],
+    ) -> Node:
+        """A node loaded from a key directory in one call (see the asyncio
+        :meth:`ringward.runtime.Node.from_dir`)."""
+        node = cls.__new__(cls)
+        node._wrap(
+            AsyncNode.from_dir(
+                path, name=name, passphrase=passphrase, passphrase_file=passphrase_file, **options
+            ),
+            prefer_uvloop,
+        )
+        return node
 
     @property
     def node_id(self) -> int:
@@ -158,12 +185,28 @@ class Node:
     # ---------------------------------------------------------- public API
 
     def broadcast(
-        self, data: bytes, *, safe: bool = False, timeout: float | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        safe: bool = False,
+        timeout: float | None = None,
     ) -> MessageId:
         """Queue ``data`` for total-order delivery; blocks while the send
         queue is full. On TimeoutError the message may or may not have been
         queued."""
         return self._call(self._node.broadcast(data, safe=safe), timeout)
+
+    def ready(self, timeout_s: float | None = None) -> ViewChanged:
+        """Block until the first regular view is installed and return it
+        (see the asyncio :meth:`ringward.runtime.Node.ready`)."""
+        return self._call(self._node.ready(timeout_s))
+
+    def reload_roster(
+        self, roster: Roster | None = None, *, identity: Identity | None = None
+    ) -> bool:
+        """Switch to a newer roster (see the asyncio
+        :meth:`ringward.runtime.Node.reload_roster`)."""
+        return self._call(self._node.reload_roster(roster, identity=identity))
 
     def next_event(self, timeout: float | None = None) -> Event | None:
         """The next event; None once the node is closed and every event has
