@@ -141,7 +141,7 @@ class Cluster:
     def run(self, duration_s: float) -> None:
         """Advance to each next event (a datagram due, a timer due) until
         ``duration_s`` has passed; timers are served at STEP_S granularity."""
-        end = self.now + duration_s
+        end = round(self.now + duration_s, 6)  # as ``now`` is: never just out of reach
         for i in self.roster:
             self._drain(i)  # what direct calls (enter_gather, receive) produced
         while self.now < end:
