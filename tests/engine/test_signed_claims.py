@@ -105,13 +105,48 @@ def _far_hop(jump: int) -> object:
     return tamper
 
 
-@pytest.mark.parametrize("jump", [1 << 62, U64_MAX // 2, 10_000_000])
+@pytest.mark.parametrize("jump", [1 << 62, U64_MAX // 2, 10_000_000, 4, 8])
 def test_a_far_hop_token_is_proven_not_walked(jump: int) -> None:
     """A token for the member's own turn, the right successor, and a hop
-    near 2^62 made every member loop over each skipped hop."""
+    near 2^62 made every member loop over each skipped hop. One or two
+    turns ahead (4, 8 on 4 nodes) it was visited by the successor and
+    forked the chain (issue 16 finding 5): no token passes a member's own
+    next turn (validate._hop_ahead)."""
     c = formed(tamper={LIAR: _far_hop(jump)})
     still_delivers(c)
     convicted_by_proof(c)
+
+
+def test_a_next_turn_token_for_the_successor_alone_forks_nothing() -> None:
+    """Issue 16 finding 5: the member sends its real token to everyone and
+    its successor, besides, a version for its own next turn. Visited, it
+    started a second chain whose seqs overlapped the first's. It is dropped
+    and convicts its maker; every correct node delivers every message, in
+    one order."""
+    succ = 1
+
+    def fork(c: Cluster, node: int, data: bytes) -> list[bytes]:
+        frame = decode(data)
+        tk = frame.body
+        if c.now >= 0.7 and isinstance(tk, Token) and frame.sender == node:
+            c.broadcast(
+                node, c.sign(node, frame.ring, dataclasses.replace(tk, hop=tk.hop + 4)), (succ,)
+            )
+        return [data]
+
+    c = formed(tamper={LIAR: fork})
+    sent = []
+    for k in range(10):
+        for i in CORRECT:
+            sent.append(f"m{i}-{k}".encode())
+            c.submit(i, sent[-1])
+        c.run(0.05)
+    still_delivers(c)
+    convicted_by_proof(c)
+    first = c.delivered(CORRECT[0])
+    for i in CORRECT:
+        assert c.delivered(i) == first, i
+        assert not [m for m in sent if m not in c.delivered(i)], i
 
 
 @pytest.mark.parametrize("jump", [1 << 62, 10_000_000])
