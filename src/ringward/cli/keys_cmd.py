@@ -280,10 +280,14 @@ def _confirm_revoke(args: argparse.Namespace, roster: Roster) -> bool:
             f"revoking {args.name} deletes its key and cannot be undone; "
             "no terminal to ask: pass --yes",
         )
-    answer = input(
-        f"revoke {entry.name} (id {entry.id}, {entry.address})? Its key is deleted and "
-        f"roster version {roster.version + 1} leaves it out. [y/N] "
-    )
+    try:
+        answer = input(
+            f"revoke {entry.name} (id {entry.id}, {entry.address})? Its key is deleted and "
+            f"roster version {roster.version + 1} leaves it out. [y/N] "
+        )
+    except EOFError:  # Ctrl-D: no answer is no
+        print()
+        return False
     return answer.strip().lower() in {"y", "yes"}
 
 

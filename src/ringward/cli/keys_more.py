@@ -249,6 +249,13 @@ def _new_passphrase(args: argparse.Namespace, path: Path) -> Passphrase | None:
 
 def run_passwd(args: argparse.Namespace) -> int:
     path = _key_file(Path(args.path))
+    if path.is_symlink():
+        # The new file would replace the link, and the key it points to
+        # would keep its old passphrase (or none).
+        raise KeyFileError(
+            "symlink",
+            f"{path} is a symbolic link: pass the key file itself ({path.resolve()})",
+        )
     head = keyfile.decode_key_file(keyfile.read_private(path), str(path), need_secret=False)
     old = _old_passphrase(args, path, head.kind)
     new = _new_passphrase(args, path)

@@ -118,22 +118,29 @@ def read_passphrase(file: str | None, env: str) -> Passphrase | None:
     return bundle.read_passphrase(file, env)
 
 
+def _ask(prompt: str) -> str:
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:  # Ctrl-D at the prompt
+        raise ConfigError("no_passphrase", "no passphrase given (end of input)") from None
+
+
 def prompt_new(what: str) -> Passphrase:
     """Ask for a new passphrase twice on the terminal."""
-    first = getpass.getpass(f"new passphrase for {what}: ")
+    first = _ask(f"new passphrase for {what}: ")
     if not first:
         raise ConfigError(
             "empty_passphrase",
             "an empty passphrase is not allowed (pass --no-passphrase to write keys unencrypted)",
         )
-    if getpass.getpass(f"same passphrase again for {what}: ") != first:
+    if _ask(f"same passphrase again for {what}: ") != first:
         raise ConfigError("passphrase_mismatch", "the two passphrases differ; nothing was written")
     return first
 
 
 def prompt_existing(path: Path) -> Passphrase:
     """Ask once for the passphrase of the existing key file ``path``."""
-    value = getpass.getpass(f"passphrase for {path}: ")
+    value = _ask(f"passphrase for {path}: ")
     if not value:
         raise ConfigError("empty_passphrase", "an empty passphrase is not allowed")
     return value

@@ -80,16 +80,25 @@ def state_dir(given: str | None, name: str) -> StateDir:
 
 def prepare_state(state: StateDir, legacy_ring_seq: Path | None) -> int:
     """Create or check the state directory, take its lock (returns the
-    descriptor, to keep open while the node runs) and, on the first start
-    with a state directory, carry over the ring sequence an older version
-    kept next to the keys (``legacy_ring_seq``)."""
+    descriptor, to keep open while the node runs) and carry over the ring
+    sequence an older version kept next to the keys (``legacy_ring_seq``)
+    when it is higher than the state directory's: ring ids must never
+    repeat, so the highest value known wins (a state directory wiped by
+    ``systemctl clean``, or new, must not start lower)."""
     state.prepare()
     state.check_socket_path()
     fd = state.lock()
     try:
-        if legacy_ring_seq is not None and not state.ring_seq.exists():
-            value = load_ring_seq(legacy_ring_seq)
-            if value:
+        if legacy_ring_seq is not None:
+            current = load_ring_seq(state.ring_seq)
+            try:
+                value = load_ring_seq(legacy_ring_seq)
+            except ConfigError as exc:
+                if not state.ring_seq.exists():
+                    raise
+                logger.warning("ignoring the old ring sequence file: %s", exc.message)
+                value = 0
+            if value > current:
                 store_ring_seq(state.ring_seq, value)
                 logger.warning(
                     "ring sequence %d moved from %s to %s (the keys' directory is no "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,6 +61,10 @@ def _socket(args: argparse.Namespace) -> Path:
         return Path(args.state_dir) / CONTROL_SOCKET
     if args.name:
         return default_state_dir(args.name) / CONTROL_SOCKET
+    own = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if os.path.isabs(own):
+        # Run from the unit itself (ExecReload=, ExecStartPost=): its node.
+        return Path(own) / CONTROL_SOCKET
     base = default_state_dir("-").parent
     found = sorted(base.glob(f"*/{CONTROL_SOCKET}")) if base.is_dir() else []
     if len(found) == 1:

@@ -38,6 +38,7 @@ Layout (all integers big-endian)::
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import hashlib
 import os
@@ -323,13 +324,25 @@ def write_private(path: Path, data: bytes) -> None:
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old
     or the new content, never a torn file: write a temporary file in the
-    same directory, fsync it, rename it over ``path``, fsync the directory."""
+    same directory, fsync it, rename it over ``path``, fsync the directory.
+
+    The new file keeps the owner and group of the regular file it replaces
+    when this process may set them (root): ``sudo ringward keys accept``
+    into the bundle of a node that runs as its own user must leave files
+    that node can still read."""
+    try:
+        old: os.stat_result | None = os.lstat(path)
+    except OSError:
+        old = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise KeyFileError("unwritable", f"{path.parent}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if old is not None and stat.S_ISREG(old.st_mode):
+                with contextlib.suppress(PermissionError):
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()

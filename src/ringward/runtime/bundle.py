@@ -13,7 +13,7 @@ none (docs/keys.md).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -78,7 +78,8 @@ class KeySource:
 
     path: Path
     name: str | None = None
-    passphrase: Passphrase | None = None
+    # A secret: kept out of repr (logs, tracebacks with locals, debuggers).
+    passphrase: Passphrase | None = field(default=None, repr=False)
 
     @property
     def watched_files(self) -> tuple[Path, Path]:
@@ -92,6 +93,18 @@ class KeySource:
         """The directory's roster, checked against its pinned admin key and
         its roster state (RosterError / KeyFileError otherwise)."""
         return KeyDir(self.path).load_roster()
+
+    def cluster_roster(self) -> Roster | None:
+        """The roster of ``admin/`` next to this bundle when the bundle sits
+        in a cluster directory (``ringward keys init``'s layout), else None.
+        Read when the bundle's own files are gone: the admin verbs delete a
+        revoked node's bundle. Not checked against a pinned key here (the
+        bundle's is gone): the caller accepts it only from the admin of the
+        roster in use (runtime/reload.py)."""
+        admin = self.path.parent / _ADMIN_SUBDIR
+        if self.path.parent == self.path or not (admin / ROSTER_FILE).exists():
+            return None
+        return Roster.load(admin / ROSTER_FILE)
 
     def load(self) -> tuple[Roster, Identity]:
         """The roster and this node's identity (ConfigError when the key

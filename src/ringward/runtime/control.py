@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ringward.errors import ConfigError, RingwardError
+from ringward.runtime.metrics import ClientSlots
 from ringward.runtime.snapshot import snapshot
 
 if TYPE_CHECKING:
@@ -63,6 +64,16 @@ REQUEST_TIMEOUT_S: Final = 5.0
 Handler = Callable[[], Awaitable[dict[str, Any]]]
 
 
+def _command(raw: bytes) -> str | dict[str, Any] | None:
+    """The request's ``cmd`` (None when it names none), or an error answer."""
+    try:
+        req = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return _error("bad_request", 'a request is one JSON object, e.g. {"cmd":"status"}')
+    cmd = req.get("cmd") if isinstance(req, dict) else None
+    return cmd if isinstance(cmd, str) else None
+
+
 def _error(reason: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": reason, "message": message}
 
@@ -89,7 +100,7 @@ class ControlServer:
         self._extra = extra
         self._started_s = time.monotonic()
         self._server: asyncio.Server | None = None
-        self._clients = 0
+        self._clients = ClientSlots(CLIENTS_MAX)
         self._commands: dict[str, Handler] = {
             "status": self._status,
             "reload": self._reload,
@@ -133,37 +144,45 @@ class ControlServer:
                 self._path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients += 1
         try:
-            if self._clients > CLIENTS_MAX:
+            if not self._clients.enter(writer):
                 answer = _error("busy", f"more than {CLIENTS_MAX} control clients at once")
             else:
-                answer = await self._answer(reader)
-            data = json.dumps(answer, separators=(",", ":"), allow_nan=False).encode()
+                answer = await self._answer(reader, writer)
+            try:
+                data = json.dumps(answer, separators=(",", ":"), allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:  # NaN, or a value JSON lacks: a bug
+                logger.error("node %s: control answer not JSON: %s", self._node.name, exc)
+                data = json.dumps(_error("internal", "the answer is not JSON")).encode()
             if len(data) > RESPONSE_BYTES_MAX:
                 data = json.dumps(_error("too_large", "the answer is too large")).encode()
+            if writer.transport.is_closing():
+                return  # pushed out (ClientSlots) or gone: nobody to answer
             writer.write(data + b"\n")
             await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
-        except (OSError, TimeoutError):
-            pass  # the client went away or stopped reading: its loss
+        except (OSError, TimeoutError, RuntimeError):
+            # The client went away or stopped reading: its loss (uvloop
+            # raises RuntimeError on a closed transport).
+            pass
         finally:
-            self._clients -= 1
+            self._clients.leave(writer)
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), REQUEST_TIMEOUT_S)
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _answer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
         raw = await _read_request(reader)
         if isinstance(raw, dict):
             return raw
-        try:
-            req = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return _error("bad_request", 'a request is one JSON object, e.g. {"cmd":"status"}')
-        cmd = req.get("cmd") if isinstance(req, dict) else None
+        if not self._clients.working(writer):
+            return _error("busy", "pushed out by newer clients")
+        cmd = _command(raw)
         handler = self._commands.get(cmd) if isinstance(cmd, str) else None
         if handler is None:
-            return _error("unknown_command", f"cmd must be one of {sorted(self._commands)}")
+            unknown = _error("unknown_command", f"cmd must be one of {sorted(self._commands)}")
+            return cmd if isinstance(cmd, dict) else unknown
         try:
             return await handler()
         except RingwardError as exc:

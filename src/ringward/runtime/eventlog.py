@@ -43,12 +43,25 @@ logger = logging.getLogger("ringward.runtime")
 
 # The tail read to find the last event: one line at most, and its newline.
 _TAIL_BYTES_MAX: Final = LINE_BYTES_MAX + 2
+# Mode of a log this writer creates (an existing one keeps its own).
+_NEW_FILE_MODE: Final = 0o600
+
+
+def _not_ours(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        "bad_event_log",
+        f"{path}: {why}; move the file away or give another --event-log",
+    )
 
 
 def _last_event(path: Path) -> Event | None:
     """The last whole event of the log at ``path`` (None if empty or new),
     after cutting off a torn last line. ConfigError ``bad_event_log`` when
-    the last line is not an event (the file is not ours to append to)."""
+    the file is not an event log (the file is not ours to append to).
+
+    Nothing is cut before the file is known to be a log: a wrong path must
+    not lose its last line. A torn line is at most one line long and starts
+    like a log line; the whole line before it must be an event."""
     try:
         with open(path, "rb+") as handle:
             size = handle.seek(0, os.SEEK_END)
@@ -57,27 +70,31 @@ def _last_event(path: Path) -> Event | None:
             start = max(0, size - _TAIL_BYTES_MAX)
             handle.seek(start)
             tail = handle.read()
-            if not tail.endswith(b"\n"):
-                cut = tail.rfind(b"\n")
-                keep = start + cut + 1 if cut >= 0 else start
+            cut = tail.rfind(b"\n") + 1  # 0: no newline in the tail
+            whole, torn = tail[:cut], tail[cut:]
+            if torn and cut == 0 and start > 0:
+                raise _not_ours(path, f"its last line is longer than {LINE_BYTES_MAX} bytes")
+            if torn and not (torn.startswith(b"{") and torn.isascii()):
+                raise _not_ours(path, "it does not end like an event log")
+            last = _parse_last(path, whole)
+            if torn:
                 logger.warning("event log %s: removing a torn last line", path)
-                handle.truncate(keep)
-                tail = tail[: cut + 1] if cut >= 0 else b""
+                handle.truncate(start + cut)
+            return last
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigError("bad_event_log", f"{path}: {exc.strerror or exc}") from None
-    lines = tail.splitlines()
+
+
+def _parse_last(path: Path, whole: bytes) -> Event | None:
+    lines = whole.splitlines()
     if not lines:
         return None
     try:
         return parse_line(lines[-1], 0)
     except EventLogError as exc:
-        raise ConfigError(
-            "bad_event_log",
-            f"{path}: its last line is not an event log line ({exc.message}); "
-            "move the file away or give another --event-log",
-        ) from None
+        raise _not_ours(path, f"its last line is not an event log line ({exc.message})") from None
 
 
 class EventLogWriter:
@@ -93,7 +110,14 @@ class EventLogWriter:
         last: Event | None = None
         if isinstance(target, str | PathLike):
             last = _last_event(Path(target))
-            self._file: TextIO = open(target, "a", encoding="ascii")  # noqa: SIM115
+            # A new log is private: its payload digests are unkeyed, so a
+            # short payload ("yes", a small number) can be found by trying.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            try:
+                fd = os.open(target, flags, _NEW_FILE_MODE)
+            except OSError as exc:
+                raise ConfigError("bad_event_log", f"{target}: {exc.strerror or exc}") from None
+            self._file: TextIO = open(fd, "a", encoding="ascii")  # noqa: SIM115
             self._owned = True
         else:
             self._file = target

@@ -10,7 +10,10 @@ taken between two engine verbs, hence consistent.
 
 Bounds: a request head is at most ``REQUEST_BYTES_MAX`` bytes and must
 arrive within ``REQUEST_TIMEOUT_S``; at most ``CLIENTS_MAX`` scrapes are
-served at once. Only GET (and HEAD) of ``/metrics`` (and ``/``) answer 200.
+served at once, and a new one pushes out the one that has waited longest
+without sending its request (:class:`ClientSlots`): an endpoint bound
+beyond loopback cannot be kept from Prometheus by idle connections.
+Only GET (and HEAD) of ``/metrics`` (and ``/``) answer 200.
 
 The metric names are listed in docs/operations.md.
 """
@@ -35,6 +38,7 @@ __all__ = [
     "CONTENT_TYPE",
     "REQUEST_BYTES_MAX",
     "REQUEST_TIMEOUT_S",
+    "ClientSlots",
     "MetricsServer",
     "exposition",
 ]
@@ -193,6 +197,47 @@ def exposition(node: Node) -> str:
     return "\n".join(out.lines) + "\n"
 
 
+class ClientSlots:
+    """At most ``limit`` connections served at once. When all slots are
+    taken, a new connection takes the slot of the one that has waited
+    longest without sending its request, which is closed: clients that
+    connect and send nothing (slowloris) cannot keep a prompt client out,
+    they only push each other out. Full of clients whose requests are
+    being answered, a new one is refused (``enter`` False)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._idle: dict[asyncio.StreamWriter, None] = {}  # oldest first
+        self._working: set[asyncio.StreamWriter] = set()
+
+    def __len__(self) -> int:
+        return len(self._idle) + len(self._working)
+
+    def enter(self, writer: asyncio.StreamWriter) -> bool:
+        """Take a slot for a new connection (False: none free)."""
+        if len(self) >= self._limit:
+            if not self._idle:
+                return False
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            oldest.transport.abort()  # its reader sees the end: it finishes at once
+        self._idle[writer] = None
+        return True
+
+    def working(self, writer: asyncio.StreamWriter) -> bool:
+        """The connection's request arrived: it can no longer be pushed
+        out. False if it already was (its slot is gone)."""
+        if writer not in self._idle:
+            return False
+        del self._idle[writer]
+        self._working.add(writer)
+        return True
+
+    def leave(self, writer: asyncio.StreamWriter) -> None:
+        self._idle.pop(writer, None)
+        self._working.discard(writer)
+
+
 class MetricsServer:
     """Serves :func:`exposition` of ``node`` over HTTP at (host, port)."""
 
@@ -201,7 +246,7 @@ class MetricsServer:
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
-        self._clients = 0
+        self._clients = ClientSlots(CLIENTS_MAX)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -230,34 +275,39 @@ class MetricsServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients += 1
         try:
-            if self._clients > CLIENTS_MAX:
+            if not self._clients.enter(writer):
                 status, body = "503 Service Unavailable", "too many scrapes at once\n"
                 method = "GET"
             else:
-                method, status, body = await self._handle(reader)
+                method, status, body = await self._handle(reader, writer)
             data = body.encode("utf-8")
             ctype = CONTENT_TYPE if status.startswith("200") else "text/plain; charset=utf-8"
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
             )
+            if writer.transport.is_closing():
+                return  # pushed out (ClientSlots) or gone: nobody to answer
             writer.write(head.encode("ascii") + (b"" if method == "HEAD" else data))
             await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
-        except (OSError, TimeoutError):
-            pass
+        except (OSError, TimeoutError, RuntimeError):
+            pass  # the client went away (uvloop raises RuntimeError on a closed transport)
         finally:
-            self._clients -= 1
+            self._clients.leave(writer)
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(writer.wait_closed(), REQUEST_TIMEOUT_S)
 
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[str, str, str]:
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[str, str, str]:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             return "GET", "400 Bad Request", "bad request\n"
+        if not self._clients.working(writer):
+            return "GET", "503 Service Unavailable", "pushed out by newer clients\n"
         parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return "GET", "400 Bad Request", "bad request\n"

@@ -336,10 +336,13 @@ class Node(Driver):
         members receive; datagrams of other versions and of nodes it no
         longer lists are dropped on their header (docs/keys.md, "Changing
         the roster of a running cluster"). Messages queued here and not yet
-        broadcast are lost (counted as ``runtime.reload_unsent``). When the new roster rotated
-        this node's keys, ``identity`` is the new one (a node from a
-        directory reads it there). When it no longer lists this node, the
-        node closes and StateError ``revoked`` is raised."""
+        broadcast are lost (counted as ``runtime.reload_unsent``). A roster
+        given here is not written to the node's directory: a restart reads
+        the directory again (``ringward keys accept`` it there to keep it).
+        When the new roster rotated this node's keys, ``identity`` is the
+        new one (a node from a directory reads it there, off the event
+        loop). When it no longer lists this node, the node closes and
+        StateError ``revoked`` is raised."""
         self._running()
         source = self._reloader.source
         async with self._reloader.lock:
@@ -349,19 +352,22 @@ class Node(Driver):
                         "no_roster_source",
                         f"node {self.name} was not loaded from a directory: pass the roster",
                     )
-                roster = source.load_roster()
+                roster = reload.read_roster(source, self.roster, self.node_id, self.name)
             if not reload.check_successor(self.roster, roster):
                 return False
             entry = reload.own_entry(roster, self.node_id, self.name)
             if entry is None:
                 await self.close()
                 raise StateError("revoked", f"roster version {roster.version} revoked {self.name}")
+            assert self._loop is not None
             if identity is None and entry.public != self._identity.public and source:
-                identity = source.load_identity(roster)
+                # Argon2id of an encrypted key takes ~0.4 s (more at cost
+                # "sensitive"): off the loop, so the ring keeps its token.
+                identity = await self._loop.run_in_executor(None, source.load_identity, roster)
+                self._running()  # closed meanwhile: raises
             identity = identity or self._identity
             if identity.public != entry.public:
                 raise ConfigError("key_mismatch", f"{self.name}: roster lists other keys")
-            assert self._loop is not None
             _, peers = await resolve_peers(self._loop, roster, self.node_id, self._bind)
             self._restart_engine(roster, identity, peers)
             return True
@@ -372,12 +378,23 @@ class Node(Driver):
         self._after_verb()  # the leave goes to the old roster's peers
         self._reloader.retire(old, roster)
         self._drops["reload_unsent"] += old.backlog
+        if reload.split_quorum(self.roster, roster):
+            logger.warning(
+                "node %s: while roster version %d rolls out, the nodes still on version %d "
+                "(revoked or rotated keys included) can form a quorate ring apart from the "
+                "new one: switch every node promptly (docs/keys.md, Rolling procedure)",
+                self.name,
+                roster.version,
+                self.roster.version,
+            )
         logger.warning(
-            "node %s: roster version %d -> %d, %d nodes",
+            "node %s: roster version %d -> %d, %d nodes; %d queued messages not sent "
+            "(runtime.reload_unsent)",
             self.name,
             self.roster.version,
             roster.version,
             len(roster.nodes),
+            old.backlog,
         )
         self.roster, self._identity, self._peers = roster, identity, peers
         if not self._reloader.config_given:

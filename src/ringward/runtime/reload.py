@@ -23,11 +23,20 @@ from pathlib import Path
 from typing import Final
 
 from ringward.crypto.roster import NodeEntry, Roster
-from ringward.engine import Engine
+from ringward.engine import Engine, quorum_size
 from ringward.errors import RingwardError, RosterError
 from ringward.runtime.bundle import KeySource
 
-__all__ = ["WATCH_EVERY_S", "FileStamp", "Reloader", "check_successor", "own_entry"]
+__all__ = [
+    "RETRY_MAX_S",
+    "WATCH_EVERY_S",
+    "FileStamp",
+    "Reloader",
+    "check_successor",
+    "own_entry",
+    "read_roster",
+    "split_quorum",
+]
 
 logger = logging.getLogger("ringward.runtime")
 
@@ -35,6 +44,12 @@ logger = logging.getLogger("ringward.runtime")
 # stat() per second costs nothing, and a revoked node is out a second after
 # `ringward keys accept` plus one membership round.
 WATCH_EVERY_S: Final = 1.0
+# A roster that failed for a reason that may pass by itself (an added
+# node's host name not yet in DNS) is tried again after 2, 4, ... seconds,
+# at most this far apart: without it the node would stay on the old roster
+# until a file changed again or someone sent SIGHUP.
+RETRY_MAX_S: Final = 60.0
+_TRANSIENT: Final = frozenset({"unresolvable_address"})
 
 
 def check_successor(current: Roster, new: Roster) -> bool:
@@ -65,6 +80,49 @@ def check_successor(current: Roster, new: Roster) -> bool:
             f"another roster with version {new.version} is in use (the admin key signed two)",
         )
     return True
+
+
+def split_quorum(current: Roster, new: Roster) -> bool:
+    """Whether, while a switch from ``current`` to ``new`` rolls out, a
+    quorate ring of the old version and a quorate ring of the new one can
+    exist at once (a split brain for applications that act on
+    ``quorate``). The two rings share no node (a node runs one version),
+    so it is possible exactly when the nodes only ``current`` lists plus
+    some of those both list make a quorum of ``current`` while the nodes
+    only ``new`` lists plus the others make a quorum of ``new``. A rotated
+    node counts on both sides: its old key (perhaps stolen) is a node only
+    ``current`` lists, its new key one only ``new`` lists. Removing fewer
+    than half the nodes, or adding fewer nodes than the roster has, is
+    safe alone; a version that does both (a node replaced, a rotation in a
+    3-node cluster, or two changes rolled out as one) may not be."""
+    old_keys = {(n.id, n.public) for n in current.nodes}
+    new_keys = {(n.id, n.public) for n in new.nodes}
+    kept = len(old_keys & new_keys)
+    gone, added = len(old_keys) - kept, len(new_keys) - kept
+    need_old, need_new = quorum_size(len(old_keys)), quorum_size(len(new_keys))
+    # The old side takes every node that left and k of the kept ones.
+    return any(gone + k >= need_old and added + kept - k >= need_new for k in range(kept + 1))
+
+
+def read_roster(source: KeySource, current: Roster, node_id: int, name: str) -> Roster:
+    """The roster in ``source``'s directory. When that cannot be read and
+    the directory was a bundle of a cluster directory, the cluster's admin
+    roster instead, but only if it revokes this node and is a successor of
+    ``current`` (same admin key and cluster, newer): the admin verbs delete
+    a revoked node's bundle, and a node running from it must still learn
+    that it was revoked rather than run on alone. Otherwise the error of
+    the bundle's own roster."""
+    try:
+        return source.load_roster()
+    except RingwardError:
+        try:
+            revoking = source.cluster_roster()
+            found = revoking is not None and own_entry(revoking, node_id, name) is None
+            if found and revoking is not None and check_successor(current, revoking):
+                return revoking
+        except RingwardError:
+            pass  # the bundle's own error says more
+        raise
 
 
 def own_entry(roster: Roster, node_id: int, name: str) -> NodeEntry | None:
@@ -115,6 +173,8 @@ class Reloader:
         self._stamp: tuple[FileStamp | None, ...] = ()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # transient ones in a row
+        self._retry_at: float | None = None  # loop time
 
     def retire(self, engine: Engine, successor: Roster) -> None:
         """Keep the counters of an engine being replaced; name the nodes
@@ -136,7 +196,9 @@ class Reloader:
     ) -> None:
         """Look at the source's roster and key files every WATCH_EVERY_S
         and call ``reload`` when they changed (no-op without a source). A
-        refused roster is not tried again until a file changes again."""
+        refused roster is not tried again until a file changes again, unless
+        it failed for a transient reason (then again after 2, 4, ... s, up
+        to RETRY_MAX_S)."""
         if self.source is None:
             return
         paths = self.source.watched_files
@@ -145,18 +207,35 @@ class Reloader:
         def look() -> None:
             self._timer = loop.call_later(WATCH_EVERY_S, look)
             stamp = tuple(FileStamp.of(p) for p in paths)
-            if stamp[0] is None or stamp == self._stamp or self._task is not None:
-                return  # no roster file: a rename in progress, or a revoked bundle
-            self._stamp = stamp
-            self._task = loop.create_task(self._reload(reload, name))
+            due = self._retry_at is not None and loop.time() >= self._retry_at
+            if (stamp == self._stamp and not due) or self._task is not None:
+                return
+            if stamp[0] is None and stamp[1] is not None:
+                return  # no roster file but a key: a rename in progress
+            # Both gone: a revoked node's bundle deleted (read_roster).
+            self._stamp, self._retry_at = stamp, None
+            self._task = loop.create_task(self._reload(loop, reload, name))
 
         self._timer = loop.call_later(WATCH_EVERY_S, look)
 
-    async def _reload(self, reload: Callable[[], Awaitable[object]], name: str) -> None:
+    async def _reload(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reload: Callable[[], Awaitable[object]],
+        name: str,
+    ) -> None:
         try:
             await reload()
+            self._failures = 0
         except RingwardError as exc:
-            if exc.reason == "revoked":
+            if exc.reason in _TRANSIENT:
+                self._failures += 1
+                delay_s = min(RETRY_MAX_S, WATCH_EVERY_S * 2.0 ** min(self._failures, 16))
+                self._retry_at = loop.time() + delay_s
+                logger.error(
+                    "node %s: roster not reloaded: %s (trying again in %g s)", name, exc, delay_s
+                )
+            elif exc.reason == "revoked":
                 logger.error("node %s: %s; the node stopped", name, exc.message)
             else:
                 # A bad or old roster file must not stop a running node.

@@ -20,7 +20,11 @@ Where it is, first match wins (docs/operations.md):
 
 The directory is created 0700 (parents as needed); an existing one that other
 users can write to, or that belongs to another user, is refused: whoever can
-write there can replace the socket or ``ring.seq``.
+write there can replace the socket or ``ring.seq``. So is one below a
+directory that another user owns or may write to (no sticky bit): that user
+could swap the state directory for a symlink. An existing directory keeps its
+mode unless it holds only a node's files (``--state-dir /var/lib`` must not
+chmod /var/lib).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def default_state_dir(name: str, environ: Mapping[str, str] | None = None) -> Pa
     (rules 2-5 of the module docstring)."""
     env = os.environ if environ is None else environ
     systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if systemd:
+    if systemd and os.path.isabs(systemd):  # systemd sets absolute paths only
         return Path(systemd)
     xdg = env.get("XDG_STATE_HOME", "")
     if xdg and os.path.isabs(xdg):  # the XDG spec: relative values are ignored
@@ -66,6 +70,42 @@ def default_state_dir(name: str, environ: Mapping[str, str] | None = None) -> Pa
     if os.geteuid() == 0:
         return Path("/var/lib/ringward") / name
     return Path.home() / ".local" / "state" / "ringward" / name
+
+
+def _check_parents(p: Path) -> None:
+    """Refuse a state directory below a directory that another user owns,
+    or may write to without the sticky bit (as on /tmp): that user could
+    rename the state directory (or a directory above it) away and put a
+    symlink in its place between the checks and the use, and the node
+    (root, often) would create its lock, socket and ring.seq wherever the
+    link points."""
+    me = os.geteuid()
+    for parent in Path(os.path.abspath(p)).parents:
+        try:
+            st = parent.stat()
+        except OSError as exc:
+            raise ConfigError("bad_state_dir", f"{parent}: {exc.strerror or exc}") from None
+        if st.st_uid not in (0, me):
+            raise ConfigError(
+                "bad_state_dir",
+                f"{p}: {parent} belongs to uid {st.st_uid}, who could replace what is in it",
+            )
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise ConfigError(
+                "bad_state_dir",
+                f"{p}: {parent} is writable by others, who could replace what is in it "
+                f"(chmod go-w {parent})",
+            )
+
+
+def _only_ours(p: Path) -> bool:
+    """``p`` holds nothing but what a node writes there."""
+    ours = {RING_SEQ_FILE, CONTROL_SOCKET, LOCK_FILE}
+    try:
+        # ring.seq's temporary files start with a dot.
+        return all(n in ours or n.startswith(".") for n in os.listdir(p))
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +143,12 @@ class StateDir:
             raise ConfigError(
                 "bad_state_dir", f"{p}: writable by others (chmod 700 {p}, or remove it)"
             )
-        if st.st_mode & 0o077:
-            # Ours and not writable by others, but readable: tighten quietly,
-            # the socket's access rests on this directory.
+        _check_parents(p)
+        if st.st_mode & 0o077 and _only_ours(p):
+            # Ours, not writable by others, readable, and holding nothing
+            # but a node's files: tighten quietly. A directory that holds
+            # other programs' files (`--state-dir /var/lib`) keeps its mode:
+            # the socket is 0600 by itself, ring.seq is no secret.
             with contextlib.suppress(OSError):
                 os.chmod(p, _DIR_MODE)
 
