@@ -105,7 +105,7 @@ CHAOS_RESULTS := $(or $(TMPDIR),/tmp)/ringward-chaos-results.txt
 chaos: $(VENV)/.installed-dev netdeps
 	@rm -f $(CHAOS_RESULTS)
 	RINGWARD_CHAOS=1 RINGWARD_CHAOS_SEED=$(CHAOS_SEED) RINGWARD_CHAOS_RESULTS=$(CHAOS_RESULTS) \
-	  $(BIN)/pytest -n 0 -p no:cacheprovider -m chaos tests/chaos; \
+	  $(BIN)/pytest -n 0 -p no:cacheprovider -rsx -m chaos tests/chaos; \
 	  rc=$$?; echo "chaos results (seed $(CHAOS_SEED)):"; cat $(CHAOS_RESULTS) 2>/dev/null; exit $$rc
 
 fuzz-smoke: $(VENV)/.installed-dev
