@@ -130,6 +130,14 @@ class EventLogWriter:
                 self._write(RestartEvent(t=last.t, node=node, wall=time.time()))
                 self.flush()
 
+    def new_incarnation(self) -> None:
+        """The node restarted its engine in this process (a roster reload):
+        to the checker a new incarnation, as after a restart."""
+        t = self._t()
+        self._write(CrashEvent(t=t, node=self._node))
+        self._write(RestartEvent(t=t, node=self._node, wall=time.time()))
+        self.flush()
+
     def _t(self) -> float:
         return self._t_base + (time.monotonic() - self._t0)
 

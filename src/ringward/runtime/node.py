@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from ringward.crypto.identity import Identity
 from ringward.crypto.keyfile import Passphrase
@@ -37,6 +37,12 @@ from ringward.runtime.udp import Peers, open_socket, resolve_peers, split_bind
 __all__ = ["RECV_BATCH_MAX", "Node"]
 
 logger = logging.getLogger("ringward.runtime")
+
+
+# A roster reload first waits this many token timeouts at most for the old
+# ring to deliver this node's own messages (broadcast holds new ones).
+RELOAD_DRAIN_TOKEN_TIMEOUTS: Final = 2
+RELOAD_DRAIN_POLL_S: Final = 0.01
 
 
 class Node(Driver):
@@ -108,6 +114,9 @@ class Node(Driver):
         # Running totals for metrics and the control channel (runtime/stats.py).
         self.telemetry = stats.Telemetry()
         self._broadcasts = 0
+        self._last_sent: MessageId | None = None
+        self._switching = asyncio.Event()  # clear while a reload switches engines
+        self._switching.set()
 
     @classmethod
     def from_dir(
@@ -257,6 +266,7 @@ class Node(Driver):
                 + (" (encode text first, e.g. text.encode())" if isinstance(data, str) else ""),
             )
         payload = bytes(data)
+        await self._switching.wait()  # a roster reload drains the old ring first
         while True:
             engine = self._running()
             if engine.send_room:
@@ -272,6 +282,7 @@ class Node(Driver):
                     raise StateError("engine_failed", "the engine failed") from exc
                 else:
                     self._broadcasts += 1
+                    self._last_sent = msg_id
                     self.telemetry.sent(msg_id, len(payload), self._last_now)
                     if self._log is not None:
                         self._log.send(msg_id, payload, safe)
@@ -335,8 +346,11 @@ class Node(Driver):
         run this roster version form a new ring, whose group key only its
         members receive; datagrams of other versions and of nodes it no
         longer lists are dropped on their header (docs/keys.md, "Changing
-        the roster of a running cluster"). Messages queued here and not yet
-        broadcast are lost (counted as ``runtime.reload_unsent``). A roster
+        the roster of a running cluster"). Before it leaves, the old ring gets
+        up to two token timeouts to deliver what this node broadcast (new
+        broadcasts wait meanwhile); what is still queued then is lost
+        (counted as ``runtime.reload_unsent``). To the guarantees a switch is
+        a new incarnation of the node (the event log says so). A roster
         given here is not written to the node's directory: a restart reads
         the directory again (``ringward keys accept`` it there to keep it).
         When the new roster rotated this node's keys, ``identity`` is the
@@ -369,8 +383,23 @@ class Node(Driver):
             if identity.public != entry.public:
                 raise ConfigError("key_mismatch", f"{self.name}: roster lists other keys")
             _, peers = await resolve_peers(self._loop, roster, self.node_id, self._bind)
-            self._restart_engine(roster, identity, peers)
+            self._switching.clear()  # broadcast waits for the new engine
+            try:
+                await self._drain()
+                self._restart_engine(roster, identity, peers)
+            finally:
+                self._switching.set()
             return True
+
+    async def _drain(self) -> None:
+        """Before a switch: let the old ring deliver what this node already
+        broadcast (bounded by RELOAD_DRAIN_TOKEN_TIMEOUTS), so that a reload
+        loses no message that was queued or in flight in a ring that works."""
+        last = self._last_sent
+        limit_s = self._now() + RELOAD_DRAIN_TOKEN_TIMEOUTS * self.config.token_timeout_ms / 1000
+        while last is not None and self.telemetry.awaiting(last) and self._now() < limit_s:
+            await asyncio.sleep(RELOAD_DRAIN_POLL_S)
+            self._running()  # closed meanwhile: raises
 
     def _restart_engine(self, roster: Roster, identity: Identity, peers: Peers) -> None:
         old = self._running()
@@ -400,6 +429,8 @@ class Node(Driver):
         if not self._reloader.config_given:
             self.config = engine_config(roster)
         self._engine = self._make_engine(old.ring_seq_max)
+        if self._log is not None:
+            self._log.new_incarnation()
         self._after_verb()
 
     def exclusions(self) -> tuple[stats.Exclusion, ...]:

@@ -117,6 +117,13 @@ class Telemetry:
         self.latency_sum_s = 0.0
         self._pending: dict[MessageId, float] = {}
 
+    def awaiting(self, upto: MessageId | None = None) -> int:
+        """Own messages broadcast and not yet delivered here (those up to
+        ``upto`` of the same sender, when given; the table is bounded)."""
+        if upto is None:
+            return len(self._pending)
+        return sum(1 for m in self._pending if m.sender == upto.sender and m.msg_no <= upto.msg_no)
+
     def sent(self, msg_id: MessageId, size_bytes: int, now_s: float) -> None:
         """This node broadcast ``size_bytes`` as ``msg_id`` at ``now_s``."""
         self.broadcast_bytes += size_bytes
