@@ -180,8 +180,9 @@ def test_overloaded_member_of_seven_is_evicted_and_back() -> None:
 # was ever installed, so nobody had a ring to bind an accusation to, and
 # link asks went out every other period; the ring stayed in recovery.
 # Of the first seeds, make test runs a ring of 10 (2) and one of 4 (6).
-SEEDS = [2, 6, 1005, 1010, 1012, 1016, 1027, 1028, 1115]
-SEEDS_SOAK = [3, 4, 7, 9]
+# 1010 and 1016 (the slowest, ~1 min of CPU each) run in make soak.
+SEEDS = [2, 6, 1005, 1012, 1027, 1028, 1115]
+SEEDS_SOAK = [3, 4, 7, 9, 1010, 1016]
 
 
 @HEAVY
@@ -245,14 +246,18 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 # good. 2195 (10 nodes, 1:poison-ring-seq-jump 9:break-link 10:drop-commit,
 # 5% loss): every member waited in COMMIT for the hop the last one dropped,
 # and only the first to time out blamed it: no ring for good. 2098 (7
-# nodes, 1:drop-commit 6:starve-successor) still fails: once
-# the representative is failed, a correct member ends up paired with the
-# successor-starver in rings of two (f = 0 there: never evicted) whose token
-# always dies, and does not merge back within the liveness bound.
+# nodes, 1:drop-commit 6:starve-successor): the first member to fail the
+# silent representative failed every other candidate with it (they had not
+# heard of the change yet), and a correct member ended up paired with the
+# successor-starver, whose token always dies in a ring of two; never
+# operational, the pair kept its fail set for good and never merged back
+# (engine: failing the representative is announced; a ring that dies twice
+# in a row at one member fails it; tests/engine/test_round_escape.py).
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "overload")
-ALL_SEEDS = (2000, 2009, 2033, 2039, 2195)
-ALL_SEEDS_SOAK = (2021, 2026, 2147)
-ALL_SEEDS_FAILING = (2098,)
+# make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
+ALL_SEEDS = (2009, 2195)
+ALL_SEEDS_SOAK = (2000, 2021, 2026, 2033, 2039, 2098, 2147)
+ALL_SEEDS_FAILING: tuple[int, ...] = ()
 
 
 @HEAVY

@@ -79,6 +79,7 @@ def enter(
             send_join(engine)
         return
     engine.notes[f"{Note.GATHER}:{reason}"] += 1  # counted, not an error: a reason to reconfigure
+    died = _died_at(engine)
     transition.to(engine, State.GATHER)
     # Back from a failed COMMIT or RECOVERY, the previous round's sets
     # stand (Totem clears the fail set only on entering OPERATIONAL):
@@ -88,7 +89,18 @@ def enter(
         proc={engine.node_id, *engine.members, *add, *(kept.proc if kept else ())},
         fail=set(kept.fail) if kept else set(),
         ring_seq_max=engine.ring_seq_max,
+        died_at=died,
     )
+    if died is not None and kept is not None and kept.died_at == died:
+        # The ring died at this member twice in a row, and its other
+        # members are too few to evict it. The kept fail set would
+        # otherwise re-form the same ring for good, never operational, so
+        # never clearing the fail set nor merging with anyone it holds: a
+        # correct node paired with a member that starves its successor (no
+        # third member to relay the token) looped so (Byzantine soak seed
+        # 2098). Failed, it is merged with later, once we are operational.
+        engine.notes[Note.DIED_TWICE] += 1
+        engine.gather.fail.add(died)
     engine.gather.fail.discard(engine.node_id)
     engine.gather.fail |= {n for n in engine.gather.proc if engine.banned(n)}
     transition.end_round(engine)
@@ -98,6 +110,22 @@ def enter(
     engine.cancel_timer("token_rtx", "commit_rtx", "token_hold", "link", "relay", "token_loss")
     send_join(engine)
     engine.set_timer("consensus", engine.timing.consensus_timeout_s)
+
+
+def _died_at(engine: Engine) -> int | None:
+    """Whom the ring being formed died at, if we leave COMMIT or RECOVERY
+    because it died now (faults.on_token_loss set the blame just before),
+    and if that ring is too small for its other members to evict it: in a
+    larger one f+1 of them accuse it, and failing it instead would only
+    make it an outsider that merges back and stops the next round too
+    (tests/engine/test_commit_blame.py)."""
+    blame, pending = engine.loss_blame, engine.pending
+    if engine.state not in (State.COMMIT, State.RECOVERY) or blame is None or pending is None:
+        return None
+    if blame.at != engine.now or blame.node == engine.node_id:
+        return None
+    others = set(pending.members) - {blame.node}
+    return blame.node if len(others) < engine.detector.accusers_needed else None
 
 
 def send_join(engine: Engine) -> None:
@@ -166,8 +194,9 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     # representative: blame it as our own timer would (as for token loss,
     # accusations.SILENT_TOKEN_FRACTION), or only the first to time out
     # ever did, and the saboteur never reached f+1 accusers.
-    _commit_overdue(engine, accusations.SILENT_TOKEN_FRACTION)
-    changed = False
+    # Failing the representative changes our sets: announced below, with
+    # a fresh consensus period, like any other change.
+    changed = _commit_overdue(engine, accusations.SILENT_TOKEN_FRACTION)
     if engine.node_id in j.fail:
         # It considers us failed: part ways; the merge comes later.
         g.fail.add(sender)
@@ -178,7 +207,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         # about nodes we still hear was tried and split partitioned
         # rings into singletons that never re-merged (SECURITY.md: a
         # Byzantine member can keep a live node out of one ring).
-        changed = g.merge(j.proc, j.fail) | _fail_banned(engine, j.proc)
+        changed |= g.merge(j.proc, j.fail) | _fail_banned(engine, j.proc)
     g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
     if changed:
         # New sets: everyone gets a full consensus period to agree to
@@ -277,15 +306,20 @@ def on_join_timer(engine: Engine) -> None:
 def on_consensus_timer(engine: Engine) -> None:
     if engine.state is not State.GATHER or engine.gather is None:
         return
-    _commit_overdue(engine, 1.0)
+    engine.set_timer("consensus", engine.timing.consensus_timeout_s)
+    if _commit_overdue(engine, 1.0):
+        # Nobody has seen our new sets yet: failing everyone whose join
+        # does not match them would leave each member alone (Byzantine
+        # soak seed 2098). They get a consensus period to answer.
+        send_join(engine)
+        return
     silent = engine.gather.silent() - {engine.node_id}
     engine.gather.fail |= silent
-    engine.set_timer("consensus", engine.timing.consensus_timeout_s)
     send_join(engine)
     check_consensus(engine)
 
 
-def _commit_overdue(engine: Engine, fraction: float) -> None:
+def _commit_overdue(engine: Engine, fraction: float) -> bool:
     """Every candidate agreed a consensus timeout ago and no hop of the
     round's commit token has been seen since: the representative, alive
     (its join is in the agreement), did not start it. Blamed
@@ -293,7 +327,8 @@ def _commit_overdue(engine: Engine, fraction: float) -> None:
     under the next representative (it merges back later). A forward to the
     second member is broadcast, so one hop seen anywhere shows the round
     started (recovery.observe_commit). ``fraction``: of the consensus
-    timeout that must have passed since the agreement."""
+    timeout that must have passed since the agreement. True if it failed
+    the representative (our sets changed)."""
     g = engine.gather
     assert g is not None
     a = g.agreed
@@ -302,16 +337,17 @@ def _commit_overdue(engine: Engine, fraction: float) -> None:
         or (a.proc, a.fail) != (frozenset(g.proc), frozenset(g.fail))
         or engine.now - a.at < fraction * engine.timing.consensus_timeout_s
     ):
-        return
+        return False
     w = engine.detector.commit_watch
     if w is not None and w.at >= a.at - engine.timing.consensus_timeout_s:
         # The round started (its first hop may beat the last join we
         # needed); a stall past there is recovery._watch's to blame.
-        return
+        return False
     rep = g.candidates()[0]
     g.agreed = None
     accusations.suspect(engine, rep, "commit_withheld")
     g.fail.add(rep)
+    return True
 
 
 def foreign(engine: Engine, frame: Frame) -> None:

@@ -68,6 +68,10 @@ class GatherState:
     # The sets we first saw every candidate agree on, and when: the
     # representative then owes us its commit token (gather.on_consensus_timer).
     agreed: Agreed | None = None
+    # The member the ring this round came back from died at (its token or
+    # commit token, engine.loss_blame), if the round came back from COMMIT
+    # or RECOVERY: two rounds in a row dying there fail it (gather.enter).
+    died_at: int | None = None
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)

@@ -88,6 +88,10 @@ class Note(enum.StrEnum):
     TOKEN_RELAYED = "token_relayed"  # a token re-sent for a member that missed it
     COMMIT_RELAYED = "commit_relayed"  # a commit token re-sent to its late holder
     CHAIN_STALLED = "chain_stalled"  # a missing link never came: membership restarts
+    # Two rings in a row died in COMMIT or RECOVERY at the same member, and
+    # their other members are too few to evict it: it is failed in the next
+    # round (gather.enter).
+    DIED_TWICE = "died_twice"
     ACCUSE = "accuse"  # prefix: we accused a member, on this signal
     PROOF = "proof"  # prefix: a proof convicted a member, of this kind
     REJECTED = "rejected"  # prefix: we were evicted, for this reason

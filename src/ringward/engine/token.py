@@ -172,6 +172,9 @@ ASK_MAX = 8
 # kept by its maker; one it no longer has vouches only for frames every
 # member already confirmed (they are safe), so giving up on it loses nothing.
 ASK_TRIES = 5
+# Attempts that go to the missing token's maker alone before the ask goes to
+# everyone (as chain.UNICAST_ASKS for a missing link).
+UNICAST_TOKEN_ASKS = 1
 # Hops tracked behind the newest: a memory bound, far above what loss needs.
 HOPS_TRACKED_PER_NODE = 64
 # Missing hops still being asked for once they left that window.
@@ -219,7 +222,13 @@ def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ..
             asked += 1
             cur = engine.active()
             assert cur is not None
-            engine.emit_signed(cur.ring, TokenRequest(missing), producer)
+            # First its maker; then everyone (any member serves any token
+            # it saw): a maker that sends its tokens to all but us would
+            # leave our chain a link behind per rotation, its stall
+            # restarting the ring and blamed on us (churn) until we were
+            # evicted (tests/engine/test_withheld_tokens.py).
+            dest = producer if tries < UNICAST_TOKEN_ASKS else None
+            engine.emit_signed(cur.ring, TokenRequest(missing), dest)
     ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
 
 
