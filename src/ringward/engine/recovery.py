@@ -69,9 +69,9 @@ __all__ = [
 
 
 class ForwardedCommit(NamedTuple):
-    """The commit token we forwarded last: to whom, its bytes, its hop."""
+    """The commit token we forwarded last (re-sent to every member): its
+    bytes, its hop."""
 
-    dest: int
     raw: bytes
     hop: int
 
@@ -236,7 +236,7 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         engine.drops[f"{Drop.COMMIT_UNENCODABLE}:{exc.reason}"] += 1
         return
     # Re-sent until the next holder shows progress (retransmit_commit).
-    engine.last_commit = ForwardedCommit(dest, raw, ct.hop)
+    engine.last_commit = ForwardedCommit(raw, ct.hop)
     _watch(engine, CommitWatch(ring, members, ct.hop, ct.key_commit, ct.members, engine.now))
     engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
 
