@@ -161,7 +161,16 @@ class List:
                 path,
                 f"{len(value)} items, allowed {self.count_min}..{self.count_max}",
             )
-        out = tuple(self.item.check(v, f"{path}[{i}]", depth) for i, v in enumerate(value))
+        # Paths are built only on failure: an item reports its own path
+        # relative to this list ("" for the item itself).
+        check = self.item.check
+        out_items: list[Any] = []
+        try:
+            for v in value:
+                out_items.append(check(v, "", depth))
+        except WireError as exc:
+            raise WireError(exc.reason, f"{path}[{len(out_items)}]{exc.message}") from None
+        out = tuple(out_items)
         if self.ascending and any(a >= b for a, b in itertools.pairwise(out)):
             raise _fail("not_ascending", path, "items must be strictly ascending")
         return out
@@ -209,6 +218,7 @@ class Record(Generic[T]):
     cls: type[T]
     fields: tuple[tuple[str, Spec], ...]
     as_map: bool = True
+    _names: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A schema that drifts from its dataclass is a programming error,
@@ -216,16 +226,20 @@ class Record(Generic[T]):
         names = tuple(f.name for f in dataclasses.fields(self.cls))  # type: ignore[arg-type]
         if names != tuple(name for name, _ in self.fields):
             raise TypeError(f"schema of {self.cls.__name__} does not match its fields")
+        object.__setattr__(self, "_names", names)
 
     def check(self, value: object, path: str, depth: int) -> T:
         items: Sequence[object]
         if self.as_map:
             if type(value) is not dict:
                 raise _fail("bad_type", path, f"expected map, got {type(value).__name__}")
-            expected = [name for name, _ in self.fields]
+            expected = self._names
             if len(value) != len(expected) or set(value) != set(expected):
                 got = sorted(str(k) for k in value)
-                raise _fail("bad_fields", path, f"fields {got}, expected {expected}")
+                raise _fail("bad_fields", path, f"fields {got}, expected {list(expected)}")
+            if tuple(value) != expected:
+                # Schema key order is part of the canonical encoding.
+                raise _fail("noncanonical", path, "not the canonical encoding")
             items = [value[name] for name in expected]
         else:
             if type(value) is not list:
@@ -233,11 +247,15 @@ class Record(Generic[T]):
             if len(value) != len(self.fields):
                 raise _fail("bad_count", path, f"{len(value)} items, expected {len(self.fields)}")
             items = value
-        kwargs = {
-            name: spec.check(v, f"{path}.{name}", depth)
-            for (name, spec), v in zip(self.fields, items, strict=True)
-        }
-        return self.cls(**kwargs)
+        # Paths are built only on failure: a field reports its own path
+        # relative to this record (its name).
+        checked: list[Any] = []
+        try:
+            for (name, spec), v in zip(self.fields, items, strict=True):
+                checked.append(spec.check(v, name, depth))
+        except WireError as exc:
+            raise WireError(exc.reason, f"{path}.{exc.message}") from None
+        return self.cls(*checked)
 
     def dump(self, value: Any) -> object:
         if self.as_map:
@@ -295,8 +313,10 @@ def unpack_record(spec: Record[T], data: bytes, depth: int = 0) -> T:
     canonical encoding."""
     obj = _unpack(data)
     value = spec.check(obj, spec.cls.__name__, depth)
-    # Re-pack from the typed value, in schema order: any other key order,
-    # integer width or duplicate key yields different bytes.
-    if _pack(spec.dump(value)) != data:
+    # check() refused maps out of schema order; re-packing what was read
+    # yields other bytes for any other integer width, length encoding or a
+    # duplicate key. (Embedded frames were held to the same rule when
+    # check() decoded them.)
+    if _pack(obj) != data:
         raise WireError("noncanonical", f"{spec.cls.__name__}: not the canonical encoding")
     return value
