@@ -336,11 +336,6 @@ def test_a_rotation_whose_roster_arrives_before_the_key(
 
 
 @pytest.mark.heavy
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a reload builds a fresh engine, so the fault detector's verdicts and "
-    "cool-downs are lost; carrying them over needs an engine API (engine/ owners)",
-)
 def test_an_evicted_node_stays_out_across_a_roster_change(tmp_path: Path) -> None:
     """node4 equivocates and is evicted with proof (cool-down 300 s). A
     routine roster change (a parameter) follows; every node switches, node4

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
 from ringward.wire import CommitMember, Frame, RingId
 
-__all__ = ["WEIGHTS", "CommitWatch", "Detector", "Verdict"]
+__all__ = ["WEIGHTS", "CarriedVerdicts", "CommitWatch", "Detector", "Verdict"]
 
 # Score added per observation, by signal (threshold 100 by default). Chosen
 # so that one event never suffices: a correct node that is paused once, or
@@ -116,6 +116,17 @@ class Verdict:
     evidence: tuple[Frame, ...]
     at: float
     announced: bool = False
+
+
+class CarriedVerdicts(NamedTuple):
+    """What a node's detector keeps when its engine is replaced (a roster
+    reload): who is kept out, why and since when (evidence stays behind:
+    it is signed under the old roster version), how often each was
+    evicted (the doubling cool-down), and whose old evidence is spent."""
+
+    verdicts: tuple[Verdict, ...]
+    evictions: tuple[tuple[int, tuple[float, ...]], ...]
+    amnesty: tuple[tuple[int, int], ...]
 
 
 @dataclass(slots=True)
@@ -310,3 +321,28 @@ class Detector:
     def expired(self, now: float) -> list[int]:
         """Convicted nodes whose cool-down is over."""
         return [t for t in sorted(self.verdicts) if not self.banned(now, t)]
+
+    # ---------------------------------------------------- engine replacement
+
+    def carry(self) -> CarriedVerdicts:
+        """The verdicts, eviction history and amnesty to hand to the
+        detector of this node's next engine (:meth:`adopt`)."""
+        return CarriedVerdicts(
+            tuple(replace(v, evidence=()) for _, v in sorted(self.verdicts.items())),
+            tuple((t, tuple(ts)) for t, ts in sorted(self.evictions.items())),
+            tuple(sorted(self.amnesty.items())),
+        )
+
+    def adopt(self, carried: CarriedVerdicts) -> None:
+        """Take over what a previous engine's detector decided, for the
+        nodes of this roster (others, and this node itself, are dropped)."""
+        keep = set(self.roster) - {self.me}
+        for v in carried.verdicts:
+            if v.target in keep:
+                self.verdicts[v.target] = replace(v)
+        for target, times in carried.evictions:
+            if target in keep:
+                self.evictions[target] = list(times)
+        for target, ring_seq in carried.amnesty:
+            if target in keep:
+                self.amnesty[target] = ring_seq

@@ -429,6 +429,8 @@ class Node(Driver):
         if not self._reloader.config_given:
             self.config = engine_config(roster)
         self._engine = self._make_engine(old.ring_seq_max)
+        # Whom the old engine kept out stays out (a reload is no amnesty).
+        self._engine.detector.adopt(old.detector.carry())
         if self._log is not None:
             self._log.new_incarnation()
         self._after_verb()
