@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from ringward.cli.bench_run import BenchResult, run_bench
@@ -76,6 +77,13 @@ def register(sub: Any) -> None:
         help="first DURATION s of an idle ring (no messages), then a trickle of 10 msgs/s "
         "(or --rate) for latency on an idle ring",
     )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="write each node's cProfile statistics of the window to DIR/NAME.prof "
+        "(read them with python -m pstats); the profiler slows the nodes down",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
     p.set_defaults(func=run)
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         uvloop=not args.no_uvloop,
         security=args.security == "on",
         idle=args.idle,
+        profile_dir=args.profile,
     )
     if args.json:
         print(json.dumps(_finite(result.to_json())))

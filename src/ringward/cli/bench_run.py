@@ -118,12 +118,15 @@ def run_bench(
     uvloop: bool = True,
     security: bool = True,
     idle: bool = False,
+    profile_dir: Path | None = None,
 ) -> BenchResult:
     """Run one benchmark; ``rate`` is messages/s offered across the ring
     (split evenly over the nodes), None to flood. ``security``: the
     runtime's frame security (Ed25519-signed tokens, AES-GCM payloads);
     False runs NullSecurity for reference. ``idle``: an idle phase of
     ``duration`` seconds first, then a trickle (module docstring).
+    ``profile_dir``: every node writes the cProfile statistics of its
+    window (``pstats`` format) to ``profile_dir/NAME.prof``.
     ConfigError when a worker fails or times out (with the tail of its
     stderr)."""
     if not 2 <= nodes <= 32:
@@ -138,6 +141,9 @@ def run_bench(
         rate = IDLE_RATE_MSGS_PER_S
     idle_s = duration if idle else 0.0
     flags = _worker_flags(nodes, rate, idle_s, safe=safe, uvloop=uvloop, security=security)
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        flags += ["--profile", str(profile_dir.resolve())]
     with tempfile.TemporaryDirectory(prefix="ringward-bench-") as tmp:
         keys = Path(tmp) / "keys"
         roster = provision(keys, nodes, cluster="bench")

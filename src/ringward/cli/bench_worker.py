@@ -22,18 +22,22 @@ its ``ru_maxrss``. ``--idle S`` first measures S seconds of an idle ring (no
 messages: CPU and token rotations). ``--record`` stamps every send and
 delivery (up to ``RECORD_MAX`` of each) for the all-delivered latency; at a
 fixed rate the nodes' first sends are staggered over one period so that
-their messages do not meet on the ring.
+their messages do not meet on the ring. ``--profile DIR`` runs cProfile
+from ``go`` to the end of the window (idle phase included) and writes
+``DIR/NAME.prof``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any, Final
 
 from ringward.crypto.identity import Identity
@@ -174,6 +178,9 @@ async def _main(args: argparse.Namespace) -> None:
         _emit({"ready": node.node_id})
         if (await _stdin_line()).strip() != "go":
             return
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
         counter = _Counter(args.record)
         consumer = asyncio.create_task(counter.consume(node))
         idle = await _idle(node, args.idle) if args.idle > 0 else None
@@ -188,6 +195,9 @@ async def _main(args: argparse.Namespace) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         cpu = _cpu_s() - cpu0
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(Path(args.profile) / f"{args.name}.prof")
         rotations = node.status().token_rotations_per_s
         counter.sending_done = True
         if not counter.submitted:
@@ -236,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--safe", action="store_true")
     p.add_argument("--idle", type=float, default=0.0, help="seconds of idle ring first")
     p.add_argument("--record", action="store_true", help="stamp sends and deliveries")
+    p.add_argument("--profile", metavar="DIR", help="cProfile the window into DIR/NAME.prof")
     p.add_argument("--security", choices=("on", "off"), default="on")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)
