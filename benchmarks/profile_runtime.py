@@ -13,8 +13,10 @@ messages, then a trickle of 10 msgs/s). For each:
   cProfile costs each Python call, so it inflates call-heavy code;
 * py-spy, when installed (``py-spy`` next to this interpreter or on PATH;
   needs ptrace, e.g. root): samples every process of the run
-  (``--subprocesses``) without slowing it; the share of samples whose
-  innermost frame is in each function, node processes only. Start-up and
+  (``--subprocesses``) without slowing it, only threads holding the GIL
+  (``--gil``: waiting in epoll is not counted); the share of samples whose
+  innermost Python frame is in each function, node processes only (time in
+  a C function, e.g. ``sendto``, counts for its Python caller). Start-up and
   ring formation are inside py-spy's recording, so the window should be
   long compared with them (a few seconds).
 
@@ -88,7 +90,10 @@ def py_spy_case(spy: str, case: Case, duration: float, top: int) -> list[tuple[s
     """(innermost function, % of node-process samples)."""
     with tempfile.TemporaryDirectory(prefix="profile-runtime-") as tmp:
         out = Path(tmp) / "raw.txt"
-        cmd = [spy, "record", "--subprocesses", "--format", "raw", "--rate", str(SPY_RATE_HZ)]
+        # --gil: only threads holding the GIL, so a loop waiting in epoll (uvloop
+        # releases the GIL there) and the stdin reader thread are not counted.
+        cmd = [spy, "record", "--subprocesses", "--gil", "--format", "raw"]
+        cmd += ["--rate", str(SPY_RATE_HZ)]
         cmd += ["-o", str(out), "--", sys.executable, "-m", "ringward", "bench"]
         cmd += ["--nodes", str(NODES), "--size", str(case.size), "--duration", repr(duration)]
         if case.idle:
