@@ -12,13 +12,12 @@ messages, then a trickle of 10 msgs/s). For each:
   with the most *own* time are listed as a share of all profiled time.
   cProfile costs each Python call, so it inflates call-heavy code;
 * py-spy, when installed (``py-spy`` next to this interpreter or on PATH;
-  needs ptrace, e.g. root): samples every process of the run
-  (``--subprocesses``) without slowing it, only threads holding the GIL
-  (``--gil``: waiting in epoll is not counted); the share of samples whose
-  innermost Python frame is in each function, node processes only (time in
-  a C function, e.g. ``sendto``, counts for its Python caller). Start-up and
-  ring formation are inside py-spy's recording, so the window should be
-  long compared with them (a few seconds).
+  needs ptrace, e.g. root): attaches to each node process once the ring
+  has formed and samples it without pausing it (``--nonblocking``); the
+  share of samples whose innermost Python frame is in each function (time
+  in a C function, e.g. ``sendto`` or a signature check, counts for its
+  Python caller), leaving out waits (the loop in epoll, the stdin reader
+  thread). For the idle ring it samples the idle phase (no messages).
 
 Prints markdown tables for docs/performance.md; figures, never assertions.
 """
@@ -34,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -43,7 +43,26 @@ NODES: Final = 3
 # py-spy's sampling rate (Hz): high enough for percent-level shares over a
 # few seconds, low enough not to steal a core from 3 nodes on 2 vCPUs.
 SPY_RATE_HZ: Final = 200
-_PROCESS: Final = re.compile(r'process \d+:"([^"]*)";')
+# py-spy attaches to the node processes SPY_SETTLE_S after they appear (the
+# ring forms meanwhile) and samples for the requested duration; the bench's
+# window is longer by both, plus SPY_MARGIN_S, so the samples fall inside it.
+SPY_SETTLE_S: Final = 5.0
+SPY_MARGIN_S: Final = 3.0
+SPY_FIND_TRIES: Final = 600  # x 0.1 s
+# Samples that are waits, not work: the loop in epoll (uvloop's C code under
+# Runner.run) and the thread that reads the bench's stdin.
+# Frames whose inclusive share is reported: where a node's work starts.
+INCLUSIVE: Final = (
+    "Driver._on_readable (ringward/runtime/driver.py)",
+    "Engine.receive (ringward/engine/engine.py)",
+    "Driver._sendto (ringward/runtime/driver.py)",
+    "Driver._emit (ringward/runtime/driver.py)",
+    "Node.broadcast (ringward/runtime/node.py)",
+    "crypto_sign_open (nacl/bindings/crypto_sign.py)",
+    "crypto_sign (nacl/bindings/crypto_sign.py)",
+    "_Counter.consume (ringward/cli/bench_worker.py)",
+)
+_WAITING: Final = re.compile(r"Runner\.run \([^)]*\)$|concurrent/futures/thread\.py")
 
 
 class Case(NamedTuple):
@@ -86,30 +105,81 @@ def _py_spy() -> str | None:
     return str(here) if here.exists() else shutil.which("py-spy")
 
 
-def py_spy_case(spy: str, case: Case, duration: float, top: int) -> list[tuple[str, float]]:
-    """(innermost function, % of node-process samples)."""
+def _children(parent: int) -> list[int]:
+    """Pids of ``parent``'s node processes (bench workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == parent and b"bench_worker" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def py_spy_case(
+    spy: str, case: Case, duration: float, top: int
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """Over ``duration`` seconds inside the window (the idle phase for the
+    idle case): (innermost function, % of the node processes' samples), and
+    for each of INCLUSIVE the % of samples with it anywhere on the stack."""
+    window = duration + SPY_SETTLE_S + SPY_MARGIN_S
+    cmd = [sys.executable, "-m", "ringward", "bench", "--nodes", str(NODES)]
+    cmd += ["--size", str(case.size), "--duration", repr(window)]
+    if case.idle:
+        cmd.append("--idle")
+    text = []
     with tempfile.TemporaryDirectory(prefix="profile-runtime-") as tmp:
-        out = Path(tmp) / "raw.txt"
-        # --gil: only threads holding the GIL, so a loop waiting in epoll (uvloop
-        # releases the GIL there) and the stdin reader thread are not counted.
-        cmd = [spy, "record", "--subprocesses", "--gil", "--format", "raw"]
-        cmd += ["--rate", str(SPY_RATE_HZ)]
-        cmd += ["-o", str(out), "--", sys.executable, "-m", "ringward", "bench"]
-        cmd += ["--nodes", str(NODES), "--size", str(case.size), "--duration", repr(duration)]
-        if case.idle:
-            cmd.append("--idle")
-        subprocess.run(cmd, check=True, capture_output=True, timeout=duration * 3 + 300)
-        text = out.read_text()
+        bench = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(SPY_FIND_TRIES):
+                pids = _children(bench.pid)
+                if len(pids) == NODES:
+                    break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("py-spy: the bench's node processes did not appear")
+            time.sleep(SPY_SETTLE_S)  # ring formation; then the window runs
+            spies = []
+            for pid in pids:
+                rec = [spy, "record", "--pid", str(pid), "--duration", str(round(duration))]
+                rec += ["--rate", str(SPY_RATE_HZ), "--nonblocking", "--format", "raw"]
+                rec += ["-o", str(Path(tmp) / f"{pid}.txt")]
+                spies.append(subprocess.Popen(rec, stdout=subprocess.DEVNULL))
+            for s in spies:
+                s.wait(duration + 60)
+            bench.wait(window * 2 + 120)
+        finally:
+            if bench.poll() is None:
+                bench.kill()
+                bench.wait()
+        text = [p.read_text() for p in Path(tmp).glob("*.txt")]
     leaves: collections.Counter[str] = collections.Counter()
-    for line in text.splitlines():
+    within: collections.Counter[str] = collections.Counter()
+    for line in "\n".join(text).splitlines():
         stack, _, count = line.rpartition(" ")
-        # Each stack starts with its process chain: process PID:"cmdline";...
-        chain = list(_PROCESS.finditer(stack))
-        if not chain or "bench_worker" not in chain[-1].group(1) or not count.isdigit():
-            continue  # the parent process, not a node
-        leaves[stack[chain[-1].end() :].rsplit(";", 1)[-1]] += int(count)
+        if not count.isdigit() or _WAITING.search(stack):
+            continue
+        frames = [_function(f) for f in stack.split(";")]
+        leaves[frames[-1]] += int(count)
+        for name in set(frames) & set(INCLUSIVE):
+            within[name] += int(count)
     total = sum(leaves.values()) or 1
-    return [(leaf, 100 * n / total) for leaf, n in leaves.most_common(top)]
+    own = [(leaf, 100 * n / total) for leaf, n in leaves.most_common(top)]
+    return own, [(name, 100 * within[name] / total) for name in INCLUSIVE]
+
+
+def _function(frame: str) -> str:
+    """py-spy's ``name (file:line)`` without the line; generated dataclass
+    methods as one entry."""
+    if frame.startswith("__create_fn__"):
+        return "dataclass __init__/__hash__/__eq__ (generated)"
+    return re.sub(r":\d+\)$", ")", frame)
 
 
 def main() -> int:
@@ -117,21 +187,28 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per window")
     ap.add_argument("--top", type=int, default=15, help="functions listed per case")
     ap.add_argument("--no-py-spy", action="store_true", help="cProfile only")
+    ap.add_argument("--no-cprofile", action="store_true", help="py-spy only")
     args = ap.parse_args()
     spy = None if args.no_py_spy else _py_spy()
     print(f"{NODES} processes on loopback, security on, {args.duration:g} s windows, ", end="")
     print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     for case in CASES:
-        print(f"\n### {case.name}: cProfile, own time (3 nodes merged)\n")
-        print("| function | own % | cumulative % |\n|---|---:|---:|")
-        for where, own, cum in cprofile_case(case, args.duration, args.top):
-            print(f"| `{where}` | {own:.1f} | {cum:.1f} |")
+        if not args.no_cprofile:
+            print(f"\n### {case.name}: cProfile, own time (3 nodes merged)\n")
+            print("| function | own % | cumulative % |\n|---|---:|---:|")
+            for where, own_pct, cum_pct in cprofile_case(case, args.duration, args.top):
+                print(f"| `{where}` | {own_pct:.1f} | {cum_pct:.1f} |")
         if spy is None:
             print("\n(py-spy not installed: pip install '.[perf]')")
             continue
-        print(f"\n### {case.name}: py-spy, innermost frame (node processes)\n")
+        own, within = py_spy_case(spy, case, args.duration, args.top)
+        print(f"\n### {case.name}: py-spy, innermost Python frame (node processes)\n")
         print("| function | samples % |\n|---|---:|")
-        for where, share in py_spy_case(spy, case, args.duration, args.top):
+        for where, share in own:
+            print(f"| `{where}` | {share:.1f} |")
+        print(f"\n### {case.name}: py-spy, anywhere on the stack\n")
+        print("| function | samples % |\n|---|---:|")
+        for where, share in within:
             print(f"| `{where}` | {share:.1f} |")
     return 0
 
