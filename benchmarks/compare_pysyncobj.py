@@ -37,7 +37,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 PASSWORD = "compare-pysyncobj"  # a benchmark's throw-away password
 NODES = 3
@@ -49,6 +50,8 @@ NODES = 3
 def _child(args: argparse.Namespace) -> None:
     from pysyncobj import SyncObj, SyncObjConf, replicated
 
+    # pysyncobj has no type information; its decorator keeps the signature.
+    replicated_t = cast("Callable[[Callable[..., int]], Callable[..., int]]", replicated)
     ports = [int(p) for p in args.ports.split(",")]
     me = f"127.0.0.1:{ports[args.child]}"
     partners = [f"127.0.0.1:{p}" for i, p in enumerate(ports) if i != args.child]
@@ -65,7 +68,7 @@ def _child(args: argparse.Namespace) -> None:
             super().__init__(me, partners, conf)
             self.count = 0
 
-        @replicated
+        @replicated_t
         def append(self, data: bytes) -> int:
             # Runs at every node, in log order, once committed.
             self.count += 1

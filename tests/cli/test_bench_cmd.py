@@ -21,6 +21,9 @@ REQUIRED = (
     "latency_ms_p50",
     "latency_ms_p99",
     "cpu_s_per_1000_msgs",
+    "cpu_pct_per_node",
+    "rss_peak_mib_max",
+    "rotations_per_s",
 )
 # Clusters on loopback with wall-clock timers: one at a time (tests/conftest.py).
 pytestmark = [pytest.mark.heavy, pytest.mark.xdist_group("loopback")]
@@ -44,6 +47,24 @@ def test_bench_json() -> None:
     assert result["size"] == 100
     assert len(result["per_node"]) == 3
     assert result["security"].startswith("on")
+
+
+def test_bench_idle_json() -> None:
+    """--idle: an idle phase, then a trickle whose messages reach every node."""
+    proc = subprocess.run(
+        [RINGWARD, "bench", "--nodes", "3", "--duration", "2", "--idle", "--json"],
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    result = json.loads(proc.stdout)
+    assert result["mode"] == "idle"
+    assert result["idle_s"] == 2.0
+    for key in ("idle_cpu_pct_per_node", "idle_rotations_per_s", "latency_all_ms_p50"):
+        assert result[key] > 0, key
+    assert result["latency_all_ms_p50"] >= result["latency_ms_p50"]
+    assert all(n["idle_cpu_pct"] > 0 for n in result["per_node"])
 
 
 def test_bench_refuses_bad_size() -> None:

@@ -5,16 +5,11 @@
 together, and folds their reports into one :class:`BenchResult`. It is the
 engine of ``ringward bench`` and of ``benchmarks/compare_pysyncobj.py``.
 
-Definitions (docs/performance.md):
-
-* ``delivered_msgs_per_s``: the *lowest* per-node count of deliveries
-  inside the sending window divided by its length: the rate at which the
-  whole ring agrees on messages;
-* latency: from the ``broadcast()`` call to the sender's own delivery, every
-  message of every node (under a flood this is mostly time in the send
-  queue; with ``rate`` it is the ring's own latency);
-* ``cpu_s_per_1000_msgs``: CPU seconds of all node processes together over
-  the window, per 1,000 messages delivered everywhere.
+With ``idle`` the workers first sit ``duration`` seconds on a ring
+carrying no messages (its CPU and token rotations are the idle cost), then
+send a trickle (``IDLE_RATE_MSGS_PER_S`` across the ring unless ``rate``
+says otherwise) whose latencies are those of messages on an idle ring.
+The figures are defined in :mod:`ringward.cli.bench_report`.
 """
 
 from __future__ import annotations
@@ -28,14 +23,29 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from ringward.cli.bench_report import (
+    SECURITY_OFF,
+    SECURITY_ON,
+    BenchResult,
+    NodeResult,
+    fold,
+    percentile_ms,
+)
 from ringward.cli.demo_cluster import provision
 from ringward.errors import ConfigError, RingwardError
 
-__all__ = ["SECURITY_OFF", "SECURITY_ON", "BenchResult", "NodeResult", "percentile_ms", "run_bench"]
+__all__ = [
+    "IDLE_RATE_MSGS_PER_S",
+    "SECURITY_OFF",
+    "SECURITY_ON",
+    "BenchResult",
+    "NodeResult",
+    "percentile_ms",
+    "run_bench",
+]
 
 # Waiting for workers (seconds): start-up and ring formation on a loaded
 # machine; results come after the window plus the drain.
@@ -44,55 +54,9 @@ RESULT_SLACK_S: Final = 120.0
 EXIT_TIMEOUT_S: Final = 15.0
 
 
-SECURITY_ON: Final = "on (RingSecurity: Ed25519-signed tokens, AES-256-GCM payloads)"
-SECURITY_OFF: Final = "off (NullSecurity: no signatures, no encryption; reference only)"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeResult:
-    """One worker's report."""
-
-    node: int
-    sent: int
-    delivered_in_window: int
-    delivered_per_s: float
-    cpu_s: float
-    rotations_per_s: float
-    undelivered_own: int
-
-
-@dataclass(frozen=True, slots=True)
-class BenchResult:
-    """The whole run (field names are the ``--json`` keys)."""
-
-    nodes: int
-    size: int
-    duration_s: float
-    safe: bool
-    mode: str  # "flood" or "rate"
-    offered_msgs_per_s: float | None
-    delivered_msgs_per_s: float
-    delivered_msgs_per_s_sum: float
-    mb_per_s: float
-    latency_ms_p50: float
-    latency_ms_p99: float
-    cpu_s_per_1000_msgs: float
-    loop: str
-    security: str
-    per_node: tuple[NodeResult, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """A plain dict for ``json.dumps``."""
-        out = asdict(self)
-        out["per_node"] = [asdict(n) for n in self.per_node]
-        return out
-
-
-def percentile_ms(sorted_us: list[int], p: float) -> float:
-    """The ``p`` quantile (0..1, nearest rank) of sorted microseconds, in ms."""
-    if not sorted_us:
-        return float("nan")
-    return sorted_us[min(len(sorted_us) - 1, int(len(sorted_us) * p))] / 1000.0
+# An idle ring's trickle: few enough messages that the ring is idle between
+# them, enough for a latency percentile over a few seconds.
+IDLE_RATE_MSGS_PER_S: Final = 10.0
 
 
 class _Worker:
@@ -153,12 +117,18 @@ def run_bench(
     rate: float | None = None,
     uvloop: bool = True,
     security: bool = True,
+    idle: bool = False,
+    profile_dir: Path | None = None,
 ) -> BenchResult:
     """Run one benchmark; ``rate`` is messages/s offered across the ring
     (split evenly over the nodes), None to flood. ``security``: the
     runtime's frame security (Ed25519-signed tokens, AES-GCM payloads);
-    False runs NullSecurity for reference. ConfigError when a worker
-    fails or times out (with the tail of its stderr)."""
+    False runs NullSecurity for reference. ``idle``: an idle phase of
+    ``duration`` seconds first, then a trickle (module docstring).
+    ``profile_dir``: every node writes the cProfile statistics of its
+    window (``pstats`` format) to ``profile_dir/NAME.prof``.
+    ConfigError when a worker fails or times out (with the tail of its
+    stderr)."""
     if not 2 <= nodes <= 32:
         raise ConfigError("bad_nodes", "--nodes must be 2..32")
     if not 1 <= size <= 65536:
@@ -167,6 +137,13 @@ def run_bench(
         raise ConfigError("bad_duration", "--duration must be in (0, 3600] seconds")
     if rate is not None and rate <= 0:
         raise ConfigError("bad_rate", "--rate must be positive")
+    if idle and rate is None:
+        rate = IDLE_RATE_MSGS_PER_S
+    idle_s = duration if idle else 0.0
+    flags = _worker_flags(nodes, rate, idle_s, safe=safe, uvloop=uvloop, security=security)
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        flags += ["--profile", str(profile_dir.resolve())]
     with tempfile.TemporaryDirectory(prefix="ringward-bench-") as tmp:
         keys = Path(tmp) / "keys"
         roster = provision(keys, nodes, cluster="bench")
@@ -186,19 +163,12 @@ def run_bench(
                     str(size),
                     "--duration",
                     str(duration),
+                    *flags,
                 ]
-                if rate is not None:
-                    cmd += ["--rate", repr(rate / nodes)]
-                if safe:
-                    cmd.append("--safe")
-                if not uvloop:
-                    cmd.append("--no-uvloop")
-                if not security:
-                    cmd += ["--security", "off"]
                 errs.append(Path(tmp) / f"{entry.name}.err")
                 with errs[-1].open("wb") as err:
                     workers.append(_Worker(cmd, err))
-            raw = _collect(workers, duration)
+            raw = _collect(workers, idle_s + duration)
         except RingwardError as exc:
             tails = [p.read_text(errors="replace")[-2000:] for p in errs if p.exists()]
             detail = "\n".join(t for t in tails if t.strip())
@@ -206,7 +176,34 @@ def run_bench(
         finally:
             for w in workers:
                 w.kill()
-    return _fold(raw, nodes, size, duration, safe, rate, uvloop, security)
+    return fold(
+        raw,
+        size=size,
+        duration=duration,
+        safe=safe,
+        rate=rate,
+        idle_s=idle_s,
+        uvloop=uvloop,
+        security=security,
+    )
+
+
+def _worker_flags(
+    nodes: int, rate: float | None, idle_s: float, *, safe: bool, uvloop: bool, security: bool
+) -> list[str]:
+    flags: list[str] = []
+    if rate is not None:
+        # A fixed rate stamps deliveries for the all-delivered latency.
+        flags += ["--rate", repr(rate / nodes), "--record"]
+    if idle_s:
+        flags += ["--idle", repr(idle_s)]
+    if safe:
+        flags.append("--safe")
+    if not uvloop:
+        flags.append("--no-uvloop")
+    if not security:
+        flags += ["--security", "off"]
+    return flags
 
 
 def _collect(workers: list[_Worker], duration: float) -> list[dict[str, Any]]:
@@ -221,48 +218,3 @@ def _collect(workers: list[_Worker], duration: float) -> list[dict[str, Any]]:
         with contextlib.suppress(subprocess.TimeoutExpired):
             w.proc.wait(EXIT_TIMEOUT_S)
     return results
-
-
-def _fold(
-    raw: list[dict[str, Any]],
-    nodes: int,
-    size: int,
-    duration: float,
-    safe: bool,
-    rate: float | None,
-    uvloop: bool,
-    security: bool,
-) -> BenchResult:
-    per_node = tuple(
-        NodeResult(
-            node=int(r["node"]),
-            sent=int(r["sent"]),
-            delivered_in_window=int(r["delivered_in_window"]),
-            delivered_per_s=r["delivered_in_window"] / duration,
-            cpu_s=float(r["cpu_s"]),
-            rotations_per_s=float(r["rotations_per_s"]),
-            undelivered_own=int(r["undelivered_own"]),
-        )
-        for r in sorted(raw, key=lambda r: int(r["node"]))
-    )
-    latencies = sorted(us for r in raw for us in r["latencies_us"])
-    ring_rate = min(n.delivered_per_s for n in per_node)
-    everywhere = min(n.delivered_in_window for n in per_node)
-    cpu = sum(n.cpu_s for n in per_node)
-    return BenchResult(
-        nodes=nodes,
-        size=size,
-        duration_s=duration,
-        safe=safe,
-        mode="flood" if rate is None else "rate",
-        offered_msgs_per_s=rate,
-        delivered_msgs_per_s=ring_rate,
-        delivered_msgs_per_s_sum=sum(n.delivered_per_s for n in per_node),
-        mb_per_s=ring_rate * size / 1e6,
-        latency_ms_p50=percentile_ms(latencies, 0.50),
-        latency_ms_p99=percentile_ms(latencies, 0.99),
-        cpu_s_per_1000_msgs=cpu / everywhere * 1000 if everywhere else float("nan"),
-        loop="uvloop" if uvloop and sys.platform == "linux" else "asyncio",
-        security=SECURITY_ON if security else SECURITY_OFF,
-        per_node=per_node,
-    )

@@ -17,17 +17,27 @@ conversation, one JSON object or word per line:
 ``--security off`` runs the crash-fault model (NullSecurity) for reference;
 the default is the runtime's own (RingSecurity). CPU time is the process's
 own ``os.times()`` (user + system) over the sending window, so it covers
-protocol, crypto, sockets and the benchmark loop.
+protocol, crypto, sockets and the benchmark loop; the peak resident size is
+its ``ru_maxrss``. ``--idle S`` first measures S seconds of an idle ring (no
+messages: CPU and token rotations). ``--record`` stamps every send and
+delivery (up to ``RECORD_MAX`` of each) for the all-delivered latency; at a
+fixed rate the nodes' first sends are staggered over one period so that
+their messages do not meet on the ring. ``--profile DIR`` runs cProfile
+from ``go`` to the end of the window (idle phase included) and writes
+``DIR/NAME.prof``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any, Final
 
 from ringward.crypto.identity import Identity
@@ -42,6 +52,9 @@ from ringward.runtime import Delivered, Node, ViewChanged, new_event_loop
 # 10,000 messages of 64 KiB drains in well under this).
 FORM_TIMEOUT_S: Final = 60.0
 DRAIN_TIMEOUT_S: Final = 60.0
+# Stamps kept for the all-delivered latency: a fixed-rate run of minutes at
+# thousands of messages/s stays under it, and the report stays a few MB.
+RECORD_MAX: Final = 100_000
 
 
 def _cpu_s() -> float:
@@ -60,10 +73,17 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _us(t_s: float) -> int:
+    return round(t_s * 1e6)
+
+
 class _Counter:
     """Deliveries inside the window, and latency of our own messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: bool) -> None:
+        self.record = record
+        self.sends_us: list[tuple[int, int]] = []
+        self.deliveries_us: list[tuple[int, int, int]] = []
         self.window_end = float("inf")
         self.in_window = 0
         self.total = 0
@@ -77,6 +97,8 @@ class _Counter:
             if not isinstance(event, Delivered):
                 continue
             now = time.perf_counter()
+            if self.record and len(self.deliveries_us) < RECORD_MAX:
+                self.deliveries_us.append((event.sender, event.msg_id.msg_no, _us(now)))
             self.total += 1
             if now <= self.window_end:
                 self.in_window += 1
@@ -87,11 +109,15 @@ class _Counter:
                     self.all_own_delivered.set()
 
 
-async def _send(node: Node, counter: _Counter, args: argparse.Namespace, end: float) -> int:
+async def _send(
+    node: Node, counter: _Counter, args: argparse.Namespace, end: float, stagger: float
+) -> int:
+    """Send until ``end``; at a fixed rate the first send waits ``stagger``
+    of a period (0..1)."""
     pad = b"x" * max(0, args.size - 8)
     sent = 0
     period = 1.0 / args.rate if args.rate > 0 else 0.0
-    next_at = time.perf_counter()
+    next_at = time.perf_counter() + period * stagger
     while True:
         now = time.perf_counter()
         if now >= end:
@@ -105,12 +131,28 @@ async def _send(node: Node, counter: _Counter, args: argparse.Namespace, end: fl
         t = time.perf_counter()
         msg_id = await node.broadcast(payload, safe=args.safe)
         counter.submitted[msg_id] = t
+        if counter.record and len(counter.sends_us) < RECORD_MAX:
+            counter.sends_us.append((msg_id.msg_no, _us(t)))
         sent += 1
         if not period and sent % 64 == 0:
             # Let the consumer run: broadcast() returns without yielding
             # while the send queue has room.
             await asyncio.sleep(0)
     return sent
+
+
+async def _idle(node: Node, seconds: float) -> dict[str, float]:
+    """CPU and token rotations of ``seconds`` with nothing to send."""
+    node.status()
+    cpu0 = _cpu_s()
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - t0
+    return {
+        "seconds": elapsed,
+        "cpu_s": _cpu_s() - cpu0,
+        "rotations_per_s": node.status().token_rotations_per_s,
+    }
 
 
 def _no_security(roster: Roster, identity: Identity, node_id: int) -> FrameSecurity:
@@ -136,16 +178,27 @@ async def _main(args: argparse.Namespace) -> None:
         _emit({"ready": node.node_id})
         if (await _stdin_line()).strip() != "go":
             return
-        counter = _Counter()
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
+        counter = _Counter(args.record)
         consumer = asyncio.create_task(counter.consume(node))
+        idle = await _idle(node, args.idle) if args.idle > 0 else None
         start = time.perf_counter()
+        node.status()  # restarts the rotation meter: the next reading covers the window
         cpu0 = _cpu_s()
         counter.window_end = start + args.duration
-        sent = await _send(node, counter, args, counter.window_end)
+        ids = sorted(n.id for n in roster.nodes)
+        stagger = ids.index(node.node_id) / len(ids)
+        sent = await _send(node, counter, args, counter.window_end, stagger)
         delay = counter.window_end - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         cpu = _cpu_s() - cpu0
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(Path(args.profile) / f"{args.name}.prof")
+        rotations = node.status().token_rotations_per_s
         counter.sending_done = True
         if not counter.submitted:
             counter.all_own_delivered.set()
@@ -155,6 +208,7 @@ async def _main(args: argparse.Namespace) -> None:
         except TimeoutError:
             drained = False
         status = node.status()
+        rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         _emit(
             {
                 "result": {
@@ -166,7 +220,11 @@ async def _main(args: argparse.Namespace) -> None:
                     "latencies_us": counter.latencies_us,
                     "undelivered_own": len(counter.submitted),
                     "drained": drained,
-                    "rotations_per_s": status.token_rotations_per_s,
+                    "rotations_per_s": rotations,
+                    "rss_peak_kib": rss_kib,
+                    "idle": idle,
+                    "sends_us": counter.sends_us,
+                    "deliveries_us": counter.deliveries_us,
                     "drops": dict(status.drops),
                 }
             }
@@ -186,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, required=True)
     p.add_argument("--rate", type=float, default=0.0, help="messages/s from this node; 0: flood")
     p.add_argument("--safe", action="store_true")
+    p.add_argument("--idle", type=float, default=0.0, help="seconds of idle ring first")
+    p.add_argument("--record", action="store_true", help="stamp sends and deliveries")
+    p.add_argument("--profile", metavar="DIR", help="cProfile the window into DIR/NAME.prof")
     p.add_argument("--security", choices=("on", "off"), default="on")
     p.add_argument("--no-uvloop", action="store_true")
     args = p.parse_args(argv)

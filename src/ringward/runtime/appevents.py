@@ -13,7 +13,7 @@ from ringward.engine.api import Evicted as EngineEvicted
 from ringward.engine.api import Rejected as EngineRejected
 from ringward.runtime.events import Delivered, Event, Evicted, Rejected, ViewChanged
 
-__all__ = ["log_event", "names_of", "to_app"]
+__all__ = ["delivered", "log_event", "names_of", "to_app"]
 
 logger = logging.getLogger("ringward.runtime")
 
@@ -44,17 +44,23 @@ def to_app(
     if isinstance(event, Rejoined):
         return None
     if isinstance(event, EngineDelivered):
-        sender = event.msg_id.sender
-        return Delivered(
-            sender,
-            event.payload,
-            event.seq,
-            event.safe,
-            event.view,
-            event.msg_id,
-            _name(names, sender),
-        )
+        return delivered(event, names)
     return _view_change(event, members_before, names, roster_version)
+
+
+def delivered(event: EngineDelivered, names: Mapping[int, str]) -> Delivered:
+    """The application's ``Delivered`` (the common case, apart: it runs once
+    per message at every node and is worth no log line)."""
+    sender = event.msg_id.sender
+    return Delivered(
+        sender,
+        event.payload,
+        event.seq,
+        event.safe,
+        event.view,
+        event.msg_id,
+        _name(names, sender),
+    )
 
 
 def _view_change(

@@ -286,7 +286,7 @@ class Node(Driver):
                     self.telemetry.sent(msg_id, len(payload), self._last_now)
                     if self._log is not None:
                         self._log.send(msg_id, payload, safe)
-                    self._after_verb()
+                    self._after_verb_soon()
                     return msg_id
             self._send_room.clear()
             await self._send_room.wait()

@@ -131,14 +131,19 @@ class Telemetry:
             del self._pending[next(iter(self._pending))]
         self._pending[msg_id] = now_s
 
-    def event(self, event: Event, now_s: float) -> None:
-        """The node handed ``event`` to the application at ``now_s``."""
-        if isinstance(event, Delivered):
-            self.deliveries += 1
-            self.delivered_bytes += len(event.payload)
+    def delivered(self, event: Delivered, now_s: float) -> None:
+        """The node handed the delivery ``event`` to the application at ``now_s``."""
+        self.deliveries += 1
+        self.delivered_bytes += len(event.payload)
+        if self._pending:
             at = self._pending.pop(event.msg_id, None)
             if at is not None:
                 self.observe_latency(max(0.0, now_s - at))
+
+    def event(self, event: Event, now_s: float) -> None:
+        """The node handed ``event`` to the application at ``now_s``."""
+        if isinstance(event, Delivered):
+            self.delivered(event, now_s)
         elif isinstance(event, ViewChanged):
             self.views[event.kind] += 1
         elif isinstance(event, Evicted):
