@@ -74,6 +74,9 @@ holders' windows.
   version to every other member.
 * ``starve-commit`` - restarts membership once, then sends each commit
   token it forwards to every member but the next holder.
+* ``flood-recovery`` - restarts membership once, then, in every recovery,
+  re-broadcasts junk "recovered" frames for as long as it may, and reports
+  no load in its tokens.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ringward.byzantine._base import U64_MAX, Behaviour, decoded
 from ringward.engine import Outgoing, State
-from ringward.wire import CommitMember, CommitToken, Join
+from ringward.wire import CommitMember, CommitToken, Join, LoadReport, RingId, Token
 
 if TYPE_CHECKING:
     from ringward.byzantine.engine import ByzantineEngine
@@ -23,6 +23,7 @@ __all__ = [
     "CommitLie",
     "CommitLieJump",
     "DropCommit",
+    "FloodRecovery",
     "JoinChurn",
     "JoinPhantom",
     "PoisonRingSeq",
@@ -222,6 +223,26 @@ class StarveCommit(RestartOnce):
             elif o.dest != holder:
                 res.append(o)  # retransmissions to the holder are dropped too
         return res
+
+
+class FloodRecovery(RestartOnce):
+    """``flood-recovery``: restarts membership once, then, in every
+    recovery, keeps re-broadcasting "recovered" frames of junk, so that
+    the new ring's seq never stops moving (recovery ends after two quiet
+    rotations); it reports no load in its tokens."""
+
+    def received(self, datagram: bytes) -> None:
+        e = self.engine
+        if e.now < e.start_s or e.state is not State.RECOVERY or e.recq is None or len(e.recq):
+            return
+        # Bytes no member can absorb: each still takes a seq of the new ring.
+        e.recq.push(e.next_msg_no(), self.rng.randbytes(200), safe=False, recovered=True)
+
+    def signing(self, ring: RingId, body: object) -> object:
+        # Reports no load: the stall must not be caught as its overload.
+        if isinstance(body, Token) and self.engine.now >= self.engine.start_s:
+            return dataclasses.replace(body, backlog=0, load=LoadReport(0, 0, 0, 0))
+        return body
 
 
 def _commit_members(ct: CommitToken) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ from ringward.byzantine._membership import (
     CommitLie,
     CommitLieJump,
     DropCommit,
+    FloodRecovery,
     JoinChurn,
     JoinPhantom,
     PoisonRingSeq,
@@ -70,6 +71,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "hold-aru": HoldAru,
         "drop-commit": DropCommit,
         "starve-commit": StarveCommit,
+        "flood-recovery": FloodRecovery,
         "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
     }

@@ -77,6 +77,9 @@ EXPECT: Final[dict[str, Expectation]] = {
     # Finding 7: the successor, the only one holding the version the chain
     # continues from, answers link asks from what its tokens linked to.
     "equivocate-successor": "proof",
+    # Re-broadcasts an old frame in every visit of every recovery, so that
+    # recovery never has its two quiet rotations.
+    "flood-recovery": "accused",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))

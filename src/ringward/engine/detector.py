@@ -65,6 +65,10 @@ WEIGHTS: dict[str, float] = {
     # (and ARU_STUCK_VISITS of our visits) while the seq moved on: every
     # member sees the same chain, so all cross together, at the second.
     "aru_stuck": 60.0,
+    # It listed more frames in the tokens of a ring being recovered into
+    # than its recovery can need (engine/faults.py, recovery_share): every
+    # member sees the same chain, so at once.
+    "recovery_flood": 100.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringward.engine import accusations, evidence, verdicts
+from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
 from ringward.wire import Frame, Token
 
@@ -36,6 +37,7 @@ __all__ = [
     "observe_token",
     "on_token_loss",
     "own_token",
+    "recovery_share",
 ]
 
 # Tokens remembered per hop for proofs, as a multiple of the ring size.
@@ -104,6 +106,24 @@ def check_transition(engine: Engine, prev: Frame, frame: Frame) -> None:
     rule = evidence.transition_rule(before, tk, frame.sender, engine.config)
     if rule is not None:
         verdicts.convict(engine, frame.sender, f"rule:{rule}", (prev, frame))
+    elif engine.state is State.RECOVERY:
+        recovery_share(engine, frame.sender, tk)
+
+
+def recovery_share(engine: Engine, maker: int, tk: Token) -> None:
+    """Frames ``maker`` listed in the linked tokens of the ring we recover
+    into, against what its recovery can need (recovery.recovery_allowance):
+    recovery ends after two quiet rotations, so a member that keeps adding
+    frames would hold every member in recovery. Each member sees the same
+    linked chain, so all suspect it together (f+1 accusers at once)."""
+    ts = engine.tokens
+    allowed = ts.recovery_allowed.get(maker)
+    if allowed is None or not tk.frames:
+        return
+    listed = ts.recovery_listed.get(maker, 0)
+    ts.recovery_listed[maker] = listed + len(tk.frames)
+    if listed <= allowed < listed + len(tk.frames):
+        accusations.suspect(engine, maker, "recovery_flood")
 
 
 def link_broken(engine: Engine, maker: int) -> None:

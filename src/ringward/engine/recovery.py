@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ringward.engine import accusations, token, transition
+from ringward.engine.config import EngineConfig
 from ringward.engine.detector import CommitWatch, LossBlame
 from ringward.engine.membership import State, plan_recovery
 from ringward.engine.reasons import Drop, Note
@@ -62,6 +63,7 @@ __all__ = [
     "commit_entry",
     "observe_commit",
     "on_commit",
+    "recovery_allowance",
     "relay_commit",
     "retransmit_commit",
     "start_commit",
@@ -320,6 +322,32 @@ def _watch(engine: Engine, new: CommitWatch) -> None:
     engine.detector.commit_watch = new
 
 
+# New-ring frames one recovered item can take: an old-ring datagram is at
+# most datagram_bytes_max, and a fragment carries at least half of that
+# (frame header, AEAD tag and entry headers take the rest); one more for a
+# batch boundary.
+RECOVERY_FRAMES_PER_ITEM: Final = 3
+
+
+def recovery_allowance(
+    entries: dict[int, CommitMember], roster_size: int, cfg: EngineConfig
+) -> dict[int, int]:
+    """How many frames each member may list in the tokens of the ring it
+    recovers into (faults.recovery_share), from the commit everyone holds:
+    what ``_enter_recovery`` can push, at most. A member re-broadcasts the
+    old tokens above its transitional set's lowest aru (each lists a
+    distinct frame above it), one signed aru per old member, and the frames
+    in ``(low_aru, high_seq]``; its store holds at most the receive window
+    of frames, whatever the entries claim. Old members are roster nodes."""
+    allowed: dict[int, int] = {}
+    for member, entry in entries.items():
+        trans = [e for e in entries.values() if e.old_ring == entry.old_ring]
+        span = max(e.high_seq for e in trans) - min(e.aru for e in trans)
+        span = min(max(0, span), cfg.receive_window_frames_max)
+        allowed[member] = RECOVERY_FRAMES_PER_ITEM * (2 * span + roster_size)
+    return allowed
+
+
 def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     assert engine.pending is not None
     ring, _ = engine.pending
@@ -331,6 +359,7 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     )
     engine.tokens.reset()
     engine.tokens.ring_start_t = engine.now
+    engine.tokens.recovery_allowed = recovery_allowance(entries, len(engine.roster), cfg)
     engine.rec_assembler.reset()
     engine.data_counter = 0
     engine.set_timer("token_loss", engine.timing.token_timeout_s)

@@ -108,6 +108,11 @@ class TokenState:
     answered: dict[tuple[int, RingId, int], float] = field(default_factory=dict)
     # When recovery into this ring began (its representative starts the token).
     ring_start_t: float = -1e9
+    # Recovery into this ring (engine/faults.py, recovery_share): how many
+    # frames each member may list in its tokens (from the commit), and how
+    # many it listed so far. Keyed by member: bounded by the ring.
+    recovery_allowed: dict[int, int] = field(default_factory=dict)
+    recovery_listed: dict[int, int] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
