@@ -42,8 +42,9 @@ sending, has a higher seq.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ringward.engine import accusations, token, transition
 from ringward.engine.config import EngineConfig
@@ -53,7 +54,18 @@ from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import RingMembers, RingStore
 from ringward.engine.sendqueue import SendQueue
 from ringward.errors import WireError
-from ringward.wire import CommitMember, CommitToken, Frame, Join, RingId, limits, signing_bytes
+from ringward.wire import (
+    CommitMember,
+    CommitToken,
+    Frame,
+    FrameRef,
+    Join,
+    LoadReport,
+    RingId,
+    Token,
+    limits,
+    signing_bytes,
+)
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
@@ -322,11 +334,30 @@ def _watch(engine: Engine, new: CommitWatch) -> None:
     engine.detector.commit_watch = new
 
 
-# New-ring frames one recovered item can take: an old-ring datagram is at
-# most datagram_bytes_max, and a fragment carries at least half of that
-# (frame header, AEAD tag and entry headers take the rest); one more for a
-# batch boundary.
-RECOVERY_FRAMES_PER_ITEM: Final = 3
+@functools.lru_cache(maxsize=8)
+def _item_frames_max(datagram_bytes_max: int, max_messages: int, rtr_entries_max: int) -> int:
+    """New-ring frames one recovered item can take: an old-ring DATA frame
+    is at most ``datagram_bytes_max``, an old token at most the encoding of
+    a token with every field at its widest (measured, not estimated); one
+    fragment per frame."""
+    wide = (1 << 63) - 1
+    widest = Token(
+        hop=wide,
+        succ=0xFFFF,
+        seq=wide,
+        aru=wide,
+        aru_id=0xFFFF,
+        rtr=tuple(wide - rtr_entries_max + i for i in range(rtr_entries_max)),
+        fcc=token.U32_MAX,
+        backlog=token.U32_MAX,
+        frames=tuple(FrameRef(wide - max_messages + i, bytes(32)) for i in range(max_messages)),
+        prev=bytes(limits.DIGEST_BYTES),
+        load=LoadReport(token.U32_MAX, token.U32_MAX, token.U32_MAX, 0xFFFF),
+    )
+    frame = Frame(bytes(limits.CLUSTER_ID_BYTES), 0xFFFF, RingId(0xFFFF, wide), widest)
+    token_bytes = len(signing_bytes(frame)) + limits.SIGNATURE_BYTES
+    chunk = SendQueue(datagram_bytes_max, 1, limits.DATAGRAM_BYTES_MAX).chunk
+    return -(-max(datagram_bytes_max, token_bytes) // chunk)
 
 
 def recovery_allowance(
@@ -339,12 +370,13 @@ def recovery_allowance(
     distinct frame above it), one signed aru per old member, and the frames
     in ``(low_aru, high_seq]``; its store holds at most the receive window
     of frames, whatever the entries claim. Old members are roster nodes."""
+    per_item = _item_frames_max(cfg.datagram_bytes_max, cfg.max_messages, cfg.rtr_entries_max)
     allowed: dict[int, int] = {}
     for member, entry in entries.items():
         trans = [e for e in entries.values() if e.old_ring == entry.old_ring]
         span = max(e.high_seq for e in trans) - min(e.aru for e in trans)
         span = min(max(0, span), cfg.receive_window_frames_max)
-        allowed[member] = RECOVERY_FRAMES_PER_ITEM * (2 * span + roster_size)
+        allowed[member] = per_item * (2 * span + roster_size)
     return allowed
 
 
