@@ -51,10 +51,12 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _cluster(path: Path, name: str, ports: list[int]) -> list[Path]:
+def _cluster(
+    path: Path, name: str, ports: list[int], params: ProtocolParams = PARAMS
+) -> list[Path]:
     """A cluster in ``path`` and one exported bundle per node."""
     kd = KeyDir(path / name)
-    kd.init(name, [(f"node{i}", f"127.0.0.1:{p}") for i, p in enumerate(ports, 1)], params=PARAMS)
+    kd.init(name, [(f"node{i}", f"127.0.0.1:{p}") for i, p in enumerate(ports, 1)], params=params)
     return [kd.export_node(f"node{i}", path / f"{name}-node{i}") for i in range(1, len(ports) + 1)]
 
 
@@ -387,3 +389,34 @@ def test_status_every_prints_state_view_and_scores(tmp_path: Path) -> None:
         assert node.stop(signal.SIGTERM) == 0
     finally:
         node.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap: one long pause is counted in every visit until the next 100 ms probe "
+    "(docs/fault-detector.md, What is not done)",
+)
+def test_one_pause_shorter_than_the_token_timeout_is_not_overload(tmp_path: Path) -> None:
+    """A node stopped for 0.75 s (a long GC pause; SIGSTOP here) with the
+    default 1 s token timeout stays in the ring. Its event loop ran late by
+    the whole pause once: one overloaded report, not the three that convict
+    (docs/fault-detector.md, "Overload"). The lateness stays in every
+    report until the next probe 100 ms later, and an idle ring visits each
+    node many times in 100 ms: evicted for overload by one pause."""
+    params = ProtocolParams(token_timeout_ms=1000, consensus_timeout_ms=1200, join_timeout_ms=50)
+    bundles = _cluster(tmp_path, "pause", _free_ports(3), params)
+    procs = [Proc(tmp_path, f"node{i}", "--keys", str(bundles[i - 1])) for i in (1, 2, 3)]
+    try:
+        until(procs, full_view_after({}, ["node1", "node2", "node3"]), "the first full view")
+        for _ in range(3):
+            procs[2].p.send_signal(signal.SIGSTOP)
+            time.sleep(0.75)
+            procs[2].p.send_signal(signal.SIGCONT)
+            for _ in range(30):  # its next visits' reports
+                for p in procs:
+                    p.pump(0.05)
+        evictions = [x for p in procs for x in p.lines if x["event"] in ("evict", "rejected")]
+        assert evictions == [], evictions
+    finally:
+        for p in procs:
+            p.close()
