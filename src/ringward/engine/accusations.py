@@ -81,7 +81,8 @@ def loss_blame(engine: Engine) -> LossBlame | None:
     (recovery.observe_commit), else the token's last successor
     (loss_suspect)."""
     stuck = commit_suspect(engine)
-    if stuck is not None and (engine.state is State.COMMIT or engine.tokens.last_succ is None):
+    no_token = engine.detector.tokens.last_succ is None
+    if stuck is not None and (engine.state is State.COMMIT or no_token):
         return LossBlame(stuck, engine.now, "commit_loss")
     last = loss_suspect(engine)
     return LossBlame(last, engine.now) if last is not None else None
@@ -90,8 +91,7 @@ def loss_blame(engine: Engine) -> LossBlame | None:
 def loss_suspect(engine: Engine) -> int | None:
     """Whom a token loss now is blamed on: the member the last token seen
     went to."""
-    ts = engine.tokens
-    last = ts.last_succ
+    last = engine.detector.tokens.last_succ
     if last is None and engine.state is State.RECOVERY and engine.pending is not None:
         # No token of the new ring was ever seen: its representative, who
         # starts it, did not (a mute representative was never blamed, and
@@ -99,7 +99,8 @@ def loss_suspect(engine: Engine) -> int | None:
         last = engine.pending.ring.rep
     # A token not linked here may be one its successor holds for its link
     # (recovery, engine/chain.py): its maker is the one suspected then.
-    if last is not None and last != engine.node_id and ts.linked >= ts.hop_seen:
+    ts = engine.tokens
+    if last is not None and last != engine.node_id and ts.links.linked >= ts.hops.seen:
         return last
     return None
 
@@ -116,7 +117,7 @@ def suspect(engine: Engine, peer: int, signal: str) -> None:
         and peer not in det.verdicts
     ):
         det.accused[peer] = ring
-        hop = max(engine.tokens.hop_seen, 0)
+        hop = max(engine.tokens.hops.seen, 0)
         frame, raw = engine.sign_frame(
             ring, Accusation(peer, hop, det.top_signal(peer), int(total))
         )
@@ -263,7 +264,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
         return
     v = det.convict(engine.now, proof.target, reason, True, (frame,))
     if v is not None:
-        engine.overload_run.pop(proof.target, None)
+        det.spent(proof.target)
         verdicts.act(engine, v)
 
 
@@ -280,9 +281,9 @@ def on_join(engine: Engine, frame: Frame) -> None:
     det = engine.detector
     for proposer in [p for p, outs in det.proposed.items() if frame.sender in outs]:
         det.proposed[proposer] = frozenset()  # we heard the node it proposed
-    blame = engine.loss_blame
+    blame = det.loss_blame
     if blame is not None and blame.node == frame.sender:
-        engine.loss_blame = None
+        det.loss_blame = None
         if engine.now - blame.at <= engine.timing.consensus_timeout_s:
             suspect(engine, frame.sender, blame.signal)
 
@@ -294,13 +295,14 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     ring = engine.ring
     j = frame.body
     assert isinstance(j, Join)
-    ts = engine.tokens
-    w = engine.detector.commit_watch
+    det = engine.detector
+    watch = det.tokens
+    w = det.commit_watch
     since: float | None = None
     if engine.state is State.OPERATIONAL or (
         engine.state is State.RECOVERY and engine.pending is not None
     ):
-        since = ts.last_seen_t if ts.hop_seen >= 0 else ts.ring_start_t
+        since = watch.last_seen_t if engine.tokens.hops.seen >= 0 else watch.ring_start_t
     elif engine.state is State.COMMIT and w is not None:
         # Waiting for the commit token since its last hop we saw: all
         # members time out together there, and only the first blamed.
@@ -314,12 +316,12 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         # time out did, which took a mute holder 6 rounds (8 s) to reach
         # f+1 accusers (Byzantine soak seed 1027), or never (a mute
         # representative, seed 1012).
-        engine.loss_blame = loss_blame(engine) or engine.loss_blame
+        det.loss_blame = loss_blame(engine) or det.loss_blame
     if (
         engine.state is not State.OPERATIONAL
         or ring is None
         or frame.sender not in engine.members
-        or engine.now - engine.tokens.last_seen_t >= engine.timing.slow_hold_s
+        or engine.now - watch.last_seen_t >= engine.timing.slow_hold_s
         or _rekey_due(engine, frame.sender)
     ):
         return
@@ -434,6 +436,6 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     for target in det.expired(engine.now):
         if target != engine.node_id:
             det.forgive(engine.now, target, engine.ring_seq_max)
-    if engine.rejoining:
-        engine.rejoining = False
+    if det.rejoining:
+        det.rejoining = False
         engine.emit(Rejoined(view))

@@ -1,8 +1,10 @@
-"""The fault detector's state: suspicion scores, evidence, verdicts, bans.
+"""The fault detector's state: suspicion scores, evidence, verdicts, bans,
+and what it watches (engine/watch.py: the ring's tokens, our own load).
 
 No engine access and no clock of its own: every method takes ``now`` from
-the engine. The engine's glue (engine/faults.py) feeds it observations and
-acts on its verdicts (docs/fault-detector.md).
+the engine, and durations are in seconds (``config.Timing``, converted once).
+The engine's glue (engine/faults.py) feeds it observations and acts on its
+verdicts (docs/fault-detector.md).
 
 * Scores: per peer and named signal, decaying exponentially with half-life
   ``suspicion_half_life_ms`` (the shape of libp2p gossipsub's peer scores:
@@ -25,7 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
+from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig, Timing
+from ringward.engine.watch import LoadMeter, TokenWatch
 from ringward.wire import CommitMember, Frame, RingId
 
 __all__ = ["WEIGHTS", "CommitWatch", "Detector", "Verdict"]
@@ -130,7 +133,7 @@ class Detector:
     def __init__(self, me: int, roster: tuple[int, ...], cfg: EngineConfig) -> None:
         self.me = me
         self.roster = roster
-        self.cfg = cfg
+        self.timing = Timing.of(cfg)
         self.f = (len(roster) - 1) // 3
         # Distinct accusers that convict: f+1, and never one alone. On 2 or 3
         # nodes f = 0, and one member's unprovable suspicion evicted a peer:
@@ -168,6 +171,28 @@ class Detector:
         self.evicted_proposals: dict[tuple[int, int], tuple[float, float]] = {}
         # The forming ring's commit progress (recovery.observe_commit).
         self.commit_watch: CommitWatch | None = None
+        # The current ring's tokens as the detector sees them (reset with
+        # the ring: ``new_ring``), and our own receive load.
+        self.tokens = TokenWatch()
+        self.load = LoadMeter()
+        # Whose visit the token died at (scored if it answers the round).
+        self.loss_blame: LossBlame | None = None
+        # Each member's latest signed tokens and whether each reported
+        # overload (kept across rings: the token losses an overload causes
+        # end rings); faults.check_load. Bounded by the roster.
+        self.overload_run: dict[int, list[tuple[Frame, bool]]] = {}
+        # We were evicted and rejoin: the next regular view says so.
+        self.rejoining = False
+
+    def new_ring(self, start_t: float) -> None:
+        """A new ring (or none) begins at ``start_t``: its token is watched
+        afresh."""
+        self.tokens = TokenWatch(ring_start_t=start_t)
+
+    def spent(self, target: int) -> None:
+        """``target`` was convicted: its overload reports are spent (a
+        readmitted node starts afresh)."""
+        self.overload_run.pop(target, None)
 
     def may_propose_evicted(
         self, now: float, proposer: int, evicted: frozenset[int], first_s: float
@@ -227,7 +252,7 @@ class Detector:
         dt = now - p.updated
         if dt <= 0:
             return
-        factor = math.pow(0.5, dt * 1000.0 / self.cfg.suspicion_half_life_ms)
+        factor = math.pow(0.5, dt / self.timing.suspicion_half_life_s)
         p.signals = {s: v * factor for s, v in p.signals.items() if v * factor >= 0.05}
         p.updated = now
 
@@ -266,9 +291,7 @@ class Detector:
             return None
         v = Verdict(target, reason, proof, evidence, now)
         self.verdicts[target] = v
-        times = [
-            t for t in self.evictions.get(target, []) if now - t <= self.cfg.evict_window_ms / 1000
-        ]
+        times = [t for t in self.evictions.get(target, []) if now - t <= self.timing.evict_window_s]
         self.evictions[target] = [*times, now]
         return v
 
@@ -280,13 +303,13 @@ class Detector:
         node, so they start short."""
         v = self.verdicts.get(target)
         if v is not None and v.proof and v.reason != "overload":
-            return self.cfg.evict_cooldown_max_ms / 1000.0
+            return self.timing.evict_cooldown_max_s
         k = max(1, len(self.evictions.get(target, [])))
-        base = self.cfg.evict_cooldown_ms
+        base_s = self.timing.evict_cooldown_s
         if v is not None and v.reason == "accused":
-            base = self.cfg.evict_cooldown_accused_ms
-        ms = min(self.cfg.evict_cooldown_max_ms, base * (1 << min(k - 1, 30)))
-        return ms / 1000.0
+            base_s = self.timing.evict_cooldown_accused_s
+        # Doubling is exact in floats: the same result as in milliseconds.
+        return min(self.timing.evict_cooldown_max_s, base_s * (1 << min(k - 1, 30)))
 
     def banned(self, now: float, target: int) -> bool:
         v = self.verdicts.get(target)

@@ -50,7 +50,7 @@ def convict(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...
     v = engine.detector.convict(engine.now, target, kind, True, (frame,))
     if v is None:
         return
-    engine.overload_run.pop(target, None)  # spent: a readmitted node starts afresh
+    engine.detector.spent(target)
     engine.notes[f"{Note.PROOF}:{kind}"] += 1
     engine.send(None, raw)
     act(engine, v)
