@@ -157,7 +157,7 @@ def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
     if len(accusers) >= det.accusers_needed:
         v = det.convict(engine.now, target, "accused", False, tuple(accusers))
         if v is not None:
-            verdicts.act(engine, v)
+            engine.act(v)
 
 
 def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
@@ -265,7 +265,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
     v = det.convict(engine.now, proof.target, reason, True, (frame,))
     if v is not None:
         det.spent(proof.target)
-        verdicts.act(engine, v)
+        engine.act(v)
 
 
 # -------------------------------------------------------------- membership

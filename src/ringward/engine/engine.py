@@ -359,6 +359,10 @@ class Engine:
         """Start (or widen) a membership round (engine/gather.py)."""
         gather.enter(self, now, reason=reason, add=add, rejoin=rejoin)
 
+    def act(self, verdict: Verdict) -> None:
+        """Carry out a new verdict of the fault detector (engine/transition.py)."""
+        transition.act(self, verdict)
+
     def reject(self, verdict: Verdict) -> None:
         """We were evicted (engine/transition.py)."""
         transition.reject(self, verdict)

@@ -18,6 +18,8 @@ REJECTED        REJECTED (leave), GATHER (rejoin after the cool-down)
 A move outside the table is a bug: it is counted (``bug:transition``) and
 made anyway, since the engine never raises. Leaving a round (to GATHER,
 REJECTED or OPERATIONAL) drops what the round built: :func:`end_round`.
+The fault detector's verdicts are carried out here and nowhere else
+(:func:`act`, through ``Engine.act``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,17 @@ if TYPE_CHECKING:
     from ringward.engine.detector import Verdict
     from ringward.engine.engine import Engine
 
-__all__ = ["NEXT", "TIMERS", "end_round", "install", "reject", "rejoin", "reset_tokens", "to"]
+__all__ = [
+    "NEXT",
+    "TIMERS",
+    "act",
+    "end_round",
+    "install",
+    "reject",
+    "rejoin",
+    "reset_tokens",
+    "to",
+]
 
 _S = State
 NEXT: Final[Mapping[State, frozenset[State]]] = {
@@ -88,6 +100,26 @@ def reset_tokens(engine: Engine, start_t: float = NEVER_S) -> None:
     watched afresh."""
     engine.tokens.reset()
     engine.detector.new_ring(start_t)
+
+
+def act(engine: Engine, v: Verdict) -> None:
+    """A new verdict of the fault detector: fail the target now (or, if it
+    is us, stand down). The only place a verdict changes the engine."""
+    if v.target == engine.node_id:
+        reject(engine, v)
+        return
+    g = engine.gather
+    if engine.state is State.GATHER and g is not None:
+        if v.target in g.proc and v.target not in g.fail:
+            g.fail.add(v.target)
+            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
+            engine.send_join()
+        return
+    in_ring = v.target in engine.members or (
+        engine.pending is not None and v.target in engine.pending.members
+    )
+    if in_ring and engine.state is not State.REJECTED:
+        engine.enter_gather(engine.now, reason="evict")
 
 
 def reject(engine: Engine, verdict: Verdict) -> None:
