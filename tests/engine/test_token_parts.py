@@ -1,6 +1,7 @@
-"""Unit tests of the token bookkeeping's parts (engine/tokenstate.py) and
-of what the fault detector watches (engine/watch.py): each keeps its own
-bounds whatever hops it is shown, and changes only through its methods."""
+"""Unit tests of the token bookkeeping's parts (engine/tokenstate.py), of
+what the fault detector watches (engine/watch.py) and of the detector's
+bookkeeping methods: each keeps its own bounds whatever hops it is shown,
+and changes only through its methods."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from ringward.engine import EngineConfig
 from ringward.engine.config import Timing
-from ringward.engine.detector import Detector
+from ringward.engine.detector import Detector, LossBlame
 from ringward.engine.tokenstate import Holder, Hops, Links, TokenState, Visit
 from ringward.engine.watch import NEVER_S, LoadMeter, TokenWatch
 from ringward.wire import Frame, LoadReport, RingId, Token
@@ -184,3 +185,24 @@ def test_detector_cooldowns_in_seconds_match_milliseconds() -> None:
         ms = min(cfg.evict_cooldown_max_ms, cfg.evict_cooldown_ms * (1 << (k - 1)))
         assert det.cooldown_s(2) == ms / 1000.0
         det.forgive(float(k), 2, 0)
+
+
+def test_detector_reviews_each_accusation_once_per_rotation() -> None:
+    det = Detector(1, MEMBERS, EngineConfig())
+    assert det.heard(1.0, 2, 3, R, hop=10, rotation=4)
+    det.review(9.0, 2, 3, R)
+    assert not det.heard(1.5, 2, 3, R, hop=12, rotation=4)  # the same rotation
+    assert det.heard(2.0, 2, 3, R, hop=14, rotation=4)
+    det.review(10.0, 2, 3, R)
+    assert det.accused_since(3, 1.5, besides=4) == [2]
+    assert det.accused_since(3, 1.5, besides=2) == []
+    assert det.reviews_due(8.0) == []
+    assert [r.due for r in det.reviews_due(10.0)] == [9.0, 10.0]
+    assert det.reviews_due(20.0) == []
+
+
+def test_detector_blame_is_taken_by_its_node_only() -> None:
+    det = Detector(1, MEMBERS, EngineConfig())
+    det.loss_blame = LossBlame(3, 1.0)
+    assert det.take_blame(2) is None and det.loss_blame is not None
+    assert det.take_blame(3) == LossBlame(3, 1.0) and det.loss_blame is None

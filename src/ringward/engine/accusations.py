@@ -52,7 +52,6 @@ __all__ = [
 # the other members' own observations to corroborate it (a mute holder costs
 # about two token timeouts per loss, and takes a few losses to accuse).
 REVIEW_TOKEN_TIMEOUTS = 8
-PENDING_FALSE_MAX = 1024
 # Evidence all joins of one membership round may carry together (bytes):
 # leaves room in one datagram for the commit token's keys and entries.
 JOIN_EVIDENCE_BYTES = 40_000
@@ -113,10 +112,9 @@ def suspect(engine: Engine, peer: int, signal: str) -> None:
         total >= engine.config.suspicion_threshold
         and ring is not None
         and _in_play(engine, peer)
-        and det.accused.get(peer) != ring
-        and peer not in det.verdicts
+        and det.may_accuse(peer, ring)
     ):
-        det.accused[peer] = ring
+        det.accuse(peer, ring)
         hop = max(engine.tokens.hops.seen, 0)
         frame, raw = engine.sign_frame(
             ring, Accusation(peer, hop, det.top_signal(peer), int(total))
@@ -178,21 +176,13 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     _count_accusation(engine, frame, acc.target)
     if frame.sender in (engine.node_id, acc.target) or _bound_ring(engine) is None:
         return
-    seen = det.accused_at.setdefault(acc.target, {})
-    if len(seen) < len(det.roster):
-        seen[frame.sender] = engine.now
     # Judged later: an accusation nobody corroborates by then weighs against
     # the accuser (a framer is evicted in turn). Distinct accusations of
     # one accuser about one target count at most once per rotation.
-    key = (frame.sender, acc.target, frame.ring)
-    if len(det.false_last) > PENDING_FALSE_MAX:
-        det.false_last.clear()  # a bound: at worst one accusation reviewed twice
-    last = det.false_last.get(key)
     n = max(1, len(engine.members))
-    if (last is None or acc.hop >= last + n) and len(det.pending_false) < PENDING_FALSE_MAX:
-        det.false_last[key] = acc.hop
+    if det.heard(engine.now, frame.sender, acc.target, frame.ring, acc.hop, n):
         due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-        det.pending_false.append((due, frame.sender, acc.target, frame.ring))
+        det.review(due, frame.sender, acc.target, frame.ring)
     review_accusations(engine)
 
 
@@ -202,8 +192,7 @@ def review_accusations(engine: Engine) -> None:
     count against their accuser."""
     det = engine.detector
     span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-    while det.pending_false and det.pending_false[0][0] <= engine.now:
-        due, accuser, target, _ = det.pending_false.popleft()
+    for due, accuser, target in det.reviews_due(engine.now):
         since = due - span
         # Corroborated: f others accused it around then (in any ring:
         # members accuse when their own scores cross, not in step), so f+1
@@ -211,13 +200,10 @@ def review_accusations(engine: Engine) -> None:
         # ourselves. Up to f accusers may all be liars: two framers of one
         # target corroborated each other and were never evicted (Byzantine
         # soak seed 1034, 10 nodes).
-        others = [
-            a for a, t in det.accused_at.get(target, {}).items() if a != accuser and t >= since
-        ]
-        evicted = [t for t in det.evictions.get(target, []) if t >= since]
+        others = det.accused_since(target, since, besides=accuser)
         if (
             len(others) < max(1, det.f)
-            and not evicted
+            and not det.evicted_since(target, since)
             and target not in det.verdicts
             and det.total(engine.now, target) < engine.config.suspicion_threshold / 4
             and accuser not in det.verdicts
@@ -239,7 +225,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
             + [_signing_bytes(s) for s in proof.statements]
         )
     )
-    if key in det.checked:
+    if det.check_known(key):
         return
     spent = det.amnesty.get(proof.target, -1)
     if proof.kind == "overload" and (
@@ -256,9 +242,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
             lambda r: verdicts.members_of(engine, r),
             engine.config,
         )
-    if len(det.checked) > 1024:
-        det.checked.clear()
-    det.checked[key] = reason or ""
+    det.checked_proof(key, reason)
     if reason is None:
         engine.drops[Drop.PROOF_REFUSED] += 1
         return
@@ -279,13 +263,10 @@ def on_join(engine: Engine, frame: Frame) -> None:
     assert isinstance(j, Join)
     absorb(engine, j.proofs, j.accusations)
     det = engine.detector
-    for proposer in [p for p, outs in det.proposed.items() if frame.sender in outs]:
-        det.proposed[proposer] = frozenset()  # we heard the node it proposed
-    blame = det.loss_blame
-    if blame is not None and blame.node == frame.sender:
-        det.loss_blame = None
-        if engine.now - blame.at <= engine.timing.consensus_timeout_s:
-            suspect(engine, frame.sender, blame.signal)
+    det.heard_from(frame.sender)
+    blame = det.take_blame(frame.sender)
+    if blame is not None and engine.now - blame.at <= engine.timing.consensus_timeout_s:
+        suspect(engine, frame.sender, blame.signal)
 
 
 def on_restart_by_join(engine: Engine, frame: Frame) -> None:
@@ -341,12 +322,12 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
             engine.now, frame.sender, evicted, engine.timing.merge_timeout_s
         ):
             suspect(engine, frame.sender, "churn")
-    elif len(engine.detector.proposed) < len(engine.detector.roster):
+    else:
         # Proposing to add a node (a merge, a rejoin) is what a member that
         # heard an outsider must do; judged when the round ends: if we heard
         # none of the proposed nodes and none made it in, it was churn
         # ("phantom": it also cost everyone a consensus timeout).
-        engine.detector.proposed[frame.sender] = outsiders - evicted
+        engine.detector.propose(frame.sender, outsiders - evicted)
 
 
 def _rekey_due(engine: Engine, sender: int) -> bool:
@@ -421,14 +402,10 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     """A regular view is installed: announce the evictions it carries out,
     readmit nodes whose cool-down is over."""
     det = engine.detector
-    proposed, det.proposed = det.proposed, {}
-    for sender, outsiders in sorted(proposed.items()):
+    for sender, outsiders in sorted(det.take_proposals().items()):
         if sender in members and outsiders and outsiders.isdisjoint(members):
             suspect(engine, sender, "phantom")
-    # Verdicts forgiven before this view, and current ones (the current
-    # verdict of a target wins: one announcement per target).
-    due = {**det.unannounced, **det.verdicts}
-    det.unannounced = {}
+    due = det.take_announcements()
     for target, v in sorted(due.items(), key=lambda tv: tv[0]):
         if target not in members and not v.announced and target != engine.node_id:
             v.announced = True
@@ -436,6 +413,5 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     for target in det.expired(engine.now):
         if target != engine.node_id:
             det.forgive(engine.now, target, engine.ring_seq_max)
-    if det.rejoining:
-        det.rejoining = False
+    if det.take_rejoined():
         engine.emit(Rejoined(view))

@@ -74,6 +74,18 @@ WEIGHTS: dict[str, float] = {
 
 # Evidence kept: bounds memory whatever peers send.
 ACCUSERS_TRACKED = 256
+# Accusations awaiting review, and proof checks remembered.
+REVIEWS_MAX = 1024
+CHECKS_KEPT = 1024
+
+
+class Review(NamedTuple):
+    """An accusation to judge once its time came: uncorroborated, it
+    counts against its accuser (engine/accusations.py)."""
+
+    due: float
+    accuser: int
+    target: int
 
 
 class LossBlame(NamedTuple):
@@ -214,6 +226,97 @@ class Detector:
                         min(2 * delay, MERGE_BACKOFF_MAX_S),
                     )
         return ok
+
+    # ------------------------------------------------ what the glue records
+
+    def take_blame(self, node: int) -> LossBlame | None:
+        """The loss blamed on ``node``, if any (then no longer pending)."""
+        blame = self.loss_blame
+        if blame is None or blame.node != node:
+            return None
+        self.loss_blame = None
+        return blame
+
+    def may_accuse(self, peer: int, ring: RingId) -> bool:
+        """Whether we have not accused ``peer`` in ``ring`` yet nor convicted it."""
+        return self.accused.get(peer) != ring and peer not in self.verdicts
+
+    def accuse(self, peer: int, ring: RingId) -> None:
+        self.accused[peer] = ring
+
+    def heard(
+        self, now: float, accuser: int, target: int, ring: RingId, hop: int, rotation: int
+    ) -> bool:
+        """``accuser`` accused ``target`` (neither is us) at ``hop`` of
+        ``ring``: remembered as corroboration of other accusations; True if
+        it is to be reviewed (at most one per rotation of ``rotation`` hops
+        per accuser, target and ring: ``review``)."""
+        seen = self.accused_at.setdefault(target, {})
+        if len(seen) < len(self.roster):
+            seen[accuser] = now
+        key = (accuser, target, ring)
+        if len(self.false_last) > REVIEWS_MAX:
+            self.false_last.clear()  # a bound: at worst one accusation reviewed twice
+        last = self.false_last.get(key)
+        if (last is None or hop >= last + rotation) and len(self.pending_false) < REVIEWS_MAX:
+            self.false_last[key] = hop
+            return True
+        return False
+
+    def review(self, due: float, accuser: int, target: int, ring: RingId) -> None:
+        self.pending_false.append((due, accuser, target, ring))
+
+    def reviews_due(self, now: float) -> list[Review]:
+        """The accusations whose review time came (no longer pending)."""
+        out = []
+        while self.pending_false and self.pending_false[0][0] <= now:
+            due, accuser, target, _ = self.pending_false.popleft()
+            out.append(Review(due, accuser, target))
+        return out
+
+    def accused_since(self, target: int, since: float, besides: int) -> list[int]:
+        """Who (other than ``besides``) accused ``target`` at ``since`` or later."""
+        heard = self.accused_at.get(target, {})
+        return [a for a, t in heard.items() if a != besides and t >= since]
+
+    def evicted_since(self, target: int, since: float) -> bool:
+        return any(t >= since for t in self.evictions.get(target, []))
+
+    def check_known(self, key: bytes) -> bool:
+        """Whether the proof of digest ``key`` was checked already."""
+        return key in self.checked
+
+    def checked_proof(self, key: bytes, reason: str | None) -> None:
+        if len(self.checked) > CHECKS_KEPT:
+            self.checked.clear()
+        self.checked[key] = reason or ""
+
+    def heard_from(self, node: int) -> None:
+        """``node`` spoke: a proposal to add it was no phantom."""
+        for proposer in [p for p, outs in self.proposed.items() if node in outs]:
+            self.proposed[proposer] = frozenset()
+
+    def propose(self, proposer: int, outsiders: frozenset[int]) -> None:
+        """``proposer`` restarted our ring to add ``outsiders`` (judged when
+        the round ends). Bounded by the roster."""
+        if len(self.proposed) < len(self.roster):
+            self.proposed[proposer] = outsiders
+
+    def take_proposals(self) -> dict[int, frozenset[int]]:
+        proposed, self.proposed = self.proposed, {}
+        return proposed
+
+    def take_announcements(self) -> dict[int, Verdict]:
+        """Verdicts forgiven before this view, and current ones (the current
+        verdict of a target wins: one announcement per target)."""
+        due = {**self.unannounced, **self.verdicts}
+        self.unannounced = {}
+        return due
+
+    def take_rejoined(self) -> bool:
+        """Whether a rejoin was in progress (then it is over)."""
+        rejoining, self.rejoining = self.rejoining, False
+        return rejoining
 
     # --------------------------------------------------------------- scores
 

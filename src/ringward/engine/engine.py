@@ -120,7 +120,7 @@ class Engine:
         self.timing = Timing.of(self.config)  # the _ms fields, in seconds
         self.merge_backoff = gather.MergeBackoff(self.timing.merge_timeout_s)
         self.last_commit: ForwardedCommit | None = None
-        self.tokens = TokenState()
+        self.tokens = TokenState()  # hops, links, our visits (engine/tokenstate.py)
         # The fault detector (all its state), recent rings' members.
         self.detector = Detector(node_id, self.roster, self.config)
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
