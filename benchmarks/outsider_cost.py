@@ -149,7 +149,7 @@ def fingerprint(eng: Engine) -> tuple[object, ...]:
         eng.gather is None,
         tuple(sorted(eng.seq_heard.items())),
         tuple(sorted(eng.detector.verdicts)),
-        eng.tokens.hop_seen,
+        eng.tokens.hops.seen,
     )
 
 

@@ -53,7 +53,7 @@ def _check_bounds(engine: Engine) -> None:
         if store is not None:
             assert len(store.frames) <= CONFIG.receive_window_frames_max, "store overflow"
     assert len(engine.sendq) <= CONFIG.send_queue_max
-    assert len(engine.tokens.seq_at) <= 4 * 3 + 2, "token history unbounded"
+    assert len(engine.tokens.hops.seq_at) <= 4 * 3 + 2, "token history unbounded"
 
 
 def seeds() -> list[bytes]:

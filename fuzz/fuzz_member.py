@@ -418,16 +418,17 @@ def _bounds(engine: Engine) -> Iterator[str]:
             add(f"{label}.frames", len(store.frames), w)
             add(f"{label}.tokens", len(store.tokens), w)
             add(f"{label}.confirmed", len(store.confirmed), 2 * w)
-    ts = engine.tokens
-    add("tokens.seq_at", len(ts.seq_at), 2 * n + 2)
-    add("tokens.aru_at", len(ts.aru_at), 2 * n + 2)
-    add("tokens.raw_at", len(ts.raw_at), 2 * n + 2)
-    add("tokens.seen_at", len(ts.seen_at), 2 * n + 2)
-    add("tokens.unlinked", len(ts.unlinked), 1024)
-    add("tokens.seen_hops", len(ts.seen_hops), 64 * n + 64)
-    add("tokens.asked", len(ts.asked), 64 * n + 64)
-    add("tokens.rtr_watch", len(ts.rtr_watch), (n + 1) * limits.RTR_ENTRIES_MAX)
-    add("tokens.linked_to", len(ts.linked_to), 256)
+    hops, links, watch = engine.tokens.hops, engine.tokens.links, engine.detector.tokens
+    add("tokens.hops.seq_at", len(hops.seq_at), 2 * n + 2)
+    add("tokens.links.aru_at", len(links.aru_at), 2 * n + 2)
+    add("detector.tokens.raw_at", len(watch.raw_at), 2 * n + 2)
+    add("detector.tokens.seen_at", len(watch.seen_at), 2 * n + 2)
+    add("tokens.links.unlinked", len(links.unlinked), 1024)
+    add("tokens.hops.ahead", len(hops.ahead), 64 * n + 64)
+    add("tokens.hops.asked", len(hops.asked), 64 * n + 64)
+    add("tokens.hops.answered", len(hops.answered), 256)
+    add("detector.tokens.rtr_watch", len(watch.rtr_watch), (n + 1) * limits.RTR_ENTRIES_MAX)
+    add("tokens.links.linked_to", len(links.linked_to), 256)
     add("sendq", len(engine.sendq), cfg.send_queue_max)
     if engine.recq is not None:
         add("recq", len(engine.recq), w)
@@ -445,7 +446,7 @@ def _bounds(engine: Engine) -> Iterator[str]:
     add("known_rings", len(engine.known_rings), 16)
     add("seq_heard", len(engine.seq_heard), r)
     add("merge_backoff", len(engine.merge_backoff), r)
-    add("overload_run", sum(len(v) for v in engine.overload_run.values()), r * 16)
+    add("overload_run", sum(len(v) for v in engine.detector.overload_run.values()), r * 16)
     add("drops", len(engine.drops), 400)
     add("notes", len(engine.notes), 400)
     # An internal inconsistency (an illegal state transition) is a finding.
@@ -695,19 +696,19 @@ class Crafter:
         ref, inp, byz = self.ref, self.inp, self.world.byz
         members = self.members()
         ring = self.ring()
-        ts = ref.tokens
+        hops, watch = ref.tokens.hops, ref.detector.tokens
         store = ref.new_store if ref.state is State.RECOVERY else ref.store
         seq = store.high_seq if store is not None else 0
         aru = store.aru if store is not None else 0
         if kind is Kind.TOKEN:
-            hop = max(ts.hop_seen, 0) + 1
+            hop = max(hops.seen, 0) + 1
             if byz in members:
                 while members[(hop - 1) % len(members)] != byz:
                     hop += 1
                 succ = members[(members.index(byz) + 1) % len(members)]
             else:
                 succ = members[0]
-            before = ts.raw_at.get(hop - 1)
+            before = watch.raw_at.get(hop - 1)
             prev = ref.digest(before[0]) if before is not None else ref.digest(b"")
             load = LoadReport(0, 0, 0, 0)
             body: Any = Token(
@@ -722,7 +723,7 @@ class Crafter:
             return self.default_commit()
         elif kind is Kind.ACCUSATION:
             target = inp.pick(ROSTER)
-            body = Accusation(target, max(ts.hop_seen, 0), inp.pick(SIGNALS), 1000)
+            body = Accusation(target, max(hops.seen, 0), inp.pick(SIGNALS), 1000)
         elif kind is Kind.PROOF:
             tokens = self.seen(Kind.TOKEN, byz) or self.seen(Kind.TOKEN)
             count = 1 + inp.below(limits.PROOF_STATEMENTS_MAX)
@@ -732,7 +733,7 @@ class Crafter:
                 statements = (self.nested(ring, tk),)
             body = Proof(byz if inp.flag() else inp.pick(ROSTER), inp.pick(PROOF_KINDS), statements)
         else:
-            body = TokenRequest(max(ts.hop_seen - inp.below(3), 0))
+            body = TokenRequest(max(hops.seen - inp.below(3), 0))
         return ring, body
 
     def default_commit(self) -> tuple[RingId, CommitToken]:

@@ -74,7 +74,7 @@ def feed(e: Engine, tokens: list[tuple[Frame, bytes]]) -> None:
 def test_linked_tokens_mark_safe_by_the_two_visit_rule() -> None:
     e = engine()
     feed(e, chain_of([50] * 6))
-    assert e.tokens.linked == 6
+    assert e.tokens.links.linked == 6
     assert e.store is not None and e.store.safe_upto == 50
 
 
@@ -82,9 +82,9 @@ def test_a_token_arriving_early_waits_for_its_predecessor() -> None:
     e = engine()
     tokens = chain_of([50] * 6)
     feed(e, tokens[:2] + tokens[3:])
-    assert e.tokens.linked == 2 and e.store is not None and e.store.safe_upto == 0
+    assert e.tokens.links.linked == 2 and e.store is not None and e.store.safe_upto == 0
     feed(e, [tokens[2]])
-    assert e.tokens.linked == 6 and e.store.safe_upto == 50
+    assert e.tokens.links.linked == 6 and e.store.safe_upto == 50
 
 
 def test_a_token_with_a_broken_link_never_counts() -> None:
@@ -96,9 +96,9 @@ def test_a_token_with_a_broken_link_never_counts() -> None:
     assert isinstance(body, Token)
     bad = signed(dataclasses.replace(body, prev=bytes(32)))
     feed(e, [*tokens[:4], bad, *tokens[5:]])
-    assert e.tokens.linked == 4
+    assert e.tokens.links.linked == 4
     assert e.store is not None and e.store.safe_upto == 0
-    assert e.tokens.link_ask[0] == 4  # it asked for the version hop 5 links to
+    assert e.tokens.links.link_ask[0] == 4  # it asked for the version hop 5 links to
 
 
 def test_a_transition_checked_when_the_link_closes_late() -> None:
@@ -120,7 +120,7 @@ def _safe_after(tokens: list[tuple[Frame, bytes]]) -> tuple[int, int]:
     e = engine(detector=False)
     feed(e, tokens)
     assert e.store is not None
-    return e.tokens.linked, e.store.safe_upto
+    return e.tokens.links.linked, e.store.safe_upto
 
 
 @settings(max_examples=60, deadline=None)
@@ -164,20 +164,20 @@ def test_link_asks_go_out_once_per_period_then_the_maker_is_accused() -> None:
     start = 2.0
     e.now = start
     feed(e, [*tokens[:5], bad])  # the first ask goes out now
-    assert e.tokens.link_ask[1:] == (start, 1)
+    assert e.tokens.links.link_ask[1:] == (start, 1)
     asks = [start]
     for tries in (2, 3):
         # A datagram polls half-way: too early to ask again.
         e.now = asks[-1] + period / 2
         assert e.store is not None and chain.poll(e, MEMBERS, e.store)
-        assert e.tokens.link_ask[2] == tries - 1
+        assert e.tokens.links.link_ask[2] == tries - 1
         due = e.timer_due("link")
         assert due is not None and due <= asks[-1] + period
         e.tick(due)
-        assert e.tokens.link_ask[2] == tries
+        assert e.tokens.links.link_ask[2] == tries
         asks.append(due)
     due = e.timer_due("link")
     assert due is not None
     e.tick(due)
-    assert e.tokens.link_blamed and e.notes["accuse:broken_link"] == 1
+    assert e.tokens.links.link_blamed and e.notes["accuse:broken_link"] == 1
     assert due - start <= 3 * period + 1e-9  # within a token timeout (5 periods)

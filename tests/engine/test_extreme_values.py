@@ -290,12 +290,12 @@ class Liar(Engine):
         return out
 
     def _made_up(self, kind: Kind) -> Any:
-        hop = max(self.tokens.hop_seen, 0)
+        hop = max(self.tokens.hops.seen, 0)
         if kind is Kind.ACCUSATION:
             return Accusation(1, hop, "token_loss", 1000)
         if kind is Kind.TOKEN_REQUEST:
             return TokenRequest(max(hop - 1, 0))
-        seen = [f for _, (_, f) in sorted(self.tokens.raw_at.items())]
+        seen = [f for _, (_, f) in sorted(self.detector.tokens.raw_at.items())]
         mine = [f for f in seen if f.sender == self.node_id] or seen
         return Proof(1, "equivocation", tuple(mine[-2:])) if mine else None
 

@@ -104,9 +104,9 @@ def test_reports_watched_stay_bounded() -> None:
     e = engine()
     feed(e, [LONG, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT])
     # Nothing left worth watching: the member is dropped.
-    assert 4 not in e.overload_run
+    assert 4 not in e.detector.overload_run
     feed(e, [SHORT, LONG, SHORT] * 10)
-    assert len(e.overload_run[4]) <= 2 * CFG.overload_reports - 1
+    assert len(e.detector.overload_run[4]) <= 2 * CFG.overload_reports - 1
 
 
 @pytest.mark.heavy

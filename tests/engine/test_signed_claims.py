@@ -272,7 +272,7 @@ def test_a_replayed_token_request_is_answered_once() -> None:
     e1 = c.engines[1]
     ring = e1.ring
     assert ring is not None
-    hop = max(h for h, (_, f) in e1.tokens.raw_at.items() if f.sender == 1)
+    hop = max(h for h, (_, f) in e1.detector.tokens.raw_at.items() if f.sender == 1)
     request = c.sign(2, ring, TokenRequest(hop))
     answers = 0
     for _ in range(5):

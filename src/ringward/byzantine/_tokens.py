@@ -126,7 +126,8 @@ class CreepFlow(Behaviour):
     a full queue), every visit: a lie no rule shows."""
 
     def signing(self, ring: RingId, body: object) -> object:
-        held = self.engine.tokens.raw_at.get(body.hop - 1) if isinstance(body, Token) else None
+        recent = self.engine.detector.tokens.raw_at
+        held = recent.get(body.hop - 1) if isinstance(body, Token) else None
         prev = held[1].body if held is not None else None
         if not isinstance(body, Token) or not isinstance(prev, Token):
             return body
@@ -167,7 +168,7 @@ class FrameAru(HoldAru):
     it: the previous setter when there is one, else its predecessor."""
 
     def blamed(self, tk: Token) -> int:
-        held = self.engine.tokens.raw_at.get(tk.hop - 1)
+        held = self.engine.detector.tokens.raw_at.get(tk.hop - 1)
         prev = held[1] if held is not None else None
         if prev is None or not isinstance(prev.body, Token):
             return self.engine.node_id

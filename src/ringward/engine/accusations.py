@@ -52,7 +52,6 @@ __all__ = [
 # the other members' own observations to corroborate it (a mute holder costs
 # about two token timeouts per loss, and takes a few losses to accuse).
 REVIEW_TOKEN_TIMEOUTS = 8
-PENDING_FALSE_MAX = 1024
 # Evidence all joins of one membership round may carry together (bytes):
 # leaves room in one datagram for the commit token's keys and entries.
 JOIN_EVIDENCE_BYTES = 40_000
@@ -81,7 +80,8 @@ def loss_blame(engine: Engine) -> LossBlame | None:
     (recovery.observe_commit), else the token's last successor
     (loss_suspect)."""
     stuck = commit_suspect(engine)
-    if stuck is not None and (engine.state is State.COMMIT or engine.tokens.last_succ is None):
+    no_token = engine.detector.tokens.last_succ is None
+    if stuck is not None and (engine.state is State.COMMIT or no_token):
         return LossBlame(stuck, engine.now, "commit_loss")
     last = loss_suspect(engine)
     return LossBlame(last, engine.now) if last is not None else None
@@ -90,8 +90,7 @@ def loss_blame(engine: Engine) -> LossBlame | None:
 def loss_suspect(engine: Engine) -> int | None:
     """Whom a token loss now is blamed on: the member the last token seen
     went to."""
-    ts = engine.tokens
-    last = ts.last_succ
+    last = engine.detector.tokens.last_succ
     if last is None and engine.state is State.RECOVERY and engine.pending is not None:
         # No token of the new ring was ever seen: its representative, who
         # starts it, did not (a mute representative was never blamed, and
@@ -99,7 +98,8 @@ def loss_suspect(engine: Engine) -> int | None:
         last = engine.pending.ring.rep
     # A token not linked here may be one its successor holds for its link
     # (recovery, engine/chain.py): its maker is the one suspected then.
-    if last is not None and last != engine.node_id and ts.linked >= ts.hop_seen:
+    ts = engine.tokens
+    if last is not None and last != engine.node_id and ts.links.linked >= ts.hops.seen:
         return last
     return None
 
@@ -112,11 +112,10 @@ def suspect(engine: Engine, peer: int, signal: str) -> None:
         total >= engine.config.suspicion_threshold
         and ring is not None
         and _in_play(engine, peer)
-        and det.accused.get(peer) != ring
-        and peer not in det.verdicts
+        and det.may_accuse(peer, ring)
     ):
-        det.accused[peer] = ring
-        hop = max(engine.tokens.hop_seen, 0)
+        det.accuse(peer, ring)
+        hop = max(engine.tokens.hops.seen, 0)
         frame, raw = engine.sign_frame(
             ring, Accusation(peer, hop, det.top_signal(peer), int(total))
         )
@@ -156,7 +155,7 @@ def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
     if len(accusers) >= det.accusers_needed:
         v = det.convict(engine.now, target, "accused", False, tuple(accusers))
         if v is not None:
-            verdicts.act(engine, v)
+            engine.act(v)
 
 
 def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
@@ -177,21 +176,13 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     _count_accusation(engine, frame, acc.target)
     if frame.sender in (engine.node_id, acc.target) or _bound_ring(engine) is None:
         return
-    seen = det.accused_at.setdefault(acc.target, {})
-    if len(seen) < len(det.roster):
-        seen[frame.sender] = engine.now
     # Judged later: an accusation nobody corroborates by then weighs against
     # the accuser (a framer is evicted in turn). Distinct accusations of
     # one accuser about one target count at most once per rotation.
-    key = (frame.sender, acc.target, frame.ring)
-    if len(det.false_last) > PENDING_FALSE_MAX:
-        det.false_last.clear()  # a bound: at worst one accusation reviewed twice
-    last = det.false_last.get(key)
     n = max(1, len(engine.members))
-    if (last is None or acc.hop >= last + n) and len(det.pending_false) < PENDING_FALSE_MAX:
-        det.false_last[key] = acc.hop
+    if det.heard(engine.now, frame.sender, acc.target, frame.ring, acc.hop, n):
         due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-        det.pending_false.append((due, frame.sender, acc.target, frame.ring))
+        det.review(due, frame.sender, acc.target, frame.ring)
     review_accusations(engine)
 
 
@@ -201,8 +192,7 @@ def review_accusations(engine: Engine) -> None:
     count against their accuser."""
     det = engine.detector
     span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-    while det.pending_false and det.pending_false[0][0] <= engine.now:
-        due, accuser, target, _ = det.pending_false.popleft()
+    for due, accuser, target in det.reviews_due(engine.now):
         since = due - span
         # Corroborated: f others accused it around then (in any ring:
         # members accuse when their own scores cross, not in step), so f+1
@@ -210,13 +200,10 @@ def review_accusations(engine: Engine) -> None:
         # ourselves. Up to f accusers may all be liars: two framers of one
         # target corroborated each other and were never evicted (Byzantine
         # soak seed 1034, 10 nodes).
-        others = [
-            a for a, t in det.accused_at.get(target, {}).items() if a != accuser and t >= since
-        ]
-        evicted = [t for t in det.evictions.get(target, []) if t >= since]
+        others = det.accused_since(target, since, besides=accuser)
         if (
             len(others) < max(1, det.f)
-            and not evicted
+            and not det.evicted_since(target, since)
             and target not in det.verdicts
             and det.total(engine.now, target) < engine.config.suspicion_threshold / 4
             and accuser not in det.verdicts
@@ -238,7 +225,7 @@ def on_proof(engine: Engine, frame: Frame) -> None:
             + [_signing_bytes(s) for s in proof.statements]
         )
     )
-    if key in det.checked:
+    if det.check_known(key):
         return
     spent = det.amnesty.get(proof.target, -1)
     if proof.kind == "overload" and (
@@ -255,16 +242,14 @@ def on_proof(engine: Engine, frame: Frame) -> None:
             lambda r: verdicts.members_of(engine, r),
             engine.config,
         )
-    if len(det.checked) > 1024:
-        det.checked.clear()
-    det.checked[key] = reason or ""
+    det.checked_proof(key, reason)
     if reason is None:
         engine.drops[Drop.PROOF_REFUSED] += 1
         return
     v = det.convict(engine.now, proof.target, reason, True, (frame,))
     if v is not None:
-        engine.overload_run.pop(proof.target, None)
-        verdicts.act(engine, v)
+        det.spent(proof.target)
+        engine.act(v)
 
 
 # -------------------------------------------------------------- membership
@@ -278,13 +263,10 @@ def on_join(engine: Engine, frame: Frame) -> None:
     assert isinstance(j, Join)
     absorb(engine, j.proofs, j.accusations)
     det = engine.detector
-    for proposer in [p for p, outs in det.proposed.items() if frame.sender in outs]:
-        det.proposed[proposer] = frozenset()  # we heard the node it proposed
-    blame = engine.loss_blame
-    if blame is not None and blame.node == frame.sender:
-        engine.loss_blame = None
-        if engine.now - blame.at <= engine.timing.consensus_timeout_s:
-            suspect(engine, frame.sender, blame.signal)
+    det.heard_from(frame.sender)
+    blame = det.take_blame(frame.sender)
+    if blame is not None and engine.now - blame.at <= engine.timing.consensus_timeout_s:
+        suspect(engine, frame.sender, blame.signal)
 
 
 def on_restart_by_join(engine: Engine, frame: Frame) -> None:
@@ -294,13 +276,14 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     ring = engine.ring
     j = frame.body
     assert isinstance(j, Join)
-    ts = engine.tokens
-    w = engine.detector.commit_watch
+    det = engine.detector
+    watch = det.tokens
+    w = det.commit_watch
     since: float | None = None
     if engine.state is State.OPERATIONAL or (
         engine.state is State.RECOVERY and engine.pending is not None
     ):
-        since = ts.last_seen_t if ts.hop_seen >= 0 else ts.ring_start_t
+        since = watch.last_seen_t if engine.tokens.hops.seen >= 0 else watch.ring_start_t
     elif engine.state is State.COMMIT and w is not None:
         # Waiting for the commit token since its last hop we saw: all
         # members time out together there, and only the first blamed.
@@ -314,12 +297,12 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         # time out did, which took a mute holder 6 rounds (8 s) to reach
         # f+1 accusers (Byzantine soak seed 1027), or never (a mute
         # representative, seed 1012).
-        engine.loss_blame = loss_blame(engine) or engine.loss_blame
+        det.loss_blame = loss_blame(engine) or det.loss_blame
     if (
         engine.state is not State.OPERATIONAL
         or ring is None
         or frame.sender not in engine.members
-        or engine.now - engine.tokens.last_seen_t >= engine.timing.slow_hold_s
+        or engine.now - watch.last_seen_t >= engine.timing.slow_hold_s
         or _rekey_due(engine, frame.sender)
     ):
         return
@@ -339,12 +322,12 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
             engine.now, frame.sender, evicted, engine.timing.merge_timeout_s
         ):
             suspect(engine, frame.sender, "churn")
-    elif len(engine.detector.proposed) < len(engine.detector.roster):
+    else:
         # Proposing to add a node (a merge, a rejoin) is what a member that
         # heard an outsider must do; judged when the round ends: if we heard
         # none of the proposed nodes and none made it in, it was churn
         # ("phantom": it also cost everyone a consensus timeout).
-        engine.detector.proposed[frame.sender] = outsiders - evicted
+        engine.detector.propose(frame.sender, outsiders - evicted)
 
 
 def _rekey_due(engine: Engine, sender: int) -> bool:
@@ -419,14 +402,10 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     """A regular view is installed: announce the evictions it carries out,
     readmit nodes whose cool-down is over."""
     det = engine.detector
-    proposed, det.proposed = det.proposed, {}
-    for sender, outsiders in sorted(proposed.items()):
+    for sender, outsiders in sorted(det.take_proposals().items()):
         if sender in members and outsiders and outsiders.isdisjoint(members):
             suspect(engine, sender, "phantom")
-    # Verdicts forgiven before this view, and current ones (the current
-    # verdict of a target wins: one announcement per target).
-    due = {**det.unannounced, **det.verdicts}
-    det.unannounced = {}
+    due = det.take_announcements()
     for target, v in sorted(due.items(), key=lambda tv: tv[0]):
         if target not in members and not v.announced and target != engine.node_id:
             v.announced = True
@@ -434,6 +413,5 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     for target in det.expired(engine.now):
         if target != engine.node_id:
             det.forgive(engine.now, target, engine.ring_seq_max)
-    if engine.rejoining:
-        engine.rejoining = False
+    if det.take_rejoined():
         engine.emit(Rejoined(view))

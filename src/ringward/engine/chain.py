@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import delivery, evidence, faults
 from ringward.engine.reasons import Note
-from ringward.engine.tokenstate import LinkAsk, TokenState
+from ringward.engine.tokenstate import LinkAsk, Links
 from ringward.wire import Frame, Token, TokenRequest
 
 if TYPE_CHECKING:
@@ -61,9 +61,9 @@ STALL_TOKEN_TIMEOUTS = 2
 ASK_PERIOD_SLACK = 0.9
 
 
-def linked(ts: TokenState, hop: int) -> bool:
+def linked(ts: Links, hop: int) -> bool:
     """Whether every hop of the ring up to ``hop`` is linked here."""
-    return hop <= ts.linked
+    return ts.covers(hop)
 
 
 def add(
@@ -72,7 +72,7 @@ def add(
     """A verified token of our ring (ours included): link what can be
     linked. False when membership restarted (a transition convicted its
     maker, or the chain stalled)."""
-    ts = engine.tokens
+    ts = engine.tokens.links
     tk = frame.body
     assert isinstance(tk, Token)
     store.vouch(frame.sender, tk.aru, raw)
@@ -82,7 +82,7 @@ def add(
 
 
 def _advance(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
-    ts = engine.tokens
+    ts = engine.tokens.links
     n = len(members)
     moved = safe = False
     while (entry := ts.unlinked.get(ts.linked + 1)) is not None:
@@ -114,7 +114,7 @@ def _advance(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool
 def poll(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
     """While a link is missing: fetch it, or give the ring up once the
     chain stalled. False when membership restarted."""
-    ts = engine.tokens
+    ts = engine.tokens.links
     if not ts.unlinked:
         ts.link_wait = None
         engine.cancel_timer("link")
@@ -139,7 +139,7 @@ def poll(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
 
 def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
     """Fetch what the next link needs (module docstring)."""
-    ts = engine.tokens
+    ts = engine.tokens.links
     nxt = ts.linked + 1
     entry = ts.unlinked.get(nxt)
     if entry is None:
@@ -164,7 +164,7 @@ def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
     engine.emit_signed(store.ring, TokenRequest(hop), dest)
 
 
-def learn_safe(ts: TokenState, hop: int, n: int, store: RingStore) -> bool:
+def learn_safe(ts: Links, hop: int, n: int, store: RingStore) -> bool:
     """Apply the two-visit rule (engine/token.py's docstring) to the linked
     token at ``hop``: both ends, and every hop between, are linked."""
     before = ts.aru_at.get(hop - n)

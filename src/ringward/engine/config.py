@@ -172,7 +172,11 @@ class Timing:
     slow_hold_s: float
     rekey_interval_s: float
     overload_hold_s: float
+    suspicion_half_life_s: float
     evict_cooldown_s: float
+    evict_cooldown_accused_s: float
+    evict_cooldown_max_s: float
+    evict_window_s: float
 
     @classmethod
     def of(cls, cfg: EngineConfig) -> Timing:
@@ -186,5 +190,9 @@ class Timing:
             slow_hold_s=cfg.slow_hold_ms / MS_PER_S,
             rekey_interval_s=cfg.rekey_interval_ms / MS_PER_S,
             overload_hold_s=cfg.overload_hold_ms / MS_PER_S,
+            suspicion_half_life_s=cfg.suspicion_half_life_ms / MS_PER_S,
             evict_cooldown_s=cfg.evict_cooldown_ms / MS_PER_S,
+            evict_cooldown_accused_s=cfg.evict_cooldown_accused_ms / MS_PER_S,
+            evict_cooldown_max_s=cfg.evict_cooldown_max_ms / MS_PER_S,
+            evict_window_s=cfg.evict_window_ms / MS_PER_S,
         )

@@ -1,8 +1,10 @@
-"""The fault detector's state: suspicion scores, evidence, verdicts, bans.
+"""The fault detector's state: suspicion scores, evidence, verdicts, bans,
+and what it watches (engine/watch.py: the ring's tokens, our own load).
 
 No engine access and no clock of its own: every method takes ``now`` from
-the engine. The engine's glue (engine/faults.py) feeds it observations and
-acts on its verdicts (docs/fault-detector.md).
+the engine, and durations are in seconds (``config.Timing``, converted once).
+The engine's glue (engine/faults.py) feeds it observations and acts on its
+verdicts (docs/fault-detector.md).
 
 * Scores: per peer and named signal, decaying exponentially with half-life
   ``suspicion_half_life_ms`` (the shape of libp2p gossipsub's peer scores:
@@ -25,7 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig
+from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig, Timing
+from ringward.engine.watch import LoadMeter, TokenWatch
 from ringward.wire import CommitMember, Frame, RingId
 
 __all__ = ["WEIGHTS", "CarriedVerdicts", "CommitWatch", "Detector", "Verdict"]
@@ -75,6 +78,18 @@ WEIGHTS: dict[str, float] = {
 
 # Evidence kept: bounds memory whatever peers send.
 ACCUSERS_TRACKED = 256
+# Accusations awaiting review, and proof checks remembered.
+REVIEWS_MAX = 1024
+CHECKS_KEPT = 1024
+
+
+class Review(NamedTuple):
+    """An accusation to judge once its time came: uncorroborated, it
+    counts against its accuser (engine/accusations.py)."""
+
+    due: float
+    accuser: int
+    target: int
 
 
 class LossBlame(NamedTuple):
@@ -145,7 +160,7 @@ class Detector:
     def __init__(self, me: int, roster: tuple[int, ...], cfg: EngineConfig) -> None:
         self.me = me
         self.roster = roster
-        self.cfg = cfg
+        self.timing = Timing.of(cfg)
         self.f = (len(roster) - 1) // 3
         # Distinct accusers that convict: f+1, and never one alone. On 2 or 3
         # nodes f = 0, and one member's unprovable suspicion evicted a peer:
@@ -183,6 +198,28 @@ class Detector:
         self.evicted_proposals: dict[tuple[int, int], tuple[float, float]] = {}
         # The forming ring's commit progress (recovery.observe_commit).
         self.commit_watch: CommitWatch | None = None
+        # The current ring's tokens as the detector sees them (reset with
+        # the ring: ``new_ring``), and our own receive load.
+        self.tokens = TokenWatch()
+        self.load = LoadMeter()
+        # Whose visit the token died at (scored if it answers the round).
+        self.loss_blame: LossBlame | None = None
+        # Each member's latest signed tokens and whether each reported
+        # overload (kept across rings: the token losses an overload causes
+        # end rings); faults.check_load. Bounded by the roster.
+        self.overload_run: dict[int, list[tuple[Frame, bool]]] = {}
+        # We were evicted and rejoin: the next regular view says so.
+        self.rejoining = False
+
+    def new_ring(self, start_t: float) -> None:
+        """A new ring (or none) begins at ``start_t``: its token is watched
+        afresh."""
+        self.tokens = TokenWatch(ring_start_t=start_t)
+
+    def spent(self, target: int) -> None:
+        """``target`` was convicted: its overload reports are spent (a
+        readmitted node starts afresh)."""
+        self.overload_run.pop(target, None)
 
     def may_propose_evicted(
         self, now: float, proposer: int, evicted: frozenset[int], first_s: float
@@ -204,6 +241,97 @@ class Detector:
                         min(2 * delay, MERGE_BACKOFF_MAX_S),
                     )
         return ok
+
+    # ------------------------------------------------ what the glue records
+
+    def take_blame(self, node: int) -> LossBlame | None:
+        """The loss blamed on ``node``, if any (then no longer pending)."""
+        blame = self.loss_blame
+        if blame is None or blame.node != node:
+            return None
+        self.loss_blame = None
+        return blame
+
+    def may_accuse(self, peer: int, ring: RingId) -> bool:
+        """Whether we have not accused ``peer`` in ``ring`` yet nor convicted it."""
+        return self.accused.get(peer) != ring and peer not in self.verdicts
+
+    def accuse(self, peer: int, ring: RingId) -> None:
+        self.accused[peer] = ring
+
+    def heard(
+        self, now: float, accuser: int, target: int, ring: RingId, hop: int, rotation: int
+    ) -> bool:
+        """``accuser`` accused ``target`` (neither is us) at ``hop`` of
+        ``ring``: remembered as corroboration of other accusations; True if
+        it is to be reviewed (at most one per rotation of ``rotation`` hops
+        per accuser, target and ring: ``review``)."""
+        seen = self.accused_at.setdefault(target, {})
+        if len(seen) < len(self.roster):
+            seen[accuser] = now
+        key = (accuser, target, ring)
+        if len(self.false_last) > REVIEWS_MAX:
+            self.false_last.clear()  # a bound: at worst one accusation reviewed twice
+        last = self.false_last.get(key)
+        if (last is None or hop >= last + rotation) and len(self.pending_false) < REVIEWS_MAX:
+            self.false_last[key] = hop
+            return True
+        return False
+
+    def review(self, due: float, accuser: int, target: int, ring: RingId) -> None:
+        self.pending_false.append((due, accuser, target, ring))
+
+    def reviews_due(self, now: float) -> list[Review]:
+        """The accusations whose review time came (no longer pending)."""
+        out = []
+        while self.pending_false and self.pending_false[0][0] <= now:
+            due, accuser, target, _ = self.pending_false.popleft()
+            out.append(Review(due, accuser, target))
+        return out
+
+    def accused_since(self, target: int, since: float, besides: int) -> list[int]:
+        """Who (other than ``besides``) accused ``target`` at ``since`` or later."""
+        heard = self.accused_at.get(target, {})
+        return [a for a, t in heard.items() if a != besides and t >= since]
+
+    def evicted_since(self, target: int, since: float) -> bool:
+        return any(t >= since for t in self.evictions.get(target, []))
+
+    def check_known(self, key: bytes) -> bool:
+        """Whether the proof of digest ``key`` was checked already."""
+        return key in self.checked
+
+    def checked_proof(self, key: bytes, reason: str | None) -> None:
+        if len(self.checked) > CHECKS_KEPT:
+            self.checked.clear()
+        self.checked[key] = reason or ""
+
+    def heard_from(self, node: int) -> None:
+        """``node`` spoke: a proposal to add it was no phantom."""
+        for proposer in [p for p, outs in self.proposed.items() if node in outs]:
+            self.proposed[proposer] = frozenset()
+
+    def propose(self, proposer: int, outsiders: frozenset[int]) -> None:
+        """``proposer`` restarted our ring to add ``outsiders`` (judged when
+        the round ends). Bounded by the roster."""
+        if len(self.proposed) < len(self.roster):
+            self.proposed[proposer] = outsiders
+
+    def take_proposals(self) -> dict[int, frozenset[int]]:
+        proposed, self.proposed = self.proposed, {}
+        return proposed
+
+    def take_announcements(self) -> dict[int, Verdict]:
+        """Verdicts forgiven before this view, and current ones (the current
+        verdict of a target wins: one announcement per target)."""
+        due = {**self.unannounced, **self.verdicts}
+        self.unannounced = {}
+        return due
+
+    def take_rejoined(self) -> bool:
+        """Whether a rejoin was in progress (then it is over)."""
+        rejoining, self.rejoining = self.rejoining, False
+        return rejoining
 
     # --------------------------------------------------------------- scores
 
@@ -242,7 +370,7 @@ class Detector:
         dt = now - p.updated
         if dt <= 0:
             return
-        factor = math.pow(0.5, dt * 1000.0 / self.cfg.suspicion_half_life_ms)
+        factor = math.pow(0.5, dt / self.timing.suspicion_half_life_s)
         p.signals = {s: v * factor for s, v in p.signals.items() if v * factor >= 0.05}
         p.updated = now
 
@@ -281,9 +409,7 @@ class Detector:
             return None
         v = Verdict(target, reason, proof, evidence, now)
         self.verdicts[target] = v
-        times = [
-            t for t in self.evictions.get(target, []) if now - t <= self.cfg.evict_window_ms / 1000
-        ]
+        times = [t for t in self.evictions.get(target, []) if now - t <= self.timing.evict_window_s]
         self.evictions[target] = [*times, now]
         return v
 
@@ -295,13 +421,13 @@ class Detector:
         node, so they start short."""
         v = self.verdicts.get(target)
         if v is not None and v.proof and v.reason != "overload":
-            return self.cfg.evict_cooldown_max_ms / 1000.0
+            return self.timing.evict_cooldown_max_s
         k = max(1, len(self.evictions.get(target, [])))
-        base = self.cfg.evict_cooldown_ms
+        base_s = self.timing.evict_cooldown_s
         if v is not None and v.reason == "accused":
-            base = self.cfg.evict_cooldown_accused_ms
-        ms = min(self.cfg.evict_cooldown_max_ms, base * (1 << min(k - 1, 30)))
-        return ms / 1000.0
+            base_s = self.timing.evict_cooldown_accused_s
+        # Doubling is exact in floats: the same result as in milliseconds.
+        return min(self.timing.evict_cooldown_max_s, base_s * (1 << min(k - 1, 30)))
 
     def banned(self, now: float, target: int) -> bool:
         v = self.verdicts.get(target)

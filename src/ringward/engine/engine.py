@@ -40,7 +40,7 @@ from ringward.engine.api import (
     quorum_size,
 )
 from ringward.engine.config import EngineConfig, Timing
-from ringward.engine.detector import Detector, LossBlame, Verdict
+from ringward.engine.detector import Detector, Verdict
 from ringward.engine.membership import GatherState, RecoveryPlan, State, regular_view_id
 from ringward.engine.reasons import Drop, Note
 from ringward.engine.recovery import ForwardedCommit
@@ -120,22 +120,13 @@ class Engine:
         self.timing = Timing.of(self.config)  # the _ms fields, in seconds
         self.merge_backoff = gather.MergeBackoff(self.timing.merge_timeout_s)
         self.last_commit: ForwardedCommit | None = None
-        self.tokens = TokenState()
-        # Fault detector: whose visit the token died at, recent rings' members.
+        self.tokens = TokenState()  # hops, links, our visits (engine/tokenstate.py)
+        # The fault detector (all its state), recent rings' members.
         self.detector = Detector(node_id, self.roster, self.config)
-        self.loss_blame: LossBlame | None = None
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
         # Roster node -> the highest ring seq it signed in any frame we
         # verified (_stale_join). Bounded by the roster.
         self.seq_heard: dict[int, int] = {}
-        self.rx_queue = 0
-        self.rx_wait_s = 0.0
-        self.rx_wait_peak_s = 0.0  # since our last token: what we report
-        # Each member's latest signed tokens and whether each reported
-        # overload (kept across rings: the token losses an overload causes
-        # end rings); faults.check_load.
-        self.overload_run: dict[int, list[tuple[Frame, bool]]] = {}
-        self.rejoining = False
         self.installed_at = now
         self.state = State.GATHER  # the first state; transition.to from here on
         self.enter_gather(now, reason="start")
@@ -231,7 +222,7 @@ class Engine:
         self.now = now
         self._msg_no += 1
         self.sendq.push(self._msg_no, bytes(payload), safe=safe)
-        if self.state is State.OPERATIONAL and self.tokens.held is not None:
+        if self.state is State.OPERATIONAL and self.tokens.holder.held is not None:
             token.release_held(self)
         return MessageId(self.node_id, self._msg_no)
 
@@ -254,9 +245,7 @@ class Engine:
         load this node reports, signed, in its tokens (an overloaded node is
         evicted on its own reports, and rejoins once healthy). Optional; a
         driver that never calls it reports no receive pressure."""
-        self.rx_queue = max(0, datagrams)
-        self.rx_wait_s = max(0.0, waited_s)
-        self.rx_wait_peak_s = max(self.rx_wait_peak_s, self.rx_wait_s)
+        self.detector.load.note(datagrams, waited_s)
 
     def ready(self) -> Ready:
         """Drain what the engine produced (see api.py for the duties)."""
@@ -295,7 +284,7 @@ class Engine:
     @property
     def token_hops(self) -> int:
         """Token visits seen in the current ring (rotations times members)."""
-        return max(self.tokens.hop_seen, 0)
+        return max(self.tokens.hops.seen, 0)
 
     def status(self) -> dict[str, object]:
         """A snapshot for operators: state, view, backlog, drop counters and
@@ -369,6 +358,10 @@ class Engine:
     ) -> None:
         """Start (or widen) a membership round (engine/gather.py)."""
         gather.enter(self, now, reason=reason, add=add, rejoin=rejoin)
+
+    def act(self, verdict: Verdict) -> None:
+        """Carry out a new verdict of the fault detector (engine/transition.py)."""
+        transition.act(self, verdict)
 
     def reject(self, verdict: Verdict) -> None:
         """We were evicted (engine/transition.py)."""

@@ -28,7 +28,6 @@ from ringward.wire import Frame, Token
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
-    from ringward.engine.tokenstate import TokenState
 
 __all__ = [
     "check_transition",
@@ -53,21 +52,21 @@ def observe_token(
         return True
     tk = frame.body
     assert isinstance(tk, Token)
-    ts = engine.tokens
-    seen = ts.raw_at.get(tk.hop)
+    watch = engine.detector.tokens
+    seen = watch.raw_at.get(tk.hop)
     broken = _broken_rule(engine, frame, raw, members, seen)
     if broken is not None:
         verdicts.convict(engine, frame.sender, *broken)
         return False
     if seen is not None:
         return True  # a copy of a token we have
-    fresh = tk.hop > ts.hop_seen
-    _remember(ts, tk.hop, raw, frame, engine.now, len(members))
-    before = ts.raw_at.get(tk.hop - 1)
+    fresh = tk.hop > engine.tokens.hops.seen
+    _remember(engine, tk.hop, raw, frame, len(members))
+    before = watch.raw_at.get(tk.hop - 1)
     if before is not None and engine.digest(before[0]) == tk.prev:
         prev = before[1].body
         assert isinstance(prev, Token)
-        _observe_visit(engine, frame, prev, ts.seen_at[tk.hop - 1], fresh, store)
+        _observe_visit(engine, frame, prev, watch.seen_at[tk.hop - 1], fresh, store)
     # A link that does not match is fetched by engine/chain.py.
     check_load(engine, frame, tk)
     accusations.review_accusations(engine)
@@ -116,13 +115,7 @@ def recovery_share(engine: Engine, maker: int, tk: Token) -> None:
     recovery ends after two quiet rotations, so a member that keeps adding
     frames would hold every member in recovery. Each member sees the same
     linked chain, so all suspect it together (f+1 accusers at once)."""
-    ts = engine.tokens
-    allowed = ts.recovery_allowed.get(maker)
-    if allowed is None or not tk.frames:
-        return
-    listed = ts.recovery_listed.get(maker, 0)
-    ts.recovery_listed[maker] = listed + len(tk.frames)
-    if listed <= allowed < listed + len(tk.frames):
+    if engine.detector.tokens.recovery_listed_past(maker, len(tk.frames)):
         accusations.suspect(engine, maker, "recovery_flood")
 
 
@@ -132,17 +125,9 @@ def link_broken(engine: Engine, maker: int) -> None:
         accusations.suspect(engine, maker, "broken_link")
 
 
-def _remember(ts: TokenState, hop: int, raw: bytes, frame: Frame, now: float, n: int) -> None:
-    # Kept relative to the newest hop, not this one: replayed old tokens of
-    # the ring must not pile up between two fresh ones.
-    top = max(hop, ts.hop_seen)
-    if hop <= top - ROTATIONS_KEPT * n:
-        return
-    ts.raw_at[hop] = (raw, frame)
-    ts.seen_at[hop] = now
-    for old in [h for h in ts.raw_at if h <= top - ROTATIONS_KEPT * n]:
-        del ts.raw_at[old]
-        ts.seen_at.pop(old, None)
+def _remember(engine: Engine, hop: int, raw: bytes, frame: Frame, n: int) -> None:
+    newest = engine.tokens.hops.seen
+    engine.detector.tokens.remember(hop, raw, frame, engine.now, newest, ROTATIONS_KEPT * n)
 
 
 def _observe_visit(
@@ -184,14 +169,15 @@ def check_load(engine: Engine, frame: Frame, tk: Token) -> None:
     healthy node's single long pause is forgotten within a few visits.
     """
     cfg, sender = engine.config, frame.sender
-    recent = engine.overload_run.setdefault(sender, [])
+    runs = engine.detector.overload_run
+    recent = runs.setdefault(sender, [])
     if any(f.ring == frame.ring and _hop(f) == tk.hop for f, _ in recent):
         return  # a copy of a report we judged (relays, retransmissions)
     recent.append((frame, evidence.overloaded(tk.load, cfg)))
     del recent[: -(2 * cfg.overload_reports - 1)]
     over = tuple(f for f, o in recent if o)
     if not over:
-        del engine.overload_run[sender]  # keep only members worth watching
+        del runs[sender]  # keep only members worth watching
     elif len(over) >= cfg.overload_reports:
         verdicts.convict(engine, sender, "overload", over[-cfg.overload_reports :])
 
@@ -221,7 +207,7 @@ def own_token(engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...]
         return
     tk = frame.body
     assert isinstance(tk, Token)
-    _remember(engine.tokens, tk.hop, raw, frame, engine.now, len(members))
+    _remember(engine, tk.hop, raw, frame, len(members))
     check_load(engine, frame, tk)
 
 
@@ -229,4 +215,5 @@ def on_token_loss(engine: Engine) -> None:
     """The token died: remember whose visit it died at; that member is
     scored only if it then answers the membership round (a crashed member is
     simply failed, not suspected)."""
-    engine.loss_blame = accusations.loss_blame(engine) or engine.loss_blame
+    det = engine.detector
+    det.loss_blame = accusations.loss_blame(engine) or det.loss_blame

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ringward.engine.engine import Engine
     from ringward.engine.ringstore import RingStore
     from ringward.engine.sendqueue import SendQueue
-    from ringward.engine.tokenstate import TokenState
+    from ringward.engine.tokenstate import Holder
     from ringward.wire import Token
 
 __all__ = ["budget", "others_backlog", "others_fcc"]
@@ -27,8 +27,9 @@ __all__ = ["budget", "others_backlog", "others_fcc"]
 def budget(engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: int, n: int) -> int:
     """New frames the holder of ``tk`` may send, having re-sent ``sent``."""
     cfg = engine.config
-    window_left = cfg.window_size - others_fcc(engine.tokens, tk, cfg.max_messages, n) - sent
-    pv = engine.tokens.prev_visit
+    me = engine.tokens.holder
+    window_left = cfg.window_size - others_fcc(me, tk, cfg.max_messages, n) - sent
+    pv = me.prev_visit
     if pv is not None and pv.seq == tk.seq:
         # A whole rotation sent nothing new: one frame cannot overload
         # anyone, and an fcc claim (retransmissions nobody can check) must
@@ -42,13 +43,13 @@ def budget(engine: Engine, tk: Token, store: RingStore, queue: SendQueue, sent: 
     # Totem's fairness: share the window by backlog, each member's demand
     # counted up to what one visit may send.
     mine = min(queue.frames_pending, cfg.max_messages)
-    total = others_backlog(engine.tokens, tk, cfg.max_messages, n) + mine
+    total = others_backlog(me, tk, cfg.max_messages, n) + mine
     if total > cfg.window_size and mine:
         out = min(out, max(1, cfg.window_size * mine // total))
     return max(0, out)
 
 
-def others_fcc(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
+def others_fcc(ts: Holder, tk: Token, max_messages: int, n: int) -> int:
     """Frames the other members sent in the last rotation, as far as a liar
     cannot inflate it: their new frames are the seqs the signed chain
     assigned since our last visit; of the retransmissions they claim (no
@@ -62,7 +63,7 @@ def others_fcc(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
     return min(claimed, tk.seq - pv.seq + max_messages)
 
 
-def others_backlog(ts: TokenState, tk: Token, max_messages: int, n: int) -> int:
+def others_backlog(ts: Holder, tk: Token, max_messages: int, n: int) -> int:
     """The other members' backlog, each one's demand counted up to one
     visit's frames: a liar claiming an endless queue weighs what a member
     with a full queue does."""

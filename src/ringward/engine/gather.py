@@ -105,7 +105,7 @@ def enter(
     engine.gather.fail |= {n for n in engine.gather.proc if engine.banned(n)}
     transition.end_round(engine)
     engine.security.retire({engine.ring} if engine.ring else ())
-    engine.tokens.reset()
+    transition.reset_tokens(engine)
     engine.sendq.rewind()
     engine.cancel_timer("token_rtx", "commit_rtx", "token_hold", "link", "relay", "token_loss")
     send_join(engine)
@@ -119,7 +119,7 @@ def _died_at(engine: Engine) -> int | None:
     larger one f+1 of them accuse it, and failing it instead would only
     make it an outsider that merges back and stops the next round too
     (tests/engine/test_commit_blame.py)."""
-    blame, pending = engine.loss_blame, engine.pending
+    blame, pending = engine.detector.loss_blame, engine.pending
     if engine.state not in (State.COMMIT, State.RECOVERY) or blame is None or pending is None:
         return None
     if blame.at != engine.now or blame.node == engine.node_id:

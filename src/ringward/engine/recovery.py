@@ -328,9 +328,9 @@ def _watch(engine: Engine, new: CommitWatch) -> None:
         and old.holder != engine.node_id
         and (engine.pending is None or engine.pending.ring != old.ring)
         and engine.now - old.at > engine.timing.token_timeout_s
-        and engine.loss_blame is None
+        and engine.detector.loss_blame is None
     ):
-        engine.loss_blame = LossBlame(old.holder, engine.now, "commit_loss")
+        engine.detector.loss_blame = LossBlame(old.holder, engine.now, "commit_loss")
     engine.detector.commit_watch = new
 
 
@@ -389,9 +389,8 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     engine.recq = SendQueue(
         cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
     )
-    engine.tokens.reset()
-    engine.tokens.ring_start_t = engine.now
-    engine.tokens.recovery_allowed = recovery_allowance(entries, len(engine.roster), cfg)
+    transition.reset_tokens(engine, start_t=engine.now)
+    engine.detector.tokens.expect_recovery(recovery_allowance(entries, len(engine.roster), cfg))
     engine.rec_assembler.reset()
     engine.data_counter = 0
     engine.set_timer("token_loss", engine.timing.token_timeout_s)

@@ -32,7 +32,7 @@ from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.engine.ringstore import HeldToken, RingStore
-from ringward.engine.tokenstate import Held, Relay, Sent, TokenState, Visit
+from ringward.engine.tokenstate import Relay, TokenState, Visit
 from ringward.wire import Frame, FrameRef, LoadReport, RingId, Token, TokenRequest, limits
 
 if TYPE_CHECKING:
@@ -77,12 +77,12 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     if not chain.add(engine, frame, raw, members, store) or engine.active() != cur:
         return
     ts = engine.tokens
-    delivery.confirm(engine, store, frame, raw, ts.seq_at.get(tk.hop - 1))
+    delivery.confirm(engine, store, frame, raw, ts.hops.seq_at.get(tk.hop - 1))
     if tk.frames:
         delivery.deliver_ready(engine)
     _track_hops(engine, ts, tk.hop, members)
-    if tk.hop > ts.hop_seen:
-        _observe(engine, ts, tk, members, store)
+    if tk.hop > ts.hops.seen:
+        _observe(engine, ts, tk, members)
         _arm_relay(engine, ts, frame, raw)
     _take_turn(engine, ts, frame, raw)
 
@@ -91,38 +91,37 @@ def _take_turn(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
     """Visit a token passed to us, or one held until its link closed."""
     tk = frame.body
     assert isinstance(tk, Token)
-    if tk.succ == engine.node_id and tk.hop > ts.hop_done and ts.held is None:
-        ts.arrived = engine.now
-        if engine.state is State.RECOVERY and not chain.linked(ts, tk.hop):
+    me = ts.holder
+    if tk.succ == engine.node_id and tk.hop > ts.hops.done and me.held is None:
+        me.arrive(engine.now)
+        if engine.state is State.RECOVERY and not chain.linked(ts.links, tk.hop):
             # Recovery ends on what the token says about every member: a
             # token not linked yet is held until it is (engine/chain.py).
-            ts.held, ts.held_for_link = Held(frame, raw), True
+            me.hold(frame, raw, for_link=True)
         else:
             visit(engine, frame, raw)
-    elif ts.held_for_link and ts.held is not None and _held_linked(ts):
-        ts.held_for_link = False
+    elif me.held_for_link and me.held is not None and _held_linked(ts):
+        me.link_closed()
         # Waiting for others to close the link is not load: the hold we
         # report (the overload signal) starts now.
-        ts.arrived = engine.now
+        me.arrive(engine.now)
         release_held(engine)
 
 
 def _held_linked(ts: TokenState) -> bool:
-    assert ts.held is not None
-    tk = ts.held.frame.body
+    assert ts.holder.held is not None
+    tk = ts.holder.held.frame.body
     assert isinstance(tk, Token)
-    return chain.linked(ts, tk.hop)
+    return chain.linked(ts.links, tk.hop)
 
 
-def _observe(
-    engine: Engine, ts: TokenState, tk: Token, members: tuple[int, ...], store: RingStore
-) -> None:
-    _record(ts, tk.hop, tk.seq, len(members))
-    _watch_requests(ts, tk, len(members))
-    ts.last_succ, ts.last_seen_t = tk.succ, engine.now
+def _observe(engine: Engine, ts: TokenState, tk: Token, members: tuple[int, ...]) -> None:
+    ts.hops.record(tk.hop, tk.seq, len(members))
+    watch = engine.detector.tokens
+    watch.watch_requests(tk, len(members))
+    watch.passed(tk.succ, engine.now)
     engine.set_timer("token_loss", engine.timing.token_timeout_s)
-    if ts.last_sent is not None and tk.hop > ts.last_sent.hop:
-        ts.last_sent = None
+    if ts.holder.superseded(tk.hop):
         engine.cancel_timer("token_rtx")
     if engine.state is State.RECOVERY:
         engine.cancel_timer("commit_rtx")  # the new ring runs: the commit made it
@@ -150,18 +149,18 @@ def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
     tk = frame.body
     assert isinstance(tk, Token)
     if tk.succ in (engine.node_id, frame.sender):
-        ts.relay = None
+        ts.holder.arm_relay(None)
         engine.cancel_timer("relay")
         return
-    ts.relay = Relay(tk.hop, tk.succ, raw)
+    ts.holder.arm_relay(Relay(tk.hop, tk.succ, raw))
     engine.set_timer("relay", RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
 
 
 def relay(engine: Engine) -> None:
     """The relay timer: the next hop is late; pass our copy on, once."""
     ts = engine.tokens
-    r, ts.relay = ts.relay, None
-    if r is not None and ts.hop_seen == r.hop and engine.active() is not None:
+    r = ts.holder.take_relay()
+    if r is not None and ts.hops.seen == r.hop and engine.active() is not None:
         engine.send(r.dest, r.raw)
         engine.notes[Note.TOKEN_RELAYED] += 1
 
@@ -189,47 +188,20 @@ def _track_hops(engine: Engine, ts: TokenState, hop: int, members: tuple[int, ..
     its own entry in ``asked`` until its tries are spent (the stall this
     prevents: a token lost twice, then never asked for again, left its
     frames unconfirmed for good; soak seed 302224)."""
-    n = len(members)
-    ts.seen_hops.add(hop)
-    ts.asked.pop(hop, None)
-    if hop - ts.hop_contig > HOPS_TRACKED_PER_NODE * n:
-        floor = hop - HOPS_TRACKED_PER_NODE * n
-        # Bounded by what is held (seen hops, asks), never by the gap: a
-        # hop is a claim (engine/validate.py bounds it too).
-        stop = min(floor, ts.hop_contig + len(ts.seen_hops) + ASK_KEPT)
-        for missing in range(ts.hop_contig + 1, stop + 1):
-            if len(ts.asked) >= ASK_KEPT:
-                break
-            if missing not in ts.seen_hops and missing not in ts.asked:
-                ts.asked[missing] = (-1e9, 0)
-        ts.hop_contig = floor
-    while ts.hop_contig + 1 in ts.seen_hops:
-        ts.hop_contig += 1
-    ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
+    hops = ts.hops
+    hops.track(hop, HOPS_TRACKED_PER_NODE * len(members), ASK_KEPT)
     retry = engine.timing.token_retransmit_s
-    asked = 0
-    window = [h for h in range(ts.hop_contig + 1, hop) if h not in ts.seen_hops]
-    for missing in sorted({*window, *ts.asked}):
-        if asked >= ASK_MAX or missing >= hop:
-            break
-        producer = members[(missing - 1) % n]
-        last, tries = ts.asked.get(missing, (-retry, 0))
-        if tries >= ASK_TRIES:
-            ts.seen_hops.add(missing)  # given up: let the prefix move on
-            ts.asked.pop(missing, None)
-        elif producer != engine.node_id and engine.now - last >= retry:
-            ts.asked[missing] = (engine.now, tries + 1)
-            asked += 1
-            cur = engine.active()
-            assert cur is not None
-            # First its maker; then everyone (any member serves any token
-            # it saw): a maker that sends its tokens to all but us would
-            # leave our chain a link behind per rotation, its stall
-            # restarting the ring and blamed on us (churn) until we were
-            # evicted (tests/engine/test_withheld_tokens.py).
-            dest = producer if tries < UNICAST_TOKEN_ASKS else None
-            engine.emit_signed(cur.ring, TokenRequest(missing), dest)
-    ts.seen_hops = {h for h in ts.seen_hops if h > ts.hop_contig}
+    asks = hops.due_asks(hop, members, engine.node_id, engine.now, retry, (ASK_MAX, ASK_TRIES))
+    for ask in asks:
+        cur = engine.active()
+        assert cur is not None
+        # First its maker; then everyone (any member serves any token it
+        # saw): a maker that sends its tokens to all but us would leave our
+        # chain a link behind per rotation, its stall restarting the ring
+        # and blamed on us (churn) until we were evicted
+        # (tests/engine/test_withheld_tokens.py).
+        dest = ask.producer if ask.tries < UNICAST_TOKEN_ASKS else None
+        engine.emit_signed(cur.ring, TokenRequest(ask.hop), dest)
 
 
 # Requests answered per requester and hop once per this many token
@@ -246,15 +218,10 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
     req = frame.body
     assert isinstance(req, TokenRequest)
     key = (frame.sender, frame.ring, req.hop)
-    answered = engine.tokens.answered
-    last = answered.get(key)
-    if last is not None and engine.now - last < ANSWER_PERIODS * engine.timing.token_retransmit_s:
+    gap_s = ANSWER_PERIODS * engine.timing.token_retransmit_s
+    if not engine.tokens.hops.answer(key, engine.now, gap_s, ANSWERS_KEPT):
         engine.drops[Drop.TOKEN_REQUEST_REPEAT] += 1
         return
-    answered.pop(key, None)
-    if len(answered) >= ANSWERS_KEPT:
-        del answered[next(iter(answered))]
-    answered[key] = engine.now
     for store in (engine.new_store, engine.store):
         if store is not None and store.ring == frame.ring:
             # Any token that listed frames, whoever made it, for as long as
@@ -267,25 +234,12 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
                 return
             break
     cur = engine.active()
-    ts = engine.tokens
-    seen = ts.raw_at.get(req.hop) or ts.linked_to.get(req.hop)
+    seen = engine.detector.tokens.raw_at.get(req.hop) or engine.tokens.links.linked_to.get(req.hop)
     if cur is not None and cur.ring == frame.ring and seen is not None:
         # Any token we saw, whoever made it: it is signed by its maker, and
         # a member that saw another version for this hop needs ours to prove
         # the equivocation.
         engine.send(frame.sender, seen[0])
-
-
-def _record(ts: TokenState, hop: int, seq: int, n: int) -> None:
-    ts.hop_seen = max(ts.hop_seen, hop)
-    ts.seq_at[hop] = seq
-    for old in [h for h in ts.seq_at if h < hop - 2 * n]:
-        del ts.seq_at[old]
-
-
-def _seq_one_rotation_ago(ts: TokenState, hop: int, n: int) -> int | None:
-    known = [h for h in ts.seq_at if h <= hop - n + 1]
-    return ts.seq_at[max(known)] if known else None
 
 
 def start_ring(engine: Engine) -> None:
@@ -296,7 +250,7 @@ def start_ring(engine: Engine) -> None:
     ring, _, _ = cur
     zero = Token(0, engine.node_id, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, 0, 0))
     frame = Frame(engine.cluster_id, engine.node_id, ring, zero, bytes(limits.SIGNATURE_BYTES))
-    engine.tokens.arrived = engine.now  # the visit's hold time starts now
+    engine.tokens.holder.arrive(engine.now)  # the visit's hold time starts now
     visit(engine, frame, b"")
 
 
@@ -313,7 +267,8 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     assert queue is not None
     sent, rtr_left = _serve_retransmissions(engine, tk, store, len(members))
     # Only a linked token's aru is trusted (engine/chain.py).
-    done = recovering and chain.linked(ts, tk.hop) and _recovery_complete(ts, tk, store, len(queue))
+    done = recovering and chain.linked(ts.links, tk.hop)
+    done = done and _recovery_complete(ts, tk, store, len(queue))
     # The visit that completes recovery sends nothing new, so every other
     # member sees the same quiet rotation and completes on its next visit.
     budget = 0 if done else flow.budget(engine, tk, store, queue, sent, len(members))
@@ -327,7 +282,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         refs.append(FrameRef(seq, engine.digest(out)))
         budget -= 1
     new = len(refs)
-    back = _seq_one_rotation_ago(ts, tk.hop, len(members))
+    back = ts.hops.seq_one_rotation_ago(tk.hop, len(members))
     wanted = store.missing(back if back is not None else 0, cfg.rtr_entries_max)
     rtr = tuple(sorted(set(rtr_left) | set(wanted)))[: cfg.rtr_entries_max]
     aru, aru_id = tk.aru, tk.aru_id
@@ -335,13 +290,13 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         aru, aru_id = store.aru, (0 if store.aru >= seq else me)
     if _aru_stuck(engine, ts, aru, aru_id, seq):
         return
-    fcc = flow.others_fcc(ts, tk, cfg.max_messages, len(members)) + sent + new
-    ts.my_fcc = sent + new
+    fcc = flow.others_fcc(ts.holder, tk, cfg.max_messages, len(members)) + sent + new
     mine = queue.frames_pending
-    backlog = min(U32_MAX, flow.others_backlog(ts, tk, cfg.max_messages, len(members)) + mine)
-    ts.my_backlog = mine
+    backlog = flow.others_backlog(ts.holder, tk, cfg.max_messages, len(members)) + mine
+    backlog = min(U32_MAX, backlog)
+    ts.holder.account(sent + new, mine)
     idle = sent + new == 0 and not rtr and aru == seq and not engine.sendq.frames_pending
-    ts.idle_visits = ts.idle_visits + 1 if idle and not recovering else 0
+    ts.holder.count_idle(idle and not recovering)
     if _hold(engine, ts, frame, raw):
         return
     nxt = Token(
@@ -361,7 +316,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     _forward(engine, ring, nxt, members)
     if engine.active() != cur:
         return  # our own report convicted us, or a check restarted membership
-    ts.prev_visit2, ts.prev_visit = ts.prev_visit, Visit(seq, backlog, aru)
+    ts.holder.visited(Visit(seq, backlog, aru))
     if done:
         delivery.finish(engine)
     else:
@@ -381,11 +336,8 @@ LINKED_TO_MAX = 256
 def _keep_link(engine: Engine, ts: TokenState, hop: int, raw: bytes) -> None:
     if not raw:
         return  # the virtual hop 0 of a ring we start
-    keep = ts.linked_to
-    keep[hop] = (raw, engine.now)
     cutoff = engine.now - LINKED_TO_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-    while keep and (len(keep) > LINKED_TO_MAX or next(iter(keep.values()))[1] < cutoff):
-        del keep[next(iter(keep))]
+    ts.links.keep_linked_to(hop, raw, engine.now, cutoff, LINKED_TO_MAX)
 
 
 # Rotations a request must have stayed in the token chain before any
@@ -400,16 +352,6 @@ ARU_STUCK_VISITS = 10 * RTR_FALLBACK_VISITS
 ARU_STUCK_TOKEN_TIMEOUTS = 3
 
 
-def _watch_requests(ts: TokenState, tk: Token, n: int) -> None:
-    """Every member sees every token's requests: remember since which hop
-    each seq has been asked for, without a rotation's gap."""
-    for seq in tk.rtr:
-        first, _ = ts.rtr_watch.get(seq, (tk.hop, tk.hop))
-        ts.rtr_watch[seq] = (first, tk.hop)
-    for seq in [s for s, (_, last) in ts.rtr_watch.items() if last < tk.hop - n]:
-        del ts.rtr_watch[seq]
-
-
 def _serve_retransmissions(
     engine: Engine, tk: Token, store: RingStore, n: int
 ) -> tuple[int, list[int]]:
@@ -421,14 +363,14 @@ def _serve_retransmissions(
     a requester from a clean copy (an altered copy fails the digest check).
     The price is a few rotations of latency when the originator's own copy
     is lost."""
-    ts = engine.tokens
+    watch = engine.detector.tokens
     sent, left = 0, []
     late = tk.hop - RTR_FALLBACK_VISITS * n
-    stale = [s for s, (first, _) in ts.rtr_watch.items() if first <= late and s not in tk.rtr]
+    stale = [s for s in watch.standing(late) if s not in tk.rtr]
     for seq in (*tk.rtr, *sorted(stale)):
         item = store.frames.get(seq)
         mine = item is not None and item.frame.sender == engine.node_id
-        watched = ts.rtr_watch.get(seq, (tk.hop, tk.hop))[0] <= late
+        watched = watch.requested_since(seq, tk.hop) <= late
         if (
             item is not None
             and sent < engine.config.max_messages
@@ -436,7 +378,7 @@ def _serve_retransmissions(
         ):
             engine.send(None, item.raw)
             sent += 1
-            ts.rtr_watch.pop(seq, None)
+            watch.served(seq)
         elif seq in tk.rtr and seq > store.safe_upto:  # a request for a safe frame is stale
             left.append(seq)
     return sent, left
@@ -453,7 +395,7 @@ def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int
     with a frame pending would have moved the seq. The backlog field is not
     read: it is a claim, and a member claiming a queue it never sends would
     keep recovery from completing."""
-    pv, pv2 = ts.prev_visit, ts.prev_visit2
+    pv, pv2 = ts.holder.prev_visit, ts.holder.prev_visit2
     return (
         pending == 0
         and pv is not None
@@ -473,22 +415,18 @@ def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) 
     holder serves a request standing RTR_FALLBACK_VISITS rotations), so
     only a member that cannot receive at all, or claims it cannot, holds
     the aru that long; failing it alone let it merge straight back."""
-    pv = ts.prev_visit
-    if pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id):
-        ts.aru_stuck += 1
-        if ts.aru_stuck == 1:
-            ts.aru_stuck_at = engine.now
-        held_s = engine.now - ts.aru_stuck_at
-        if (
-            ts.aru_stuck >= ARU_STUCK_VISITS
-            and held_s >= ARU_STUCK_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-            and engine.config.fault_detector
-        ):
-            ts.aru_stuck_at = engine.now  # again after as long
-            accusations.suspect(engine, aru_id, "aru_stuck")
-    else:
-        ts.aru_stuck = 0
-    if ts.aru_stuck < engine.config.fail_recv_const or engine.active() is None:
+    pv = ts.holder.prev_visit
+    watch = engine.detector.tokens
+    held = pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id)
+    stuck = watch.aru_held(held, engine.now)
+    span_s = ARU_STUCK_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
+    if (
+        held
+        and engine.config.fault_detector
+        and watch.aru_suspect_due(engine.now, ARU_STUCK_VISITS, span_s)  # again after as long
+    ):
+        accusations.suspect(engine, aru_id, "aru_stuck")
+    if stuck < engine.config.fail_recv_const or engine.active() is None:
         return engine.active() is None
     engine.enter_gather(engine.now, reason="fail_recv")
     if engine.gather is not None:
@@ -500,21 +438,21 @@ def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) 
 def _hold(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> bool:
     """An idle ring slows down: keep the token a while (a submit releases it)."""
     cfg = engine.config
-    if ts.idle_visits < cfg.seqno_unchanged_const or cfg.token_hold_idle_ms == 0:
+    if ts.holder.idle_visits < cfg.seqno_unchanged_const or cfg.token_hold_idle_ms == 0:
         return False
-    ts.held = Held(frame, raw)
+    ts.holder.hold(frame, raw)
     engine.set_timer("token_hold", engine.timing.token_hold_idle_s)
     return True
 
 
 def release_held(engine: Engine) -> None:
     """Process a held token now (timer, or new work arrived)."""
-    ts = engine.tokens
-    held, ts.held = ts.held, None
+    me = engine.tokens.holder
+    held = me.take()
     engine.cancel_timer("token_hold")
     if held is None or engine.active() is None:
         return
-    ts.idle_visits = 0
+    me.count_idle(False)
     visit(engine, *held)
 
 
@@ -528,14 +466,12 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     cur = engine.active()
     if cur is None or cur.ring != ring:
         return  # our own load report convicted us: we stand down
-    ts.last_succ, ts.last_seen_t = nxt.succ, engine.now
+    engine.detector.tokens.passed(nxt.succ, engine.now)
     if nxt.frames and cur is not None and len(cur.store.tokens) < cur.store.window:
         top = max(ref.seq for ref in nxt.frames)
         cur.store.tokens[nxt.hop] = HeldToken(out, top, engine.node_id)
-    ts.seen_hops.add(nxt.hop)
-    ts.hop_done = nxt.hop - 1
-    _record(ts, nxt.hop, nxt.seq, len(members))
-    ts.last_sent = Sent(nxt.hop, out)
+    ts.hops.made(nxt.hop, nxt.seq, len(members))
+    ts.holder.passed_on(nxt.hop, out)
     engine.set_timer("token_loss", engine.timing.token_timeout_s)
     cur = engine.active()
     if cur is not None and not chain.add(engine, mine, out, members, cur.store):
@@ -543,8 +479,8 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
     if nxt.succ == engine.node_id:
         # A ring of one: the token comes straight back. Take the next visit
         # from a timer so time advances between visits.
-        ts.held = Held(mine, out)
-        ts.arrived = engine.now
+        ts.holder.hold(mine, out)
+        ts.holder.arrive(engine.now)
         busy = engine.sendq.frames_pending or engine.state is State.RECOVERY
         engine.set_timer("token_hold", BUSY_HOLD_S if busy else engine.timing.token_hold_idle_s)
     else:
@@ -553,10 +489,10 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
 
 def retransmit(engine: Engine) -> None:
     """No later hop seen since we passed the token: send it again."""
-    ts = engine.tokens
-    if ts.last_sent is None or engine.active() is None:
+    last = engine.tokens.holder.last_sent
+    if last is None or engine.active() is None:
         return
-    engine.send(None, ts.last_sent.raw)
+    engine.send(None, last.raw)
     engine.set_timer("token_rtx", engine.timing.token_retransmit_s)
 
 
@@ -565,12 +501,12 @@ def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
     # From the token's arrival at the node (the driver's receive queue
     # included) to its forwarding; or, if longer, the longest any datagram
     # waited in the receive queue since our previous token.
-    held_s = max(engine.now - ts.arrived + engine.rx_wait_s, engine.rx_wait_peak_s)
-    engine.rx_wait_peak_s = 0.0
+    load = engine.detector.load
+    held_s = max(engine.now - ts.holder.arrived + load.wait_s, load.take_peak())
     held_ms = int(held_s * MS_PER_S)
     return LoadReport(
         backlog=min(U32_MAX, len(engine.sendq)),
-        rx_queue=min(U32_MAX, engine.rx_queue),
+        rx_queue=min(U32_MAX, load.queue),
         hold_ms=min(U32_MAX, max(0, held_ms)),
         memory_permille=min(0xFFFF, len(store.frames) * 1000 // cfg.receive_window_frames_max),
     )

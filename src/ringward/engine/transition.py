@@ -18,6 +18,8 @@ REJECTED        REJECTED (leave), GATHER (rejoin after the cool-down)
 A move outside the table is a bug: it is counted (``bug:transition``) and
 made anyway, since the engine never raises. Leaving a round (to GATHER,
 REJECTED or OPERATIONAL) drops what the round built: :func:`end_round`.
+The fault detector's verdicts are carried out here and nowhere else
+(:func:`act`, through ``Engine.act``).
 """
 
 from __future__ import annotations
@@ -30,13 +32,24 @@ from ringward.engine.api import Rejected
 from ringward.engine.membership import State, regular_view_id
 from ringward.engine.reasons import Note
 from ringward.engine.ringstore import RingStore
+from ringward.engine.watch import NEVER_S
 from ringward.wire import RingId
 
 if TYPE_CHECKING:
     from ringward.engine.detector import Verdict
     from ringward.engine.engine import Engine
 
-__all__ = ["NEXT", "TIMERS", "end_round", "install", "reject", "rejoin", "to"]
+__all__ = [
+    "NEXT",
+    "TIMERS",
+    "act",
+    "end_round",
+    "install",
+    "reject",
+    "rejoin",
+    "reset_tokens",
+    "to",
+]
 
 _S = State
 NEXT: Final[Mapping[State, frozenset[State]]] = {
@@ -82,6 +95,33 @@ def end_round(engine: Engine) -> None:
     engine.last_commit = None
 
 
+def reset_tokens(engine: Engine, start_t: float = NEVER_S) -> None:
+    """A new ring (or none, from ``start_t``): its token is followed and
+    watched afresh."""
+    engine.tokens.reset()
+    engine.detector.new_ring(start_t)
+
+
+def act(engine: Engine, v: Verdict) -> None:
+    """A new verdict of the fault detector: fail the target now (or, if it
+    is us, stand down). The only place a verdict changes the engine."""
+    if v.target == engine.node_id:
+        reject(engine, v)
+        return
+    g = engine.gather
+    if engine.state is State.GATHER and g is not None:
+        if v.target in g.proc and v.target not in g.fail:
+            g.fail.add(v.target)
+            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
+            engine.send_join()
+        return
+    in_ring = v.target in engine.members or (
+        engine.pending is not None and v.target in engine.pending.members
+    )
+    if in_ring and engine.state is not State.REJECTED:
+        engine.enter_gather(engine.now, reason="evict")
+
+
 def reject(engine: Engine, verdict: Verdict) -> None:
     """We were evicted: stand down for the cool-down (the same one every
     member computes from the same evidence), keeping what the application
@@ -91,11 +131,12 @@ def reject(engine: Engine, verdict: Verdict) -> None:
     cooldown_s = engine.detector.cooldown_s(engine.node_id)
     engine.notes[f"{Note.REJECTED}:{verdict.reason}"] += 1
     to(engine, State.REJECTED)
-    engine.rx_wait_peak_s = 0.0  # from now on: was it healthy all along?
-    engine.overload_run.pop(engine.node_id, None)
+    det = engine.detector
+    det.load.take_peak()  # from now on: was it healthy all along?
+    det.spent(engine.node_id)
     engine.gather = None
     end_round(engine)
-    engine.tokens.reset()
+    reset_tokens(engine)
     engine.sendq.rewind()
     engine.cancel_timer(*TIMERS)
     engine.set_timer("rejoin", cooldown_s)
@@ -109,14 +150,14 @@ def rejoin(engine: Engine) -> None:
         return
     # Healthy for the whole cool-down, not just now: the worst receive wait
     # since we were rejected (the peak is not reset while rejected).
-    worst_s = max(engine.rx_wait_s, engine.rx_wait_peak_s)
-    engine.rx_wait_peak_s = 0.0
+    det = engine.detector
+    worst_s = max(det.load.wait_s, det.load.take_peak())
     cfg = engine.config
-    if engine.rx_queue >= cfg.overload_rx_queue or worst_s >= engine.timing.overload_hold_s:
+    if det.load.queue >= cfg.overload_rx_queue or worst_s >= engine.timing.overload_hold_s:
         engine.set_timer("rejoin", engine.timing.evict_cooldown_s)
         return
-    engine.detector.forgive(engine.now, engine.node_id, engine.ring_seq_max)
-    engine.rejoining = True
+    det.forgive(engine.now, engine.node_id, engine.ring_seq_max)
+    det.rejoining = True
     engine.gather = None
     engine.enter_gather(engine.now, reason="rejoin", rejoin=True)
 

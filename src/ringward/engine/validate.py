@@ -213,8 +213,7 @@ def _token_hop(engine: Engine, frame: Frame, tk: Token) -> Invalid | None:
     members, store = cur.members, cur.store
     if engine.node_id not in members:
         return None
-    ts = engine.tokens
-    if tk.hop > ts.hop_seen and tk.seq < store.aru:
+    if tk.hop > engine.tokens.hops.seen and tk.seq < store.aru:
         # Seqs never go back along the chain, and our aru is made of frames
         # that tokens of earlier hops listed: a newer token is at least there.
         return Invalid("seq_behind")
@@ -222,16 +221,17 @@ def _token_hop(engine: Engine, frame: Frame, tk: Token) -> Invalid | None:
 
 
 def _hop_ahead(engine: Engine, frame: Frame, tk: Token, members: tuple[int, ...]) -> Invalid | None:
-    ts = engine.tokens
+    ts = engine.tokens.links
     n = len(members)
-    bound = ts.hop_done + n if ts.hop_done >= 0 else members.index(engine.node_id)
+    done = engine.tokens.hops.done
+    bound = done + n if done >= 0 else members.index(engine.node_id)
     if tk.hop <= bound:
         return None
     # It links to a token we hold of another position: that pair convicts
     # its maker (the transition rule ``seq``: a hop is its predecessor's + 1).
     if ts.link_frame is not None and ts.link_digest == tk.prev and ts.linked + 1 != tk.hop:
         return Invalid("hop_ahead", ("rule:seq", (ts.link_frame, frame)))
-    for raw, held in ts.raw_at.values():
+    for raw, held in engine.detector.tokens.raw_at.values():
         prev = held.body
         if isinstance(prev, Token) and prev.hop + 1 != tk.hop and engine.digest(raw) == tk.prev:
             return Invalid("hop_ahead", ("rule:seq", (held, frame)))

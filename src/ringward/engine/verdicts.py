@@ -1,18 +1,15 @@
-"""Acting on a proof: sign it, convict, broadcast, fail the target.
+"""Our own proofs: sign, convict, broadcast.
 
 A proof is signed statements whose content alone convicts their signer
-(engine/evidence.py checks it): the verdict needs no one else's word.
-:func:`act` is what every verdict (a proof, or f+1 accusations) does here:
-fail the target in the membership round it starts, or stand down if the
-target is us.
+(engine/evidence.py checks it): the verdict needs no one else's word. Like
+every verdict (a received proof, or f+1 accusations), it is handed to the
+engine, which alone acts on it (``Engine.act``, engine/transition.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine.detector import Verdict
-from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.errors import WireError
 from ringward.wire import Frame, Proof, RingId
@@ -21,7 +18,7 @@ from ringward.wire import signing_bytes as _signing_bytes
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["act", "convict", "members_of", "prove", "verify"]
+__all__ = ["convict", "members_of", "prove", "verify"]
 
 
 def verify(engine: Engine, frame: Frame) -> bool:
@@ -50,26 +47,7 @@ def convict(engine: Engine, target: int, kind: str, statements: tuple[Frame, ...
     v = engine.detector.convict(engine.now, target, kind, True, (frame,))
     if v is None:
         return
-    engine.overload_run.pop(target, None)  # spent: a readmitted node starts afresh
+    engine.detector.spent(target)
     engine.notes[f"{Note.PROOF}:{kind}"] += 1
     engine.send(None, raw)
-    act(engine, v)
-
-
-def act(engine: Engine, v: Verdict) -> None:
-    """A new verdict: fail the target now (or, if it is us, stand down)."""
-    if v.target == engine.node_id:
-        engine.reject(v)
-        return
-    g = engine.gather
-    if engine.state is State.GATHER and g is not None:
-        if v.target in g.proc and v.target not in g.fail:
-            g.fail.add(v.target)
-            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
-            engine.send_join()
-        return
-    in_ring = v.target in engine.members or (
-        engine.pending is not None and v.target in engine.pending.members
-    )
-    if in_ring and engine.state is not State.REJECTED:
-        engine.enter_gather(engine.now, reason="evict")
+    engine.act(v)

@@ -1,0 +1,144 @@
+"""What the fault detector watches, besides scores and evidence
+(engine/detector.py holds both on ``Detector``):
+
+* :class:`TokenWatch` - per ring: recent tokens by hop (to prove an
+  equivocation and time each visit), where the token went last and when,
+  how long the aru has been held, the retransmission requests standing in
+  the chain, and when the ring began (engine/faults.py, engine/token.py,
+  engine/accusations.py). Reset with the ring.
+* :class:`LoadMeter` - this node's own receive load, which it reports,
+  signed, in its tokens (``Engine.note_receive_queue``).
+
+No engine access, no clock: every method takes ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from ringward.wire import Frame, Token
+
+__all__ = ["NEVER_S", "LoadMeter", "TokenWatch"]
+
+# A time long before any other (the engine's clock starts at 0 or later).
+NEVER_S: Final = -1e9
+
+
+@dataclass(slots=True)
+class TokenWatch:
+    """The fault detector's per-ring view of the token (module docstring)."""
+
+    # Recent tokens by hop (raw, frame) and when each was first seen.
+    raw_at: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
+    seen_at: dict[int, float] = field(default_factory=dict)
+    # The successor of the last token seen or made, and when.
+    last_succ: int | None = None
+    last_seen_t: float = NEVER_S
+    # Our visits with the aru held by the same other member, and since when.
+    aru_stuck: int = 0
+    aru_stuck_at: float = 0.0
+    # Retransmission requests seen in the chain: seq -> (first hop, last hop).
+    rtr_watch: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # When recovery into this ring began (its representative starts the token).
+    ring_start_t: float = NEVER_S
+    # Recovery into this ring (faults.recovery_share): how many frames each
+    # member may list in its tokens (from the commit), and how many it
+    # listed so far. Keyed by member: bounded by the ring.
+    recovery_allowed: dict[int, int] = field(default_factory=dict)
+    recovery_listed: dict[int, int] = field(default_factory=dict)
+
+    def expect_recovery(self, allowed: dict[int, int]) -> None:
+        """The frames each member may list while this ring recovers."""
+        self.recovery_allowed = allowed
+
+    def recovery_listed_past(self, maker: int, frames: int) -> bool:
+        """``maker`` listed ``frames`` more in a recovery token: whether that
+        took it past its allowance (True once, at the crossing)."""
+        allowed = self.recovery_allowed.get(maker)
+        if allowed is None or not frames:
+            return False
+        listed = self.recovery_listed.get(maker, 0)
+        self.recovery_listed[maker] = listed + frames
+        return listed <= allowed < listed + frames
+
+    def remember(
+        self, hop: int, raw: bytes, frame: Frame, now: float, newest: int, kept: int
+    ) -> None:
+        """Keep a token for proofs: the ``kept`` hops below the newest of
+        ``hop`` and ``newest``, counted from the newest rather than from
+        ``hop``, so that replayed old tokens do not pile up between two
+        fresh ones."""
+        top = max(hop, newest)
+        if hop <= top - kept:
+            return
+        self.raw_at[hop] = (raw, frame)
+        self.seen_at[hop] = now
+        for old in [h for h in self.raw_at if h <= top - kept]:
+            del self.raw_at[old]
+            self.seen_at.pop(old, None)
+
+    def passed(self, succ: int, now: float) -> None:
+        """A token to ``succ`` was seen (or made) at ``now``."""
+        self.last_succ, self.last_seen_t = succ, now
+
+    def watch_requests(self, tk: Token, n: int) -> None:
+        """Remember since which hop each seq of ``tk``'s requests has been
+        asked for without a rotation's gap."""
+        for seq in tk.rtr:
+            first, _ = self.rtr_watch.get(seq, (tk.hop, tk.hop))
+            self.rtr_watch[seq] = (first, tk.hop)
+        for seq in [s for s, (_, last) in self.rtr_watch.items() if last < tk.hop - n]:
+            del self.rtr_watch[seq]
+
+    def requested_since(self, seq: int, default: int) -> int:
+        """The first hop whose token asked for ``seq`` (``default`` if none)."""
+        return self.rtr_watch.get(seq, (default, default))[0]
+
+    def standing(self, late: int) -> list[int]:
+        """Seqs asked for since hop ``late`` or earlier."""
+        return [s for s, (first, _) in self.rtr_watch.items() if first <= late]
+
+    def served(self, seq: int) -> None:
+        self.rtr_watch.pop(seq, None)
+
+    def aru_held(self, held: bool, now: float) -> int:
+        """One more of our visits with the aru held by the same other member
+        (``held``), or not; the visits in a row."""
+        if held:
+            self.aru_stuck += 1
+            if self.aru_stuck == 1:
+                self.aru_stuck_at = now
+        else:
+            self.aru_stuck = 0
+        return self.aru_stuck
+
+    def aru_suspect_due(self, now: float, visits: int, span_s: float) -> bool:
+        """Whether the aru was held ``visits`` visits and ``span_s`` since it
+        got stuck or since the last suspicion (True restarts the span)."""
+        if self.aru_stuck >= visits and now - self.aru_stuck_at >= span_s:
+            self.aru_stuck_at = now
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class LoadMeter:
+    """This node's receive backlog and the waits of its datagrams in it, as
+    the driver reports them."""
+
+    queue: int = 0
+    wait_s: float = 0.0
+    # The longest wait since our last token (what we report), or while
+    # rejected (was it healthy all along?).
+    peak_s: float = 0.0
+
+    def note(self, datagrams: int, waited_s: float) -> None:
+        self.queue = max(0, datagrams)
+        self.wait_s = max(0.0, waited_s)
+        self.peak_s = max(self.peak_s, self.wait_s)
+
+    def take_peak(self) -> float:
+        """The longest wait since the last call (the peak starts again)."""
+        peak, self.peak_s = self.peak_s, 0.0
+        return peak
