@@ -45,7 +45,7 @@ import dataclasses
 import hmac
 from typing import TYPE_CHECKING, NamedTuple
 
-from ringward.engine import accusations, token, transition
+from ringward.engine import accusations, token, transition, versions
 from ringward.engine.detector import CommitWatch, LossBlame
 from ringward.engine.membership import State, plan_recovery
 from ringward.engine.reasons import Drop, Note
@@ -329,6 +329,9 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     engine.recq = SendQueue(
         cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
     )
+    if engine.store is not None:
+        # The old chain, before its token state goes (engine/versions.py).
+        versions.enter_recovery(engine, engine.store)
     engine.tokens.reset()
     engine.tokens.ring_start_t = engine.now
     engine.rec_assembler.reset()

@@ -1,0 +1,190 @@
+"""Which version of an old-ring token recovery may confirm.
+
+After its ring broke, a member still confirms frames of that ring from
+tokens that come late (directly) or that recovery re-broadcasts
+(docs/protocol.md, "Recovery"). A token's maker can sign a second version
+of its own hop, listing other digests for its own seqs, and hand it to a
+member that missed the first: confirmed first come first served, that
+member delivered another message at the seq than the rest of the ring
+(tests/engine/test_recovered_versions.py). The rule (docs/protocol.md,
+"Recovery"):
+
+* **Pinned versions.** When the ring is left, each member keeps the old
+  chain it saw (:class:`OldChain`): the digest of every token it holds, and
+  for the hop before each, the digest its ``prev`` names. A correct
+  successor names exactly one version of the hop before its own, so a
+  later token pins the version (a backward link pins nothing: every version
+  a maker signs can name the same predecessor). A late or recovered token
+  matching its pin is confirmed at once; one contradicting it is refused
+  (``recovered:version``).
+* **Unpinned versions** come only through recovery's re-broadcast, which
+  every member of the transitional configuration unpacks in the same
+  (agreed) order. They are confirmed when recovery ends, and only if that
+  stream carried no other version of the hop: every correct member that
+  holds a version of its own re-broadcasts it, so a second version is seen
+  by all. A late unpinned token (not through the stream) is not confirmed:
+  the other members could not know it.
+* **Two versions are a proof.** The first signed version of each hop a
+  member held or was handed is kept; a different one from the same maker
+  convicts it (``equivocation``, engine/evidence.py): it is evicted, and the
+  next recovery, without it, carries only the versions correct members
+  hold.
+
+Frames recovered at a seq whose token is still unconfirmed may contradict
+the frame held there (the maker's forged copy came first); kept aside
+(:attr:`OldChain.spare`, bounded) when some version seen lists them, so the
+version chosen at the end finds its frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ringward.engine import verdicts
+from ringward.engine.reasons import Drop
+from ringward.wire import Frame, Token, decode
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+    from ringward.engine.ringstore import RingStore
+
+__all__ = ["OldChain", "admit", "chosen", "enter_recovery", "keep_spare", "spare_frames"]
+
+# Versions of one hop kept from one recovery's stream: a second one proves
+# the equivocation, more add nothing.
+VERSIONS_KEPT = 2
+
+
+@dataclass(slots=True)
+class OldChain:
+    """What a member keeps of its old ring's token chain through recovery."""
+
+    # hop -> digest of the version this member stands by: one it holds, or
+    # the one the next token it holds names.
+    pins: dict[int, bytes] = field(default_factory=dict)
+    # hop -> (digest, frame): the first signed version this member saw,
+    # held or handed to it (the other half of a proof).
+    held: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
+    # This recovery's unpinned versions: hop -> digest -> (frame, raw).
+    versions: dict[int, dict[bytes, tuple[Frame, bytes]]] = field(default_factory=dict)
+    # (seq, digest) listed by those versions, and recovered frames kept
+    # aside for them: (seq, digest) -> (frame, raw).
+    listed: set[tuple[int, bytes]] = field(default_factory=set)
+    spare: dict[tuple[int, bytes], tuple[Frame, bytes]] = field(default_factory=dict)
+
+
+def _chain(engine: Engine, store: RingStore) -> OldChain:
+    """The old ring's chain, taken from the token state the first time it is
+    needed after the ring was left (before recovery resets that state)."""
+    if store.old_chain is None:
+        chain = store.old_chain = OldChain()
+        ts = engine.tokens
+        held: list[tuple[Frame, bytes]] = [(f, engine.digest(raw)) for raw, f in ts.raw_at.values()]
+        held += [(f, d) for d, f in ts.unlinked.values()]
+        if ts.link_frame is not None:
+            held.append((ts.link_frame, ts.link_digest))
+        for raw in [h.raw for h in store.tokens.values()] + [v.raw for v in store.vouched.values()]:
+            held.append((decode(raw), engine.digest(raw)))
+        for frame, digest in held:
+            tk = frame.body
+            if isinstance(tk, Token) and frame.ring == store.ring:
+                chain.pins.setdefault(tk.hop, digest)
+                chain.held.setdefault(tk.hop, (digest, frame))
+        for frame, _ in held:
+            tk = frame.body
+            if isinstance(tk, Token) and frame.ring == store.ring and tk.hop > 1:
+                chain.pins.setdefault(tk.hop - 1, tk.prev)
+    return store.old_chain
+
+
+def enter_recovery(engine: Engine, store: RingStore) -> None:
+    """A recovery starts (its stream starts over): keep the old chain, forget
+    the last attempt's unpinned versions."""
+    chain = _chain(engine, store)
+    chain.versions.clear()
+    chain.listed.clear()
+    chain.spare.clear()
+
+
+def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered: bool) -> bool:
+    """A verified old-ring token, late (``recovered`` False) or unpacked from
+    recovery's stream: True when the caller confirms it now."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    chain = _chain(engine, store)
+    digest = engine.digest(raw)
+    other = chain.held.get(tk.hop)
+    if other is None:
+        if len(chain.held) < store.window:  # a bound on what late tokens leave
+            # Pinned or not: a later other version of the hop proves.
+            chain.held[tk.hop] = (digest, frame)
+    elif other[0] != digest and other[1].sender == frame.sender:
+        verdicts.prove(engine, frame.sender, "equivocation", (other[1], frame))
+    pin = chain.pins.get(tk.hop)
+    if pin == digest:
+        _pinned(chain, frame)
+        return True
+    if pin is not None:
+        engine.drops[Drop.RECOVERED_VERSION] += 1
+    elif recovered:
+        seen = chain.versions.setdefault(tk.hop, {})
+        if len(seen) < VERSIONS_KEPT and len(chain.versions) <= store.window:
+            seen.setdefault(digest, (frame, raw))
+            chain.listed.update((ref.seq, ref.digest) for ref in tk.frames)
+    return False
+
+
+def _pinned(chain: OldChain, frame: Frame) -> None:
+    tk = frame.body
+    assert isinstance(tk, Token)
+    if tk.hop > 1:
+        chain.pins.setdefault(tk.hop - 1, tk.prev)
+
+
+def chosen(store: RingStore) -> list[tuple[Frame, bytes]]:
+    """Recovery ends: the unpinned versions to confirm - the one a later
+    token names, or the only version the stream carried - latest hop first,
+    so that each chosen token pins the hop before it."""
+    chain = store.old_chain
+    if chain is None:
+        return []
+    out: list[tuple[Frame, bytes]] = []
+    for hop in sorted(chain.versions, reverse=True):
+        seen = chain.versions[hop]
+        pin = chain.pins.get(hop)
+        if pin is None and len(seen) == 1:
+            pin = next(iter(seen))
+        pick = seen.get(pin) if pin is not None else None
+        if pin is not None and pick is not None:
+            chain.pins[hop] = pin
+            _pinned(chain, pick[0])
+            out.append(pick)
+    chain.versions.clear()
+    return out
+
+
+def keep_spare(store: RingStore, seq: int, digest: bytes, frame: Frame, raw: bytes) -> None:
+    """A recovered frame at an unconfirmed seq that is already taken: kept
+    if some version seen in this recovery lists it (bounded by the window)."""
+    chain = store.old_chain
+    if (
+        chain is not None
+        and seq not in store.confirmed
+        and (seq, digest) in chain.listed
+        and len(chain.spare) < store.window
+    ):
+        chain.spare.setdefault((seq, digest), (frame, raw))
+
+
+def spare_frames(store: RingStore) -> list[tuple[Frame, bytes]]:
+    """The frames kept aside that the confirmed digests now name, for seqs
+    still empty."""
+    chain = store.old_chain
+    if chain is None:
+        return []
+    return [
+        item
+        for (seq, digest), item in sorted(chain.spare.items())
+        if seq not in store.frames and store.confirmed.get(seq) == digest
+    ]
