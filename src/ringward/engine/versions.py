@@ -10,20 +10,24 @@ member delivered another message at the seq than the rest of the ring
 "Recovery"):
 
 * **Pinned versions.** When the ring is left, each member keeps the old
-  chain it saw (:class:`OldChain`): the digest of every token it holds, and
-  for the hop before each, the digest its ``prev`` names. A correct
-  successor names exactly one version of the hop before its own, so a
-  later token pins the version (a backward link pins nothing: every version
-  a maker signs can name the same predecessor). A late or recovered token
-  matching its pin is confirmed at once; one contradicting it is refused
-  (``recovered:version``).
-* **Unpinned versions** come only through recovery's re-broadcast, which
-  every member of the transitional configuration unpacks in the same
-  (agreed) order. They are confirmed when recovery ends, and only if that
-  stream carried no other version of the hop: every correct member that
-  holds a version of its own re-broadcasts it, so a second version is seen
-  by all. A late unpinned token (not through the stream) is not confirmed:
-  the other members could not know it.
+  chain it saw (:class:`OldChain`): the digest of every token it holds
+  (whose frames it confirmed), and for the hop before each, the digest its
+  ``prev`` names. A correct successor names exactly one version of the hop
+  before its own, so a later token pins the version (a backward link pins
+  nothing: every version a maker signs can name the same predecessor). A
+  late or recovered token matching its pin is confirmed at once. A late
+  token that contradicts it, or a recovered one that contradicts a version
+  the member holds, is refused (``recovered:version``).
+* **Everything else** is confirmed only through recovery's re-broadcast,
+  which every member of the transitional configuration unpacks in the same
+  (agreed) order: when recovery ends, and only if that stream carried no
+  other version of the hop. Every correct member that holds a version of
+  its own re-broadcasts it, so a second version is seen by all. A late
+  unpinned token (not through the stream) is not confirmed: the others
+  could not know it. A recovered token whose only pin is the next token's
+  ``prev`` and that contradicts it is left to the stream too: that
+  ``prev`` may be its maker's lie (``break-link``), and members that hold
+  the version would deliver it.
 * **Two versions are a proof.** The first signed version of each hop a
   member held or was handed is kept; a different one from the same maker
   convicts it (``equivocation``, engine/evidence.py): it is evicted, and the
@@ -60,9 +64,11 @@ VERSIONS_KEPT = 2
 class OldChain:
     """What a member keeps of its old ring's token chain through recovery."""
 
-    # hop -> digest of the version this member stands by: one it holds, or
-    # the one the next token it holds names.
-    pins: dict[int, bytes] = field(default_factory=dict)
+    # hop -> digest of the version this member held when it left the ring
+    # (its frames' digests are those it confirmed).
+    own: dict[int, bytes] = field(default_factory=dict)
+    # hop -> digest the ``prev`` of the next token it holds names.
+    named: dict[int, bytes] = field(default_factory=dict)
     # hop -> (digest, frame): the first signed version this member saw,
     # held or handed to it (the other half of a proof).
     held: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
@@ -89,12 +95,9 @@ def _chain(engine: Engine, store: RingStore) -> OldChain:
         for frame, digest in held:
             tk = frame.body
             if isinstance(tk, Token) and frame.ring == store.ring:
-                chain.pins.setdefault(tk.hop, digest)
+                chain.own.setdefault(tk.hop, digest)
                 chain.held.setdefault(tk.hop, (digest, frame))
-        for frame, _ in held:
-            tk = frame.body
-            if isinstance(tk, Token) and frame.ring == store.ring and tk.hop > 1:
-                chain.pins.setdefault(tk.hop - 1, tk.prev)
+                _pinned(chain, frame)
     return store.old_chain
 
 
@@ -121,13 +124,16 @@ def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered:
             chain.held[tk.hop] = (digest, frame)
     elif other[0] != digest and other[1].sender == frame.sender:
         verdicts.prove(engine, frame.sender, "equivocation", (other[1], frame))
-    pin = chain.pins.get(tk.hop)
+    own = chain.own.get(tk.hop)
+    pin = own if own is not None else chain.named.get(tk.hop)
     if pin == digest:
         _pinned(chain, frame)
         return True
-    if pin is not None:
+    if own is not None or (pin is not None and not recovered):
         engine.drops[Drop.RECOVERED_VERSION] += 1
     elif recovered:
+        # Unpinned, or the next token names another version (its maker may
+        # have lied in ``prev``): the stream decides, alike everywhere.
         seen = chain.versions.setdefault(tk.hop, {})
         if len(seen) < VERSIONS_KEPT and len(chain.versions) <= store.window:
             seen.setdefault(digest, (frame, raw))
@@ -139,27 +145,18 @@ def _pinned(chain: OldChain, frame: Frame) -> None:
     tk = frame.body
     assert isinstance(tk, Token)
     if tk.hop > 1:
-        chain.pins.setdefault(tk.hop - 1, tk.prev)
+        chain.named.setdefault(tk.hop - 1, tk.prev)
 
 
 def chosen(store: RingStore) -> list[tuple[Frame, bytes]]:
-    """Recovery ends: the unpinned versions to confirm - the one a later
-    token names, or the only version the stream carried - latest hop first,
-    so that each chosen token pins the hop before it."""
+    """Recovery ends: the versions to confirm that nothing pinned, each the
+    only version of its hop the stream carried."""
     chain = store.old_chain
     if chain is None:
         return []
-    out: list[tuple[Frame, bytes]] = []
-    for hop in sorted(chain.versions, reverse=True):
-        seen = chain.versions[hop]
-        pin = chain.pins.get(hop)
-        if pin is None and len(seen) == 1:
-            pin = next(iter(seen))
-        pick = seen.get(pin) if pin is not None else None
-        if pin is not None and pick is not None:
-            chain.pins[hop] = pin
-            _pinned(chain, pick[0])
-            out.append(pick)
+    out = [
+        next(iter(seen.values())) for _, seen in sorted(chain.versions.items()) if len(seen) == 1
+    ]
     chain.versions.clear()
     return out
 
