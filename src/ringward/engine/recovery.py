@@ -330,7 +330,7 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
     )
     if engine.store is not None:
-        # The old chain, before its token state goes (engine/versions.py).
+        # A new stream of old tokens: decided afresh (engine/versions.py).
         versions.enter_recovery(engine, engine.store)
     engine.tokens.reset()
     engine.tokens.ring_start_t = engine.now

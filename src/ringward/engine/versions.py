@@ -53,7 +53,15 @@ if TYPE_CHECKING:
     from ringward.engine.engine import Engine
     from ringward.engine.ringstore import RingStore
 
-__all__ = ["OldChain", "admit", "chosen", "enter_recovery", "keep_spare", "spare_frames"]
+__all__ = [
+    "OldChain",
+    "admit",
+    "chosen",
+    "enter_recovery",
+    "keep_chain",
+    "keep_spare",
+    "spare_frames",
+]
 
 # Versions of one hop kept from one recovery's stream: a second one proves
 # the equivocation, more add nothing.
@@ -80,9 +88,9 @@ class OldChain:
     spare: dict[tuple[int, bytes], tuple[Frame, bytes]] = field(default_factory=dict)
 
 
-def _chain(engine: Engine, store: RingStore) -> OldChain:
-    """The old ring's chain, taken from the token state the first time it is
-    needed after the ring was left (before recovery resets that state)."""
+def keep_chain(engine: Engine, store: RingStore) -> OldChain:
+    """The old ring's chain: taken from the token state when the ring is
+    left (transition.to), before that state is reset."""
     if store.old_chain is None:
         chain = store.old_chain = OldChain()
         ts = engine.tokens
@@ -104,7 +112,7 @@ def _chain(engine: Engine, store: RingStore) -> OldChain:
 def enter_recovery(engine: Engine, store: RingStore) -> None:
     """A recovery starts (its stream starts over): keep the old chain, forget
     the last attempt's unpinned versions."""
-    chain = _chain(engine, store)
+    chain = keep_chain(engine, store)
     chain.versions.clear()
     chain.listed.clear()
     chain.spare.clear()
@@ -115,7 +123,7 @@ def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered:
     recovery's stream: True when the caller confirms it now."""
     tk = frame.body
     assert isinstance(tk, Token)
-    chain = _chain(engine, store)
+    chain = keep_chain(engine, store)
     digest = engine.digest(raw)
     other = chain.held.get(tk.hop)
     if other is None:
