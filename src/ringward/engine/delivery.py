@@ -229,6 +229,8 @@ def unpack_ready(engine: Engine) -> None:
             old_raw = engine.rec_assembler.add(item.frame.sender, e)
             if old_raw is not None:
                 _absorb(engine, old_raw)
+        if engine.new_store is not store:
+            return  # it proved an equivocation: membership restarted
         store.delivered = seq
 
 
@@ -265,6 +267,8 @@ def finish(engine: Engine) -> None:
     """Recovery complete: deliver the old ring per EVS, install the new one."""
     assert engine.pending is not None and engine.new_store is not None
     unpack_ready(engine)
+    if engine.state is not State.RECOVERY:
+        return  # a recovered old token proved an equivocation: a new round
     ring, members = engine.pending
     plan, old, view = engine.plan, engine.store, engine.view
     if plan is not None and old is not None and view is not None and engine.ring is not None:
