@@ -32,7 +32,8 @@ member delivered another message at the seq than the rest of the ring
   member held or was handed is kept; a different one from the same maker
   convicts it (``equivocation``, engine/evidence.py): it is evicted, and the
   next recovery, without it, carries only the versions correct members
-  hold.
+  hold. A token signed out of its maker's turn is a proof alone
+  (``rule:turn``).
 
 Frames recovered at a seq whose token is still unconfirmed may contradict
 the frame held there (the maker's forged copy came first); kept aside
@@ -45,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ringward.engine import verdicts
+from ringward.engine import evidence, verdicts
 from ringward.engine.reasons import Drop
 from ringward.wire import Frame, Token, decode
 
@@ -77,9 +78,9 @@ class OldChain:
     own: dict[int, bytes] = field(default_factory=dict)
     # hop -> digest the ``prev`` of the next token it holds names.
     named: dict[int, bytes] = field(default_factory=dict)
-    # hop -> (digest, frame): the first signed version this member saw,
-    # held or handed to it (the other half of a proof).
-    held: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
+    # hop -> (digest, frame or its bytes): the first signed version this
+    # member saw, held or handed to it (the other half of a proof).
+    held: dict[int, tuple[bytes, Frame | bytes]] = field(default_factory=dict)
     # This recovery's unpinned versions: hop -> digest -> (frame, raw).
     versions: dict[int, dict[bytes, tuple[Frame, bytes]]] = field(default_factory=dict)
     # (seq, digest) listed by those versions, and recovered frames kept
@@ -98,14 +99,19 @@ def keep_chain(engine: Engine, store: RingStore) -> OldChain:
         held += [(f, d) for d, f in ts.unlinked.values()]
         if ts.link_frame is not None:
             held.append((ts.link_frame, ts.link_digest))
-        for raw in [h.raw for h in store.tokens.values()] + [v.raw for v in store.vouched.values()]:
-            held.append((decode(raw), engine.digest(raw)))
+        held += [(decode(v.raw), engine.digest(v.raw)) for v in store.vouched.values()]
         for frame, digest in held:
             tk = frame.body
             if isinstance(tk, Token) and frame.ring == store.ring:
                 chain.own.setdefault(tk.hop, digest)
                 chain.held.setdefault(tk.hop, (digest, frame))
                 _pinned(chain, frame)
+        # Older tokens that still vouch for held frames (up to a window of
+        # them): their digests, decoded only if a proof needs them.
+        for hop, item in store.tokens.items():
+            digest = engine.digest(item.raw)
+            chain.own.setdefault(hop, digest)
+            chain.held.setdefault(hop, (digest, item.raw))
     return store.old_chain
 
 
@@ -124,14 +130,21 @@ def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered:
     tk = frame.body
     assert isinstance(tk, Token)
     chain = keep_chain(engine, store)
+    if evidence.producer(engine.members, tk.hop) != frame.sender:
+        # Not its turn: a proof alone, and nothing it lists is its frames.
+        verdicts.prove(engine, frame.sender, "rule:turn", (frame,))
+        engine.drops[Drop.RECOVERED_VERSION] += 1
+        return False
     digest = engine.digest(raw)
     other = chain.held.get(tk.hop)
     if other is None:
         if len(chain.held) < store.window:  # a bound on what late tokens leave
             # Pinned or not: a later other version of the hop proves.
             chain.held[tk.hop] = (digest, frame)
-    elif other[0] != digest and other[1].sender == frame.sender:
-        verdicts.prove(engine, frame.sender, "equivocation", (other[1], frame))
+    elif other[0] != digest:
+        first = other[1] if isinstance(other[1], Frame) else decode(other[1])
+        if first.sender == frame.sender:
+            verdicts.prove(engine, frame.sender, "equivocation", (first, frame))
     own = chain.own.get(tk.hop)
     pin = own if own is not None else chain.named.get(tk.hop)
     if pin == digest:
