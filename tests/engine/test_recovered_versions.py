@@ -208,6 +208,56 @@ def test_a_second_version_in_recovery_is_not_confirmed_before_the_first() -> Non
         assert any(ev.target == MAKER_B and ev.proof for ev in c.evictions(i)), i
 
 
+def test_a_forged_frame_first_in_recovery_does_not_keep_the_real_one_out() -> None:
+    """Node 3 misses node 1's frame and every token from node 1's on; node
+    1 re-broadcasts first in recovery, its real token but a forged frame at
+    its seq. The token is confirmed only when recovery ends, so the forged
+    frame takes the seq meanwhile, and the real one, re-broadcast by node 2
+    and node 4, is kept aside (it is listed by a version seen): when the
+    token is confirmed, the forged frame is discarded and the real one
+    takes its place. Without that, node 3 would lack the frame the others
+    deliver (a guard of the deferral: the code before confirmed the token
+    at once and passed too)."""
+    original = Original()
+
+    def lose(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch_maker(original, MAKER_B, data, src)
+        if dest != VICTIM_B or c.now < FORMED_S:
+            return False
+        kind = peek(data).kind
+        if kind is Kind.DATA and src == MAKER_B and not original.raw:
+            return True  # the frame's broadcast and the maker's answers
+        if not original.raw or kind is not Kind.TOKEN:
+            return False
+        frame = decode(data)
+        tk = frame.body
+        return isinstance(tk, Token) and frame.ring == original.ring and tk.hop >= original.hop
+
+    c = Cluster(4, lose=lose)
+    c.run(FORMED_S)
+    c.submit(MAKER_B, b"orig")
+
+    def maker_left() -> bool:
+        return c.engines[MAKER_B].state is not State.OPERATIONAL
+
+    run_until(c, maker_left, 3.0)
+    assert original.raw and maker_left()
+    victim = c.engines[VICTIM_B].store
+    assert victim is not None and original.seq not in victim.frames
+    m = c.engines[MAKER_B]
+    store = m.store
+    assert store is not None
+    data = forged_data(c, MAKER_B, original.ring, original.seq, b"forged")
+    item = store.frames[original.seq]
+    store.frames[original.seq] = dataclasses.replace(
+        item, raw=data, frame=decode(data), digest=m.digest(data)
+    )
+    c.run(3.0)
+    for i in CORRECT_B:
+        assert c.engines[i].state is State.OPERATIONAL, i
+    agree(c, CORRECT_B)
+
+
 # ----------------------------------------------- not fixed: while operational
 
 MAKER_C, VICTIM_C, CORRECT_C = 3, 1, (1, 2, 4)
