@@ -57,9 +57,10 @@ def token(hop: int, hold_ms: int, sender: int = 4) -> bytes:
     return encode(sign_frame(KEYS, sender, RING, body))
 
 
-def feed(e: Engine, holds: list[int]) -> None:
+def feed(e: Engine, holds: list[int], first_hop: int = 4) -> None:
+    # Distinct hops: two reports for one hop would be an equivocation.
     for i, hold in enumerate(holds):
-        e.receive(11.0 + i / 10, token(4 + 4 * i, hold))
+        e.receive(11.0 + i / 10, token(first_hop + 4 * i, hold))
 
 
 def test_a_majority_of_recent_reports_convicts_though_not_in_a_row() -> None:
@@ -105,7 +106,7 @@ def test_reports_watched_stay_bounded() -> None:
     feed(e, [LONG, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT])
     # Nothing left worth watching: the member is dropped.
     assert 4 not in e.detector.overload_run
-    feed(e, [SHORT, LONG, SHORT] * 10)
+    feed(e, [SHORT, LONG, SHORT] * 10, first_hop=4 + 4 * 7)
     assert len(e.detector.overload_run[4]) <= 2 * CFG.overload_reports - 1
 
 

@@ -105,7 +105,10 @@ def _advance(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool
         safe = learn_safe(ts, tk.hop, n, store) or safe
         moved = True
     if safe:
+        cur = engine.active()
         delivery.deliver_ready(engine)
+        if engine.active() != cur:
+            return False  # a recovered old token proved an equivocation
     if moved or ts.link_wait is None:
         ts.link_wait = engine.now
     return poll(engine, members, store)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ringward.engine import versions
 from ringward.engine.api import Delivered, MessageId
 from ringward.engine.membership import State, transitional_view_id
 from ringward.engine.reasons import Drop
@@ -228,6 +229,8 @@ def unpack_ready(engine: Engine) -> None:
             old_raw = engine.rec_assembler.add(item.frame.sender, e)
             if old_raw is not None:
                 _absorb(engine, old_raw)
+        if engine.new_store is not store:
+            return  # it proved an equivocation: membership restarted
         store.delivered = seq
 
 
@@ -249,20 +252,31 @@ def _absorb(engine: Engine, raw: bytes) -> None:
             frame.sender, signing_bytes(frame), frame.signature
         ):
             old.vouch_recovered(frame.sender, body.aru)
-            confirm(engine, old, frame, raw)
+            if versions.admit(engine, old, frame, raw, recovered=True):
+                confirm(engine, old, frame, raw)
         else:
             engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
-    elif isinstance(body, DataFrame) and body.seq > old.aru and body.seq not in old.frames:
-        accept(engine, old, frame, raw)
+    elif isinstance(body, DataFrame) and body.seq > old.aru:
+        if body.seq not in old.frames:
+            accept(engine, old, frame, raw)
+        else:
+            versions.keep_spare(old, body.seq, engine.digest(raw), frame, raw)
 
 
 def finish(engine: Engine) -> None:
     """Recovery complete: deliver the old ring per EVS, install the new one."""
     assert engine.pending is not None and engine.new_store is not None
     unpack_ready(engine)
+    if engine.state is not State.RECOVERY:
+        return  # a recovered old token proved an equivocation: a new round
     ring, members = engine.pending
     plan, old, view = engine.plan, engine.store, engine.view
     if plan is not None and old is not None and view is not None and engine.ring is not None:
+        # Old tokens only the stream vouched for, alike at every member.
+        for frame, raw in versions.chosen(old):
+            confirm(engine, old, frame, raw)
+        for frame, raw in versions.spare_frames(old):
+            accept(engine, old, frame, raw)
         # Safe frames in the old regular view only up to what some member
         # delivered there (Totem) and every member signed it held: the
         # first is a claim, the second a proof, the same at every survivor.

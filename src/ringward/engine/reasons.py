@@ -71,6 +71,9 @@ class Drop(enum.StrEnum):
     # Recovery.
     RECOVERED = "recovered"  # prefix: a recovered old-ring frame did not decode
     RECOVERED_BAD_TOKEN = "recovered:bad_token"
+    # An old-ring token that contradicts the version this node holds or
+    # the one the next token names (engine/versions.py).
+    RECOVERED_VERSION = "recovered:version"
     # Evidence.
     ACCUSATION_BAD_SIGNATURE = "accusation_bad_signature"
     ACCUSATION_INVALID = "accusation_invalid"

@@ -46,7 +46,7 @@ import functools
 import hmac
 from typing import TYPE_CHECKING, NamedTuple
 
-from ringward.engine import accusations, token, transition
+from ringward.engine import accusations, token, transition, versions
 from ringward.engine.config import EngineConfig
 from ringward.engine.detector import CommitWatch, LossBlame
 from ringward.engine.membership import State, plan_recovery
@@ -389,6 +389,9 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     engine.recq = SendQueue(
         cfg.datagram_bytes_max, cfg.receive_window_frames_max, limits.DATAGRAM_BYTES_MAX
     )
+    if engine.store is not None:
+        # A new stream of old tokens: decided afresh (engine/versions.py).
+        versions.enter_recovery(engine, engine.store)
     transition.reset_tokens(engine, start_t=engine.now)
     engine.detector.tokens.expect_recovery(recovery_allowance(entries, len(engine.roster), cfg))
     engine.rec_assembler.reset()

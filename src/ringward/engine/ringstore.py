@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ringward.wire import BatchEntry, Frame, RingId
+
+if TYPE_CHECKING:
+    from ringward.engine.versions import OldChain
 
 __all__ = [
     "ActiveRing",
@@ -100,6 +103,9 @@ class RingStore:
         # The same, from the tokens recovery brought back (every survivor
         # of the ring ends recovery with the same set).
         self.recovered_vouched: dict[int, int] = {}
+        # The token chain seen before the ring was left, and the versions
+        # recovery brought (engine/versions.py).
+        self.old_chain: OldChain | None = None
 
     def vouch(self, maker: int, aru: int, raw: bytes) -> None:
         """A verified token of this ring by ``maker``, a member, signing

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, chain, delivery, faults, flow
+from ringward.engine import accusations, chain, delivery, faults, flow, versions
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
@@ -58,9 +58,11 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
         old = engine.store
         if old is not None and frame.ring == old.ring and frame.sender in engine.members:
             # A late token of the installed ring: still vouches for frames
-            # that recovery may need.
-            delivery.confirm(engine, old, frame, raw)
-            delivery.deliver_ready(engine)
+            # that recovery may need, if it is the version this node's
+            # chain names (engine/versions.py).
+            if versions.admit(engine, old, frame, raw, recovered=False):
+                delivery.confirm(engine, old, frame, raw)
+                delivery.deliver_ready(engine)
             faults.late_token(engine, frame)
             engine.drops[Drop.STALE_TOKEN] += 1
         elif engine.pending is not None and frame.ring == engine.pending.ring:
@@ -80,6 +82,8 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     delivery.confirm(engine, store, frame, raw, ts.hops.seq_at.get(tk.hop - 1))
     if tk.frames:
         delivery.deliver_ready(engine)
+        if engine.active() != cur:
+            return  # a recovered old token proved an equivocation
     _track_hops(engine, ts, tk.hop, members)
     if tk.hop > ts.hops.seen:
         _observe(engine, ts, tk, members)

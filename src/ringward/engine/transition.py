@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from ringward.engine import accusations, delivery
+from ringward.engine import accusations, delivery, versions
 from ringward.engine.api import Rejected
 from ringward.engine.membership import State, regular_view_id
 from ringward.engine.reasons import Note
@@ -82,6 +82,10 @@ def to(engine: Engine, new: State) -> None:
     """Move the engine to ``new`` (the only assignment of its state)."""
     if new not in NEXT[engine.state]:
         engine.notes[f"{Note.BUG}:transition:{engine.state.value}->{new.value}"] += 1
+    if engine.state is State.OPERATIONAL and engine.store is not None:
+        # Leaving the ring: keep its chain before the token state goes
+        # (recovery confirms old tokens against it: engine/versions.py).
+        versions.keep_chain(engine, engine.store)
     engine.state = new
 
 

@@ -1,0 +1,209 @@
+"""Which version of an old-ring token recovery may confirm.
+
+After its ring broke, a member still confirms frames of that ring from
+tokens that come late (directly) or that recovery re-broadcasts
+(docs/protocol.md, "Recovery"). A token's maker can sign a second version
+of its own hop, listing other digests for its own seqs, and hand it to a
+member that missed the first: confirmed first come first served, that
+member delivered another message at the seq than the rest of the ring
+(tests/engine/test_recovered_versions.py). The rule (docs/protocol.md,
+"Recovery"):
+
+* **Pinned versions.** When the ring is left, each member keeps the old
+  chain it saw (:class:`OldChain`): the digest of every token it holds
+  (whose frames it confirmed), and for the hop before each, the digest its
+  ``prev`` names. A correct successor names exactly one version of the hop
+  before its own, so a later token pins the version (a backward link pins
+  nothing: every version a maker signs can name the same predecessor). A
+  late or recovered token matching its pin is confirmed at once. A late
+  token that contradicts it, or a recovered one that contradicts a version
+  the member holds, is refused (``recovered:version``).
+* **Everything else** is confirmed only through recovery's re-broadcast,
+  which every member of the transitional configuration unpacks in the same
+  (agreed) order: when recovery ends, and only if that stream carried no
+  other version of the hop. Every correct member that holds a version of
+  its own re-broadcasts it, so a second version is seen by all. A late
+  unpinned token (not through the stream) is not confirmed: the others
+  could not know it. A recovered token whose only pin is the next token's
+  ``prev`` and that contradicts it is left to the stream too: that
+  ``prev`` may be its maker's lie (``break-link``), and members that hold
+  the version would deliver it.
+* **Two versions are a proof.** The first signed version of each hop a
+  member held or was handed is kept; a different one from the same maker
+  convicts it (``equivocation``, engine/evidence.py): it is evicted, and the
+  next recovery, without it, carries only the versions correct members
+  hold. A token signed out of its maker's turn is a proof alone
+  (``rule:turn``).
+
+Frames recovered at a seq whose token is still unconfirmed may contradict
+the frame held there (the maker's forged copy came first); kept aside
+(:attr:`OldChain.spare`, bounded) when some version seen lists them, so the
+version chosen at the end finds its frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ringward.engine import evidence, verdicts
+from ringward.engine.reasons import Drop
+from ringward.wire import Frame, Token, decode
+
+if TYPE_CHECKING:
+    from ringward.engine.engine import Engine
+    from ringward.engine.ringstore import RingStore
+
+__all__ = [
+    "OldChain",
+    "admit",
+    "chosen",
+    "enter_recovery",
+    "keep_chain",
+    "keep_spare",
+    "spare_frames",
+]
+
+# Versions of one hop kept from one recovery's stream: a second one proves
+# the equivocation, more add nothing.
+VERSIONS_KEPT = 2
+
+
+@dataclass(slots=True)
+class OldChain:
+    """What a member keeps of its old ring's token chain through recovery."""
+
+    # hop -> digest of the version this member held when it left the ring
+    # (its frames' digests are those it confirmed).
+    own: dict[int, bytes] = field(default_factory=dict)
+    # hop -> digest the ``prev`` of the next token it holds names.
+    named: dict[int, bytes] = field(default_factory=dict)
+    # hop -> (digest, frame or its bytes): the first signed version this
+    # member saw, held or handed to it (the other half of a proof).
+    held: dict[int, tuple[bytes, Frame | bytes]] = field(default_factory=dict)
+    # This recovery's unpinned versions: hop -> digest -> (frame, raw).
+    versions: dict[int, dict[bytes, tuple[Frame, bytes]]] = field(default_factory=dict)
+    # (seq, digest) listed by those versions, and recovered frames kept
+    # aside for them: (seq, digest) -> (frame, raw).
+    listed: set[tuple[int, bytes]] = field(default_factory=set)
+    spare: dict[tuple[int, bytes], tuple[Frame, bytes]] = field(default_factory=dict)
+
+
+def keep_chain(engine: Engine, store: RingStore) -> OldChain:
+    """The old ring's chain: taken from the token state when the ring is
+    left (transition.to), before that state is reset."""
+    if store.old_chain is None:
+        chain = store.old_chain = OldChain()
+        ts = engine.tokens.links
+        recent = engine.detector.tokens.raw_at.values()
+        held: list[tuple[Frame, bytes]] = [(f, engine.digest(raw)) for raw, f in recent]
+        held += [(f, d) for d, f in ts.unlinked.values()]
+        if ts.link_frame is not None:
+            held.append((ts.link_frame, ts.link_digest))
+        held += [(decode(v.raw), engine.digest(v.raw)) for v in store.vouched.values()]
+        for frame, digest in held:
+            tk = frame.body
+            if isinstance(tk, Token) and frame.ring == store.ring:
+                chain.own.setdefault(tk.hop, digest)
+                chain.held.setdefault(tk.hop, (digest, frame))
+                _pinned(chain, frame)
+        # Older tokens that still vouch for held frames (up to a window of
+        # them): their digests, decoded only if a proof needs them.
+        for hop, item in store.tokens.items():
+            digest = engine.digest(item.raw)
+            chain.own.setdefault(hop, digest)
+            chain.held.setdefault(hop, (digest, item.raw))
+    return store.old_chain
+
+
+def enter_recovery(engine: Engine, store: RingStore) -> None:
+    """A recovery starts (its stream starts over): keep the old chain, forget
+    the last attempt's unpinned versions."""
+    chain = keep_chain(engine, store)
+    chain.versions.clear()
+    chain.listed.clear()
+    chain.spare.clear()
+
+
+def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered: bool) -> bool:
+    """A verified old-ring token, late (``recovered`` False) or unpacked from
+    recovery's stream: True when the caller confirms it now."""
+    tk = frame.body
+    assert isinstance(tk, Token)
+    chain = keep_chain(engine, store)
+    if evidence.producer(engine.members, tk.hop) != frame.sender:
+        # Not its turn: a proof alone, and nothing it lists is its frames.
+        verdicts.prove(engine, frame.sender, "rule:turn", (frame,))
+        engine.drops[Drop.RECOVERED_VERSION] += 1
+        return False
+    digest = engine.digest(raw)
+    other = chain.held.get(tk.hop)
+    if other is None:
+        if len(chain.held) < store.window:  # a bound on what late tokens leave
+            # Pinned or not: a later other version of the hop proves.
+            chain.held[tk.hop] = (digest, frame)
+    elif other[0] != digest:
+        first = other[1] if isinstance(other[1], Frame) else decode(other[1])
+        if first.sender == frame.sender:
+            verdicts.prove(engine, frame.sender, "equivocation", (first, frame))
+    own = chain.own.get(tk.hop)
+    pin = own if own is not None else chain.named.get(tk.hop)
+    if pin == digest:
+        _pinned(chain, frame)
+        return True
+    if own is not None or (pin is not None and not recovered):
+        engine.drops[Drop.RECOVERED_VERSION] += 1
+    elif recovered:
+        # Unpinned, or the next token names another version (its maker may
+        # have lied in ``prev``): the stream decides, alike everywhere.
+        seen = chain.versions.setdefault(tk.hop, {})
+        if len(seen) < VERSIONS_KEPT and len(chain.versions) <= store.window:
+            seen.setdefault(digest, (frame, raw))
+            chain.listed.update((ref.seq, ref.digest) for ref in tk.frames)
+    return False
+
+
+def _pinned(chain: OldChain, frame: Frame) -> None:
+    tk = frame.body
+    assert isinstance(tk, Token)
+    if tk.hop > 1:
+        chain.named.setdefault(tk.hop - 1, tk.prev)
+
+
+def chosen(store: RingStore) -> list[tuple[Frame, bytes]]:
+    """Recovery ends: the versions to confirm that nothing pinned, each the
+    only version of its hop the stream carried."""
+    chain = store.old_chain
+    if chain is None:
+        return []
+    out = [
+        next(iter(seen.values())) for _, seen in sorted(chain.versions.items()) if len(seen) == 1
+    ]
+    chain.versions.clear()
+    return out
+
+
+def keep_spare(store: RingStore, seq: int, digest: bytes, frame: Frame, raw: bytes) -> None:
+    """A recovered frame at an unconfirmed seq that is already taken: kept
+    if some version seen in this recovery lists it (bounded by the window)."""
+    chain = store.old_chain
+    if (
+        chain is not None
+        and seq not in store.confirmed
+        and (seq, digest) in chain.listed
+        and len(chain.spare) < store.window
+    ):
+        chain.spare.setdefault((seq, digest), (frame, raw))
+
+
+def spare_frames(store: RingStore) -> list[tuple[Frame, bytes]]:
+    """The frames kept aside that the confirmed digests now name, for seqs
+    still empty."""
+    chain = store.old_chain
+    if chain is None:
+        return []
+    return [
+        item
+        for (seq, digest), item in sorted(chain.spare.items())
+        if seq not in store.frames and store.confirmed.get(seq) == digest
+    ]
