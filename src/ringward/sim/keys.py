@@ -28,7 +28,7 @@ from ringward.crypto.ringsec import RingSecurity
 __all__ = ["SimKeys", "VerifyMemo"]
 
 # Signature checks remembered per world: a few rotations of every node's
-# tokens and frames (each entry holds at most one datagram's bytes).
+# tokens and frames (each entry about 130 bytes).
 VERIFY_MEMO_ENTRIES_MAX: Final = 8192
 
 
@@ -40,8 +40,14 @@ def _seed(seed: int, node: int, purpose: bytes) -> bytes:
 
 class _Check(NamedTuple):
     sender: int
-    data: bytes
+    # BLAKE2b-256 of the signed bytes: the memo's size does not grow with
+    # the datagrams' (a signed join with proofs can be 64 KiB).
+    data_digest: bytes
     signature: bytes
+
+
+def _check(sender: int, data: bytes, signature: bytes) -> _Check:
+    return _Check(sender, hashlib.blake2b(data, digest_size=32).digest(), signature)
 
 
 class VerifyMemo:
@@ -54,13 +60,13 @@ class VerifyMemo:
         self.hits = 0
 
     def lookup(self, sender: int, data: bytes, signature: bytes) -> bool | None:
-        verdict = self._seen.get(_Check(sender, data, signature))
+        verdict = self._seen.get(_check(sender, data, signature))
         if verdict is not None:
             self.hits += 1
         return verdict
 
     def store(self, sender: int, data: bytes, signature: bytes, verdict: bool) -> None:
-        self._seen[_Check(sender, data, signature)] = verdict
+        self._seen[_check(sender, data, signature)] = verdict
         if len(self._seen) > self._entries_max:
             self._seen.popitem(last=False)
 
