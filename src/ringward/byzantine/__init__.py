@@ -76,7 +76,8 @@ holders' windows.
   token it forwards to every member but the next holder.
 * ``flood-recovery`` - restarts membership once, then, in every recovery,
   re-broadcasts junk "recovered" frames for as long as it may, and reports
-  no load in its tokens.
+  no load in its tokens; ``flood-recovery-repeat``: the same with one of
+  the old ring's genuine signed tokens, over and over.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ __all__ = [
     "CommitLieJump",
     "DropCommit",
     "FloodRecovery",
+    "FloodRecoveryRepeat",
     "JoinChurn",
     "JoinPhantom",
     "PoisonRingSeq",
@@ -235,14 +236,32 @@ class FloodRecovery(RestartOnce):
         e = self.engine
         if e.now < e.start_s or e.state is not State.RECOVERY or e.recq is None or len(e.recq):
             return
-        # Bytes no member can absorb: each still takes a seq of the new ring.
-        e.recq.push(e.next_msg_no(), self.rng.randbytes(200), safe=False, recovered=True)
+        item = self.item()
+        if item is not None:
+            e.recq.push(e.next_msg_no(), item, safe=False, recovered=True)
+
+    def item(self) -> bytes | None:
+        """What it re-broadcasts next: bytes no member can absorb (each
+        still takes a seq of the new ring)."""
+        return self.rng.randbytes(200)
 
     def signing(self, ring: RingId, body: object) -> object:
         # Reports no load: the stall must not be caught as its overload.
         if isinstance(body, Token) and self.engine.now >= self.engine.start_s:
             return dataclasses.replace(body, backlog=0, load=LoadReport(0, 0, 0, 0))
         return body
+
+
+class FloodRecoveryRepeat(FloodRecovery):
+    """``flood-recovery-repeat``: the same, with a genuine item: one of the
+    old ring's signed tokens it holds, again and again (every member can
+    absorb it; only its repetition is wrong)."""
+
+    def item(self) -> bytes | None:
+        store = self.engine.store
+        if store is None or not store.vouched:
+            return None
+        return min(store.vouched.items())[1].raw
 
 
 def _commit_members(ct: CommitToken) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from ringward.byzantine._membership import (
     CommitLieJump,
     DropCommit,
     FloodRecovery,
+    FloodRecoveryRepeat,
     JoinChurn,
     JoinPhantom,
     PoisonRingSeq,
@@ -72,6 +73,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "drop-commit": DropCommit,
         "starve-commit": StarveCommit,
         "flood-recovery": FloodRecovery,
+        "flood-recovery-repeat": FloodRecoveryRepeat,
         "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
     }

@@ -80,6 +80,8 @@ EXPECT: Final[dict[str, Expectation]] = {
     # Re-broadcasts an old frame in every visit of every recovery, so that
     # recovery never has its two quiet rotations.
     "flood-recovery": "accused",
+    # The same with one genuine old token, repeated (recovery_junk).
+    "flood-recovery-repeat": "accused",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import versions
+from ringward.engine import faults, versions
 from ringward.engine.api import Delivered, MessageId
 from ringward.engine.membership import State, transitional_view_id
 from ringward.engine.reasons import Drop
@@ -140,17 +140,19 @@ def on_data(engine: Engine, frame: Frame, raw: bytes) -> None:
     deliver_ready(engine)
 
 
-def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> None:
-    """Open and store a frame whose seq is within the window."""
+def accept(engine: Engine, store: RingStore, frame: Frame, raw: bytes) -> bool:
+    """Open and store a frame whose seq is within the window; False when it
+    does not open."""
     entries = open_frame(engine, frame, raw)
     body = frame.body
     assert isinstance(body, DataFrame)
     if entries is None:
-        return
+        return False
     if store.add(body.seq, raw, frame, engine.digest(raw)):
         store.frames[body.seq].entries = entries
     else:
         engine.drops[Drop.DIGEST_MISMATCH] += 1
+    return True
 
 
 def deliver_ready(engine: Engine) -> None:
@@ -204,13 +206,12 @@ def confirm(
         engine.drops[Drop.TOKEN_RULE_FRAMES] += 1
     if not refs:
         return
-    top = 0
     for ref in refs:
         if not store.confirm(ref.seq, ref.digest):
             engine.drops[Drop.DIGEST_MISMATCH] += 1
-        top = max(top, ref.seq)
+    low, top = min(ref.seq for ref in refs), max(ref.seq for ref in refs)
     if top > store.floor and len(store.tokens) < store.window:
-        store.tokens[tk.hop] = HeldToken(raw, top, frame.sender)
+        store.tokens[tk.hop] = HeldToken(raw, low, top, frame.sender)
 
 
 def unpack_ready(engine: Engine) -> None:
@@ -227,40 +228,58 @@ def unpack_ready(engine: Engine) -> None:
             break
         for e in entries:
             old_raw = engine.rec_assembler.add(item.frame.sender, e)
-            if old_raw is not None:
-                _absorb(engine, old_raw)
+            if old_raw is not None and not _absorb(engine, item.frame.sender, old_raw):
+                faults.recovery_junk(engine, item.frame.sender)
         if engine.new_store is not store:
             return  # it proved an equivocation: membership restarted
         store.delivered = seq
 
 
-def _absorb(engine: Engine, raw: bytes) -> None:
-    """An old-ring frame recovered through the new ring."""
+def _absorb(engine: Engine, pusher: int, raw: bytes) -> bool:
+    """An old-ring frame recovered through the new ring; False when it is
+    junk: what no correct member re-broadcasts (every item it sends is a
+    frame or token it verified and stored, each once), so its pusher,
+    whose signed frame carried it, is the one to blame."""
     old = engine.store
     if old is None or engine.plan is None:
-        return
+        return True
     try:
         frame = decode(raw)
     except WireError as exc:
         engine.drops[f"{Drop.RECOVERED}:{exc.reason}"] += 1
-        return
+        return False
     if frame.ring != old.ring:
-        return  # another old ring's recovery: not ours to deliver
+        return True  # another old ring's recovery: not ours to deliver
+    if engine.detector.tokens.recovered_again(pusher, engine.digest(raw)):
+        engine.drops[Drop.RECOVERED_REPEAT] += 1
+        return False
     body = frame.body
     if isinstance(body, Token):
-        if frame.sender in engine.members and engine.security.verify(
-            frame.sender, signing_bytes(frame), frame.signature
-        ):
-            old.vouch_recovered(frame.sender, body.aru)
-            if versions.admit(engine, old, frame, raw, recovered=True):
-                confirm(engine, old, frame, raw)
-        else:
-            engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
-    elif isinstance(body, DataFrame) and body.seq > old.aru:
-        if body.seq not in old.frames:
-            accept(engine, old, frame, raw)
-        else:
-            versions.keep_spare(old, body.seq, engine.digest(raw), frame, raw)
+        return _absorb_token(engine, old, frame, body, raw)
+    return _absorb_data(engine, old, frame, raw)
+
+
+def _absorb_data(engine: Engine, old: RingStore, frame: Frame, raw: bytes) -> bool:
+    body = frame.body
+    if not isinstance(body, DataFrame) or body.seq <= old.aru:
+        return True  # a frame we hold: another member sent it as well
+    if body.seq in old.frames:
+        versions.keep_spare(old, body.seq, engine.digest(raw), frame, raw)
+        return True
+    return accept(engine, old, frame, raw)
+
+
+def _absorb_token(engine: Engine, old: RingStore, frame: Frame, tk: Token, raw: bytes) -> bool:
+    if not (
+        frame.sender in engine.members
+        and engine.security.verify(frame.sender, signing_bytes(frame), frame.signature)
+    ):
+        engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
+        return False
+    old.vouch_recovered(frame.sender, tk.aru)
+    if versions.admit(engine, old, frame, raw, recovered=True):
+        confirm(engine, old, frame, raw)
+    return True
 
 
 def finish(engine: Engine) -> None:

@@ -72,6 +72,11 @@ WEIGHTS: dict[str, float] = {
     # than its recovery can need (engine/faults.py, recovery_share): every
     # member sees the same chain, so at once.
     "recovery_flood": 100.0,
+    # It re-broadcast in recovery an old-ring item no correct member sends:
+    # one that does not decode or verify, or one it had sent already
+    # (engine/delivery.py). Every member of its transitional set unpacks
+    # the same stream, so at once.
+    "recovery_junk": 100.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
 }

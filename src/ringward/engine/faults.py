@@ -36,6 +36,7 @@ __all__ = [
     "observe_token",
     "on_token_loss",
     "own_token",
+    "recovery_junk",
     "recovery_share",
 ]
 
@@ -117,6 +118,14 @@ def recovery_share(engine: Engine, maker: int, tk: Token) -> None:
     linked chain, so all suspect it together (f+1 accusers at once)."""
     if engine.detector.tokens.recovery_listed_past(maker, len(tk.frames)):
         accusations.suspect(engine, maker, "recovery_flood")
+
+
+def recovery_junk(engine: Engine, pusher: int) -> None:
+    """``pusher`` re-broadcast, in a frame it signed, an old-ring item no
+    correct member sends (delivery._absorb): every member of its
+    transitional set unpacks the same stream, so all suspect it at once."""
+    if engine.config.fault_detector and pusher != engine.node_id:
+        accusations.suspect(engine, pusher, "recovery_junk")
 
 
 def link_broken(engine: Engine, maker: int) -> None:

@@ -71,6 +71,8 @@ class Drop(enum.StrEnum):
     # Recovery.
     RECOVERED = "recovered"  # prefix: a recovered old-ring frame did not decode
     RECOVERED_BAD_TOKEN = "recovered:bad_token"
+    # An old-ring item its pusher already re-broadcast in this recovery.
+    RECOVERED_REPEAT = "recovered:repeat"
     # An old-ring token that contradicts the version this node holds or
     # the one the next token names (engine/versions.py).
     RECOVERED_VERSION = "recovered:version"

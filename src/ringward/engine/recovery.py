@@ -406,10 +406,13 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
     # all survivors hold the same confirmations and decide alike. Before our
     # frames: a member holding an unconfirmed forged copy of a frame learns
     # the true digest (and drops the forgery) before our clean copy reaches
-    # it, which it would otherwise take for a duplicate.
+    # it, which it would otherwise take for a duplicate. Only tokens listing
+    # a frame in the range: one that lists only frames above every member's
+    # high_seq vouches for frames none of them holds, and would take us past
+    # what recovery_allowance grants us.
     pushed: set[bytes] = set()
     for _, held in sorted(engine.store.tokens.items()):
-        if held.top > plan.low_aru:
+        if held.top > plan.low_aru and held.low <= plan.high_seq:
             engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
             pushed.add(held.raw)
     # And each member's highest signed aru: the cut of the regular-view

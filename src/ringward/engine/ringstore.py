@@ -55,10 +55,11 @@ class RingMembers(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class HeldToken:
-    """A token that vouches for frames still held: its bytes, the highest
-    seq it lists, and the member that made (signed) it."""
+    """A token that vouches for frames still held: its bytes, the lowest
+    and highest seqs it lists, and the member that made (signed) it."""
 
     raw: bytes
+    low: int
     top: int
     maker: int
 

@@ -292,7 +292,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     aru, aru_id = tk.aru, tk.aru_id
     if store.aru < aru or aru_id in (me, 0):
         aru, aru_id = store.aru, (0 if store.aru >= seq else me)
-    if _aru_stuck(engine, ts, aru, aru_id, seq):
+    if _aru_stuck(engine, ts, store, aru, aru_id, seq):
         return
     fcc = flow.others_fcc(ts.holder, tk, cfg.max_messages, len(members)) + sent + new
     mine = queue.frames_pending
@@ -410,7 +410,9 @@ def _recovery_complete(ts: TokenState, tk: Token, store: RingStore, pending: int
     )
 
 
-def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) -> bool:
+def _aru_stuck(
+    engine: Engine, ts: TokenState, store: RingStore, aru: int, aru_id: int, seq: int
+) -> bool:
     """Totem's fail_recv_const: the same member holds the aru down for too
     many rotations while the ring moves on -> reconfigure without it. Long
     before that, every ARU_STUCK_TOKEN_TIMEOUTS (and at least
@@ -426,6 +428,10 @@ def _aru_stuck(engine: Engine, ts: TokenState, aru: int, aru_id: int, seq: int) 
     span_s = ARU_STUCK_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
     if (
         held
+        # Only a member that holds the frame after the aru can blame the
+        # member holding it down: when it lacks that frame too, nobody it
+        # can name caused the loss (the frame's copies may all be lost).
+        and store.aru > aru
         and engine.config.fault_detector
         and watch.aru_suspect_due(engine.now, ARU_STUCK_VISITS, span_s)  # again after as long
     ):
@@ -472,8 +478,8 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
         return  # our own load report convicted us: we stand down
     engine.detector.tokens.passed(nxt.succ, engine.now)
     if nxt.frames and cur is not None and len(cur.store.tokens) < cur.store.window:
-        top = max(ref.seq for ref in nxt.frames)
-        cur.store.tokens[nxt.hop] = HeldToken(out, top, engine.node_id)
+        seqs = [ref.seq for ref in nxt.frames]
+        cur.store.tokens[nxt.hop] = HeldToken(out, min(seqs), max(seqs), engine.node_id)
     ts.hops.made(nxt.hop, nxt.seq, len(members))
     ts.holder.passed_on(nxt.hop, out)
     engine.set_timer("token_loss", engine.timing.token_timeout_s)

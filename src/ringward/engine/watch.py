@@ -23,6 +23,9 @@ __all__ = ["NEVER_S", "LoadMeter", "TokenWatch"]
 
 # A time long before any other (the engine's clock starts at 0 or later).
 NEVER_S: Final = -1e9
+# Bytes of a recovered item's digest kept to spot a repeat: a collision
+# could only be among one pusher's own items.
+RECOVERED_KEY_BYTES: Final = 8
 
 
 @dataclass(slots=True)
@@ -47,10 +50,26 @@ class TokenWatch:
     # listed so far. Keyed by member: bounded by the ring.
     recovery_allowed: dict[int, int] = field(default_factory=dict)
     recovery_listed: dict[int, int] = field(default_factory=dict)
+    # Digest prefixes of the old-ring items each member re-broadcast in this
+    # recovery (recovered_again), bounded by its allowance.
+    recovered_items: dict[int, set[bytes]] = field(default_factory=dict)
 
     def expect_recovery(self, allowed: dict[int, int]) -> None:
         """The frames each member may list while this ring recovers."""
         self.recovery_allowed = allowed
+        self.recovered_items = {}
+
+    def recovered_again(self, pusher: int, digest: bytes) -> bool:
+        """``pusher`` re-broadcast the old-ring item with ``digest`` in this
+        recovery: whether it had already (a correct member sends each item
+        once). Kept per pusher up to the items its allowance can carry."""
+        seen = self.recovered_items.setdefault(pusher, set())
+        key = digest[:RECOVERED_KEY_BYTES]
+        if key in seen:
+            return True
+        if len(seen) < self.recovery_allowed.get(pusher, 0):
+            seen.add(key)
+        return False
 
     def recovery_listed_past(self, maker: int, frames: int) -> bool:
         """``maker`` listed ``frames`` more in a recovery token: whether that
