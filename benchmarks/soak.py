@@ -77,7 +77,7 @@ def main() -> int:
             if failure is not None:
                 failures.append((seed, failure))
                 print(f"seed {seed}: {failure}", flush=True)
-            if done % 500 == 0:
+            if done % 100 == 0:
                 print(
                     f"{done}/{len(jobs)} seeds, {len(failures)} failed, "
                     f"{time.perf_counter() - t0:.0f} s",

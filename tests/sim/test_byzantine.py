@@ -59,6 +59,7 @@ ALONE_IN_MAKE_TEST = (
     "starve-commit",
     "flood-recovery",
     "flood-recovery-repeat",
+    "recover-fork",
 )
 
 
@@ -271,8 +272,8 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 # in a row at one member fails it; tests/engine/test_round_escape.py).
 # Behaviours added later are left out, so that each seed above keeps
 # naming the world it always named.
-RECOVERY_FLOODS = ("flood-recovery", "flood-recovery-repeat")
-ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *RECOVERY_FLOODS))
+LATER = ("flood-recovery", "flood-recovery-repeat", "recover-fork")
+ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *LATER))
 # make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
 ALL_SEEDS = (2009, 2195)
 ALL_SEEDS_SOAK = (2000, 2021, 2026, 2033, 2039, 2098, 2147)
@@ -298,7 +299,7 @@ def test_worlds_of_every_behaviour(seed: int) -> None:
 def test_seeded_worlds_draw_what_they_always_drew() -> None:
     """Adding behaviours must not change what a seed names (the regression
     seeds above, the soak's history)."""
-    new = (*VALUE_LIES, *FLOW_LIES, *ARU_LIES, *COMMIT_LIES, "overload", *RECOVERY_FLOODS)
+    new = (*VALUE_LIES, *FLOW_LIES, *ARU_LIES, *COMMIT_LIES, "overload", *LATER)
     old = tuple(b for b in BEHAVIOURS if b not in new)
     assert old == SEEDED_BEHAVIOURS
     assert byzantine_world(1016, duration=6.0)[1] == "1:join-churn,4:drop-token,6:replay"

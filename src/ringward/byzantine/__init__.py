@@ -78,6 +78,9 @@ holders' windows.
   re-broadcasts junk "recovered" frames for as long as it may, and reports
   no load in its tokens; ``flood-recovery-repeat``: the same with one of
   the old ring's genuine signed tokens, over and over.
+* ``recover-fork`` - restarts membership once, then, in every recovery,
+  re-broadcasts a second signed version of its last old-ring token that
+  listed frames, naming other digests for them.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ringward.byzantine._base import U64_MAX, Behaviour, decoded
 from ringward.engine import Outgoing, State
-from ringward.wire import CommitMember, CommitToken, Join, LoadReport, RingId, Token
+from ringward.wire import CommitMember, CommitToken, FrameRef, Join, LoadReport, RingId, Token
 
 if TYPE_CHECKING:
     from ringward.byzantine.engine import ByzantineEngine
@@ -29,6 +29,7 @@ __all__ = [
     "JoinPhantom",
     "PoisonRingSeq",
     "PoisonRingSeqJump",
+    "RecoverFork",
     "RestartOnce",
     "StarveCommit",
 ]
@@ -262,6 +263,40 @@ class FloodRecoveryRepeat(FloodRecovery):
         if store is None or not store.vouched:
             return None
         return min(store.vouched.items())[1].raw
+
+
+class RecoverFork(RestartOnce):
+    """``recover-fork``: restarts membership right after a visit in which
+    it listed frames, then, in the recovery that follows, re-broadcasts
+    after its genuine items a second signed version of that token, naming
+    other digests for its frames: a member that missed the first version
+    would confirm the second."""
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.due = None  # set by the first visit that lists frames
+        self.last: tuple[RingId, Token] | None = None  # its last token with frames
+        self.forked: RingId | None = None  # the old ring forked last
+
+    def signing(self, ring: RingId, body: object) -> object:
+        if isinstance(body, Token) and body.frames and self.engine.state is State.OPERATIONAL:
+            self.last = (ring, body)
+            if self.forked is None and self.due is None:
+                self.due = self.engine.now  # restart with these frames unsafe
+        return body
+
+    def received(self, datagram: bytes) -> None:
+        e = self.engine
+        if e.state is not State.RECOVERY or e.recq is None or e.store is None:
+            return
+        ring = e.store.ring
+        if self.last is None or self.last[0] != ring or ring == self.forked:
+            return
+        self.forked = ring
+        tk = self.last[1]
+        other = tuple(FrameRef(r.seq, bytes(b ^ 0xFF for b in r.digest)) for r in tk.frames)
+        _, raw = e.sign_frame(ring, dataclasses.replace(tk, frames=other))
+        e.recq.push(e.next_msg_no(), raw, safe=False, recovered=True)
 
 
 def _commit_members(ct: CommitToken) -> tuple[int, ...]:

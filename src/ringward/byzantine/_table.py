@@ -22,6 +22,7 @@ from ringward.byzantine._membership import (
     JoinPhantom,
     PoisonRingSeq,
     PoisonRingSeqJump,
+    RecoverFork,
     StarveCommit,
 )
 from ringward.byzantine._tokens import (
@@ -74,6 +75,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "starve-commit": StarveCommit,
         "flood-recovery": FloodRecovery,
         "flood-recovery-repeat": FloodRecoveryRepeat,
+        "recover-fork": RecoverFork,
         "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
     }

@@ -82,6 +82,9 @@ EXPECT: Final[dict[str, Expectation]] = {
     "flood-recovery": "accused",
     # The same with one genuine old token, repeated (recovery_junk).
     "flood-recovery-repeat": "accused",
+    # Finding 5, recovery half: a second version of its own old token in
+    # the stream; every member holding the first proves the fork.
+    "recover-fork": "proof",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))
