@@ -264,6 +264,7 @@ def on_join(engine: Engine, frame: Frame) -> None:
     absorb(engine, j.proofs, j.accusations)
     det = engine.detector
     det.heard_from(frame.sender)
+    det.churn.heard(frame.sender, j.cause)
     blame = det.take_blame(frame.sender)
     if blame is not None and engine.now - blame.at <= engine.timing.consensus_timeout_s:
         suspect(engine, frame.sender, blame.signal)
@@ -311,7 +312,11 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
     outsiders = frozenset(j.proc) - set(j.fail) - set(engine.members)
     evicted = frozenset(n for n in outsiders if engine.banned(n))
     if not outsiders:
-        suspect(engine, frame.sender, "churn")
+        # Whom to blame is decided when the round ends: the member that
+        # started it, which the joins name (ChurnWatch).
+        due = engine.detector.churn.open(frame.sender, j.cause, frozenset(engine.members))
+        if due is not None:
+            suspect(engine, due, "churn")
     elif evicted == outsiders:
         # Only nodes we evicted (our joins fail them at once, so the round
         # is short). A member that missed the eviction (it was down) hears
@@ -402,6 +407,9 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     """A regular view is installed: announce the evictions it carries out,
     readmit nodes whose cool-down is over."""
     det = engine.detector
+    restarter = det.churn.take()
+    if restarter is not None:
+        suspect(engine, restarter, "churn")
     for sender, outsiders in sorted(det.take_proposals().items()):
         if sender in members and outsiders and outsiders.isdisjoint(members):
             suspect(engine, sender, "phantom")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig, Timing
-from ringward.engine.watch import LoadMeter, TokenWatch
+from ringward.engine.watch import ChurnWatch, LoadMeter, TokenWatch
 from ringward.wire import CommitMember, Frame, RingId
 
 __all__ = ["WEIGHTS", "CarriedVerdicts", "CommitWatch", "Detector", "Verdict"]
@@ -207,6 +207,8 @@ class Detector:
         # the ring: ``new_ring``), and our own receive load.
         self.tokens = TokenWatch()
         self.load = LoadMeter()
+        # The round that restarted our ring, until it is judged (``churn``).
+        self.churn = ChurnWatch()
         # Whose visit the token died at (scored if it answers the round).
         self.loss_blame: LossBlame | None = None
         # Each member's latest signed tokens and whether each reported

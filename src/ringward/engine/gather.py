@@ -67,10 +67,17 @@ class MergeBackoff:
 
 
 def enter(
-    engine: Engine, now: float, *, reason: str, add: Sequence[int] = (), rejoin: bool = False
+    engine: Engine,
+    now: float,
+    *,
+    reason: str,
+    add: Sequence[int] = (),
+    rejoin: bool = False,
+    cause: int = 0,
 ) -> None:
     """Start (or widen) a membership round. ``rejoin``: the end of our own
-    rejection (transition.rejoin), the only way out of REJECTED."""
+    rejection (transition.rejoin), the only way out of REJECTED; ``cause``:
+    the node whose join started it (0: our own reason)."""
     engine.now = now
     if engine.state is State.REJECTED and not rejoin:
         return
@@ -90,6 +97,7 @@ def enter(
         fail=set(kept.fail) if kept else set(),
         ring_seq_max=engine.ring_seq_max,
         died_at=died,
+        cause=cause,
     )
     if died is not None and kept is not None and kept.died_at == died:
         # The ring died at this member twice in a row, and its other
@@ -132,14 +140,16 @@ def send_join(engine: Engine) -> None:
     g = engine.gather
     assert g is not None
     proofs, accused = accusations.join_evidence(engine)
-    body = Join(engine.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accused)
+    body = Join(
+        engine.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accused, g.cause
+    )
     ring = engine.ring or RingId(engine.node_id, 0)
     try:
         raw = engine.emit_signed(ring, body)
     except WireError:
         # Evidence past the budget's estimate: the sets matter more.
         engine.drops[Drop.JOIN_EVIDENCE_DROPPED] += 1
-        body = Join(body.ring_seq, body.proc, body.fail, (), ())
+        body = Join(body.ring_seq, body.proc, body.fail, (), (), body.cause)
         raw = engine.emit_signed(ring, body)
     frame = Frame(engine.cluster_id, engine.node_id, ring, body, raw[-limits.SIGNATURE_BYTES :])
     g.joins[engine.node_id] = (frozenset(g.proc), frozenset(g.fail), frame)
@@ -184,7 +194,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
             engine.drops[Drop.JOIN_BACKOFF] += 1
             return
         accusations.on_restart_by_join(engine, frame)
-        enter(engine, engine.now, reason="join", add=(sender,))
+        enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
     g = engine.gather
     assert g is not None
     if sender in g.fail:

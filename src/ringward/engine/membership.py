@@ -72,6 +72,10 @@ class GatherState:
     # commit token, engine.loss_blame), if the round came back from COMMIT
     # or RECOVERY: two rounds in a row dying there fail it (gather.enter).
     died_at: int | None = None
+    # Whose join started this round (0: our own reason), named in our joins
+    # so that the member that restarted the ring is the one blamed for it
+    # (accusations.on_restart_by_join), whatever order the joins arrive in.
+    cause: int = 0
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)

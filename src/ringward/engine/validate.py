@@ -92,6 +92,7 @@ STATIC_RULES: Final = (
     "commit_shape",
     "commit_ring_seq",
     "commit_entry",
+    "join_cause",
 )
 
 
@@ -112,15 +113,21 @@ def static_rule(frame: Frame, cfg: EngineConfig) -> str | None:
     if isinstance(body, Token):
         return _token_rule(body)
     if isinstance(body, Join):
-        # A join carries the sender's highest ring seq, which is at least
-        # its current ring's (the header's).
-        bad = body.ring_seq > RING_SEQ_LIMIT or body.ring_seq < frame.ring.seq
-        return "ring_seq" if bad else None
+        return _join_rule(frame, body)
     if isinstance(body, CommitToken):
         return _commit_rule(frame.ring, body, cfg)
     if isinstance(body, Accusation | TokenRequest) and body.hop > HOP_LIMIT:
         return "hop"
     return None
+
+
+def _join_rule(frame: Frame, j: Join) -> str | None:
+    # A join carries the sender's highest ring seq, which is at least its
+    # current ring's (the header's); its round was started by another
+    # node's join or by itself (0), never by itself named.
+    if j.ring_seq > RING_SEQ_LIMIT or j.ring_seq < frame.ring.seq:
+        return "ring_seq"
+    return "join_cause" if j.cause == frame.sender else None
 
 
 def _token_rule(tk: Token) -> str | None:
@@ -185,9 +192,11 @@ def check(engine: Engine, frame: Frame) -> Invalid | None:
     claimed = frame.body.ring_seq if isinstance(frame.body, Join) else frame.ring.seq
     if claimed > known + RING_SEQ_JUMP_MAX:
         return Invalid("ring_seq_jump")
-    if isinstance(frame.body, Join) and not {*frame.body.proc, *frame.body.fail} <= set(
-        engine.roster
-    ):
+    if isinstance(frame.body, Join) and not {
+        *frame.body.proc,
+        *frame.body.fail,
+        *((frame.body.cause,) if frame.body.cause else ()),
+    } <= set(engine.roster):
         # Only roster nodes can ever answer: a round would wait for the
         # others until its consensus timer failed them.
         return Invalid("join_unknown_node")

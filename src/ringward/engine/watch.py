@@ -8,6 +8,8 @@
   engine/accusations.py). Reset with the ring.
 * :class:`LoadMeter` - this node's own receive load, which it reports,
   signed, in its tokens (``Engine.note_receive_queue``).
+* :class:`ChurnWatch` - who started a membership round that restarted our
+  ring while its token was circulating (engine/accusations.py, ``churn``).
 
 No engine access, no clock: every method takes ``now``.
 """
@@ -19,7 +21,7 @@ from typing import Final
 
 from ringward.wire import Frame, Token
 
-__all__ = ["NEVER_S", "LoadMeter", "TokenWatch"]
+__all__ = ["NEVER_S", "ChurnWatch", "LoadMeter", "TokenWatch"]
 
 # A time long before any other (the engine's clock starts at 0 or later).
 NEVER_S: Final = -1e9
@@ -161,3 +163,52 @@ class LoadMeter:
         """The longest wait since the last call (the peak starts again)."""
         peak, self.peak_s = self.peak_s, 0.0
         return peak
+
+
+class ChurnWatch:
+    """One membership round that restarted our ring while its token was
+    just here: the member whose join reached us first, and what each member
+    of the ring named in its joins of the round as the join that started its
+    own (``Join.cause``; 0: itself).
+
+    The joins of a round can arrive in any order: a member answering the
+    restarter's join may be heard first, and blaming the first join heard
+    blamed it. Following the causes from the first join to a member that
+    started its round itself names the restarter. A chain that leaves the
+    ring, loops or names a join never heard proves nothing, and the first
+    join's sender is blamed as before: a liar naming another member gains
+    nothing."""
+
+    def __init__(self) -> None:
+        self._first: int | None = None
+        self._members: frozenset[int] = frozenset()
+        self._causes: dict[int, int] = {}
+
+    def open(self, first: int, cause: int, members: frozenset[int]) -> int | None:
+        """A new round, restarted by ``first``'s join (naming ``cause``); the
+        restarter of the round still open, if any (judge it now)."""
+        due = self.take()
+        self._first, self._members, self._causes = first, members, {first: cause}
+        return due
+
+    def heard(self, sender: int, cause: int) -> None:
+        """A join of the open round: its sender's first statement counts."""
+        if self._first is not None and sender in self._members:
+            self._causes.setdefault(sender, cause)
+
+    def take(self) -> int | None:
+        """The member that restarted the open round (which closes), if any."""
+        first, causes = self._first, self._causes
+        self._first, self._causes = None, {}
+        if first is None:
+            return None
+        node, seen = first, set()
+        while node not in seen:
+            cause = causes.get(node)
+            if cause is None:
+                break
+            if cause == 0:
+                return node
+            seen.add(node)
+            node = cause
+        return first

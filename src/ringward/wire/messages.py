@@ -118,13 +118,16 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """A Gather-state join: the sender's proposed membership."""
+    """A Gather-state join: the sender's proposed membership, and what
+    started its round (``cause``: the node whose join did, 0 for its own
+    reason)."""
 
     ring_seq: int
     proc: tuple[int, ...]
     fail: tuple[int, ...]
     proofs: tuple[Frame, ...]
     accusations: tuple[Frame, ...]
+    cause: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +258,7 @@ SCHEMAS: dict[Kind, Record[Any]] = {
             ("fail", List(NODE, limits.NODES_MAX, ascending=True)),
             ("proofs", List(_embedded({Kind.PROOF}), limits.JOIN_PROOFS_MAX)),
             ("accusations", List(_embedded({Kind.ACCUSATION}), limits.JOIN_ACCUSATIONS_MAX)),
+            ("cause", U16),
         ),
     ),
     Kind.COMMIT: Record(
