@@ -11,6 +11,8 @@ same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ringward.byzantine._base import Behaviour
 from ringward.byzantine._table import CLASSES
 from ringward.engine import Engine, EngineConfig, FrameSecurity, Outgoing, Ready
@@ -42,6 +44,7 @@ class ByzantineEngine(Engine):
         now: float,
         security: FrameSecurity | None,
         cluster_id: bytes = bytes(8),
+        decoder: Callable[[bytes], Frame] | None = None,
     ) -> None:
         self.incarnation = incarnation
         self.start_s = start_s
@@ -58,6 +61,7 @@ class ByzantineEngine(Engine):
             ring_seq=ring_seq,
             now=now,
             security=security,
+            decoder=decoder,
         )
         self.behaviour = CLASSES[behaviour](self, arg)
 

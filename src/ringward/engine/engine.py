@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ringward.engine import dispatch, gather, token, transition, validate, verdicts
 from ringward.engine.api import (
@@ -64,7 +64,11 @@ __all__ = ["Engine"]
 
 
 class Engine:
-    """One node's protocol state machine (see module docstring and api.py)."""
+    """One node's protocol state machine (see module docstring and api.py).
+
+    ``decoder`` replaces ``wire.decode`` for received datagrams (a simulator
+    shares one memo of it among its nodes); the other arguments are the
+    node's identity, roster, parameters, persisted state and keys."""
 
     def __init__(
         self,
@@ -77,7 +81,10 @@ class Engine:
         ring_seq: int = 0,
         now: float = 0.0,
         security: FrameSecurity | None = None,
+        decoder: Callable[[bytes], Frame] | None = None,
     ) -> None:
+        # A simulator shares one memo of wire.decode among its nodes.
+        self._decode = decoder or decode
         self.roster = tuple(sorted(set(members)))
         if node_id not in self.roster or not 1 <= node_id <= 0xFFFF:
             raise ConfigError("bad_config", f"node {node_id} is not in the roster {self.roster}")
@@ -154,7 +161,7 @@ class Engine:
             self.drops[refused] += 1
             return
         try:
-            frame = decode(data, max_datagram_bytes=limits.DATAGRAM_BYTES_MAX)
+            frame = self._decode(data)
         except RingwardError as exc:
             self.drops[exc.reason] += 1
             return

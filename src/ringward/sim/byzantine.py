@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ringward.byzantine import EXPECT, ByzantineEngine
 from ringward.engine import Engine, EngineConfig
 from ringward.eventlog import EvictEvent, RejectedEvent, RejoinEvent
+from ringward.sim.decodememo import DecodeMemo
 from ringward.sim.interface import EngineLike, Interceptor
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Result, Scenario, run_scenario
@@ -83,6 +84,7 @@ def run_byzantine(
     overloaded = [n for n, b in spec.items() if b[0] == "overload"]
 
     made: list[ByzantineEngine] = []
+    memo = DecodeMemo()
 
     def make(node: int, roster: tuple[int, ...], inc: int, now: float, rs: int) -> EngineLike:
         security = keys.security(node) if keys is not None else None
@@ -99,11 +101,19 @@ def run_byzantine(
                 ring_seq=rs,
                 now=now,
                 security=security,
+                decoder=memo,
             )
             made.append(byz)
             return byz
         return Engine(
-            node, roster, config=cfg, incarnation=inc, ring_seq=rs, now=now, security=security
+            node,
+            roster,
+            config=cfg,
+            incarnation=inc,
+            ring_seq=rs,
+            now=now,
+            security=security,
+            decoder=memo,
         )
 
     def setup(world: World) -> None:

@@ -45,6 +45,7 @@ from ringward.engine import Engine, EngineConfig
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.errors import ConfigError
 from ringward.eventlog import Event, to_json
+from ringward.sim.decodememo import DecodeMemo
 from ringward.sim.faults import Episode, EpisodeKind, FaultSpec, plan_faults
 from ringward.sim.keys import SimKeys
 from ringward.sim.network import LinkModel, Network
@@ -283,7 +284,9 @@ def real_engine_factory(
     config: EngineConfig | None = None, keys: SimKeys | None = None
 ) -> EngineFactory:
     """A factory building ``ringward.engine.Engine`` with ``config``, and
-    with real frame security when ``keys`` are given."""
+    with real frame security when ``keys`` are given; its engines share one
+    memo of decoded datagrams."""
+    memo = DecodeMemo()
 
     def make(
         node: int, roster: tuple[int, ...], incarnation: int, now: float, ring_seq: int
@@ -296,6 +299,7 @@ def real_engine_factory(
             ring_seq=ring_seq,
             now=now,
             security=keys.security(node) if keys is not None else None,
+            decoder=memo,
         )
 
     return make
