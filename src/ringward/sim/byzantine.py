@@ -88,14 +88,10 @@ def run_byzantine(
 
     def make(node: int, roster: tuple[int, ...], inc: int, now: float, rs: int) -> EngineLike:
         security = keys.security(node) if keys is not None else None
-        if node in bad:
-            name, arg = bad[node]
-            byz = ByzantineEngine(
+        if node not in bad:
+            return Engine(
                 node,
                 roster,
-                behaviour=name,
-                arg=arg,
-                start_s=start_s,
                 config=cfg,
                 incarnation=inc,
                 ring_seq=rs,
@@ -103,11 +99,13 @@ def run_byzantine(
                 security=security,
                 decoder=memo,
             )
-            made.append(byz)
-            return byz
-        return Engine(
+        name, arg = bad[node]
+        byz = ByzantineEngine(
             node,
             roster,
+            behaviour=name,
+            arg=arg,
+            start_s=start_s,
             config=cfg,
             incarnation=inc,
             ring_seq=rs,
@@ -115,6 +113,8 @@ def run_byzantine(
             security=security,
             decoder=memo,
         )
+        made.append(byz)
+        return byz
 
     def setup(world: World) -> None:
         for node in crashed:
