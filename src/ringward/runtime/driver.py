@@ -57,6 +57,7 @@ from ringward.runtime import appevents, reload, stats
 from ringward.runtime import misbehave as misbehaving
 from ringward.runtime.eventlog import EventLogWriter
 from ringward.runtime.events import Delivered, Event, ViewChanged
+from ringward.runtime.lagprobe import PROBE_S, LagProbe
 from ringward.runtime.ringseq import store_ring_seq
 from ringward.runtime.udp import Peers, SockAddr
 from ringward.wire import limits
@@ -68,9 +69,6 @@ logger = logging.getLogger("ringward.runtime")
 # Datagrams read per wake-up before yielding to the loop, so timers and the
 # application run even under a flood.
 RECV_BATCH_MAX: Final = 64
-# How often the event loop's lateness is sampled (receive pressure).
-PROBE_S: Final = 0.1
-
 # One more byte than the largest UDP payload (IPv6: 65527), so a datagram the
 # format cannot hold is seen whole and dropped, never silently truncated.
 _RECV_BUFFER_BYTES: Final = 65536
@@ -98,7 +96,7 @@ class Driver:
         self._ring_seq_file = ring_seq_file
         self._overload_window: misbehaving.OverloadWindow | None = None
         self._probe: asyncio.TimerHandle | None = None
-        self._probe_due = 0.0
+        self._lag = LagProbe()
         self._resume_at = event_queue_max // 2
         self._phase: Phase = "new"
         self._failure: BaseException | None = None
@@ -341,16 +339,15 @@ class Driver:
                 time.sleep(misbehaving.OVERLOAD_SLEEP_S)
 
     def _on_probe(self) -> None:
-        """Every PROBE_S: how late the event loop runs (a starved or blocked
-        process) and how many events wait for the application: the receive
-        pressure the engine reports, signed, in its tokens."""
+        """Every PROBE_S: how far behind the event loop runs (a starved or
+        blocked process; runtime/lagprobe.py) and how many events wait for
+        the application: the receive pressure the engine reports, signed,
+        in its tokens."""
         if self._phase != "running" or self._loop is None or self._engine is None:
             return
-        now = self._loop.time()
-        lag = max(0.0, now - self._probe_due)
-        self._engine.note_receive_queue(len(self._events), lag)
-        self._probe_due = now + PROBE_S
-        self._probe = self._loop.call_at(self._probe_due, self._on_probe)
+        behind_s = self._lag.sample(self._loop.time())
+        self._engine.note_receive_queue(len(self._events), behind_s)
+        self._probe = self._loop.call_at(self._lag.due_s, self._on_probe)
 
     def _overloaded_now(self) -> bool:
         window = self._overload_window

@@ -27,7 +27,7 @@ from ringward.errors import ConfigError, RingwardError, StateError
 from ringward.runtime import bundle, engines, reload, stats
 from ringward.runtime import misbehave as misbehaving
 from ringward.runtime.config import engine_config
-from ringward.runtime.driver import PROBE_S, RECV_BATCH_MAX, Driver
+from ringward.runtime.driver import RECV_BATCH_MAX, Driver
 from ringward.runtime.eventlog import EventLogWriter
 from ringward.runtime.events import Event, NodeStatus, ViewChanged
 from ringward.runtime.options import EVENT_QUEUE_MAX, SecurityFactory
@@ -183,8 +183,7 @@ class Node(Driver):
             raise
         self._phase = "running"
         self._resume_reading()
-        self._probe_due = loop.time() + PROBE_S
-        self._probe = loop.call_at(self._probe_due, self._on_probe)
+        self._probe = loop.call_at(self._lag.start(loop.time()), self._on_probe)
         self._reloader.watch(loop, self.reload_roster, self.name)
         logger.info(
             "node %s (id %d) listening on %s, %d peers",
