@@ -10,6 +10,7 @@ delivering (see recovery.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ringward.engine import faults, versions
@@ -56,7 +57,29 @@ def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry])
     engine.data_counter += 1
     counter = engine.data_counter
     epoch = (counter - 1) // engine.config.epoch_frames
-    plaintext = encode_batch(entries)
+    raw = seal_data(engine, ring, seq, counter, entries)
+    store = engine.new_store if engine.state is State.RECOVERY else engine.store
+    assert store is not None
+    frame = Frame(
+        engine.cluster_id, engine.node_id, ring, DataFrame(seq, epoch, counter, raw[AD_BYTES:])
+    )
+    digest = engine.digest(raw)
+    store.confirm(seq, digest)  # our own frame: our token will list this digest
+    if store.add(seq, raw, frame, digest):
+        store.frames[seq].entries = tuple(entries)
+    else:
+        engine.drops[Drop.OWN_FRAME_NOT_STORED] += 1  # a bug if the token was valid
+    engine.send(None, raw)
+    return raw
+
+
+def seal_data(
+    engine: Engine, ring: RingId, seq: int, counter: int, entries: Sequence[BatchEntry]
+) -> bytes:
+    """The bytes of this node's DATA frame at ``seq`` under ``ring``'s key
+    (nothing stored or sent)."""
+    epoch = (counter - 1) // engine.config.epoch_frames
+    plaintext = encode_batch(list(entries))
     body_len = DATA_PREFIX.size + len(plaintext) + limits.AEAD_TAG_BYTES
     ad = HEADER.pack(
         MAGIC,
@@ -69,21 +92,8 @@ def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry])
         ring.seq,
         body_len,
     ) + DATA_PREFIX.pack(seq, epoch, counter)
-    ciphertext = engine.security.seal(ring, epoch, engine.node_id, counter, ad, plaintext)
-    raw = ad + ciphertext
+    raw = ad + engine.security.seal(ring, epoch, engine.node_id, counter, ad, plaintext)
     assert len(raw) == AD_BYTES + body_len - DATA_PREFIX.size
-    store = engine.new_store if engine.state is State.RECOVERY else engine.store
-    assert store is not None
-    frame = Frame(
-        engine.cluster_id, engine.node_id, ring, DataFrame(seq, epoch, counter, ciphertext)
-    )
-    digest = engine.digest(raw)
-    store.confirm(seq, digest)  # our own frame: our token will list this digest
-    if store.add(seq, raw, frame, digest):
-        store.frames[seq].entries = tuple(entries)
-    else:
-        engine.drops[Drop.OWN_FRAME_NOT_STORED] += 1  # a bug if the token was valid
-    engine.send(None, raw)
     return raw
 
 
@@ -237,9 +247,8 @@ def unpack_ready(engine: Engine) -> None:
 
 def _absorb(engine: Engine, pusher: int, raw: bytes) -> bool:
     """An old-ring frame recovered through the new ring; False when it is
-    junk: what no correct member re-broadcasts (every item it sends is a
-    frame or token it verified and stored, each once), so its pusher,
-    whose signed frame carried it, is the one to blame."""
+    junk: what no correct member re-broadcasts, so ``pusher``, whose signed
+    frame carried it, is the one to blame."""
     old = engine.store
     if old is None or engine.plan is None:
         return True
@@ -248,15 +257,42 @@ def _absorb(engine: Engine, pusher: int, raw: bytes) -> bool:
     except WireError as exc:
         engine.drops[f"{Drop.RECOVERED}:{exc.reason}"] += 1
         return False
+    if not _owed(engine, pusher, frame, raw):
+        return False
     if frame.ring != old.ring:
         return True  # another old ring's recovery: not ours to deliver
-    if engine.detector.tokens.recovered_again(pusher, engine.digest(raw)):
-        engine.drops[Drop.RECOVERED_REPEAT] += 1
-        return False
     body = frame.body
     if isinstance(body, Token):
         return _absorb_token(engine, old, frame, body, raw)
     return _absorb_data(engine, old, frame, raw)
+
+
+def _owed(engine: Engine, pusher: int, frame: Frame, raw: bytes) -> bool:
+    """Whether ``pusher`` could be correct re-broadcasting ``frame`` (False
+    counted): a correct member re-broadcasts only tokens and frames of its
+    own old ring (its commit entry's) that it verified and stored, each
+    once, and of its frames only those in the plan's range that the plan
+    gives it (recovery._enter_recovery). Items of another transitional
+    set's ring are judged by that set."""
+    watch, plan = engine.detector.tokens, engine.plan
+    assert plan is not None
+    entry = watch.recovery_entries.get(pusher)
+    if entry is None or frame.ring != entry.old_ring:
+        engine.drops[Drop.RECOVERED_FOREIGN] += 1
+        return False
+    if frame.ring != plan.old_ring:
+        return True
+    if watch.recovered_again(pusher, engine.digest(raw)):
+        engine.drops[Drop.RECOVERED_REPEAT] += 1
+        return False
+    body = frame.body
+    if isinstance(body, DataFrame) and not (
+        plan.low_aru < body.seq <= plan.high_seq
+        and plan.responsible(body.seq, pusher, watch.recovery_entries, engine.detector.f)
+    ):
+        engine.drops[Drop.RECOVERED_NOT_OWED] += 1
+        return False
+    return True
 
 
 def _absorb_data(engine: Engine, old: RingStore, frame: Frame, raw: bytes) -> bool:

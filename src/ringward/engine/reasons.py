@@ -73,6 +73,11 @@ class Drop(enum.StrEnum):
     RECOVERED_BAD_TOKEN = "recovered:bad_token"
     # An old-ring item its pusher already re-broadcast in this recovery.
     RECOVERED_REPEAT = "recovered:repeat"
+    # Of a ring other than its pusher's old ring (per the commit).
+    RECOVERED_FOREIGN = "recovered:foreign"
+    # An old-ring frame its pusher does not re-broadcast: outside the plan's
+    # range, or one the plan gives other members (RecoveryPlan.responsible).
+    RECOVERED_NOT_OWED = "recovered:not_owed"
     # An old-ring token that contradicts the version this node holds or
     # the one the next token names (engine/versions.py).
     RECOVERED_VERSION = "recovered:version"

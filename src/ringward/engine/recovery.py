@@ -393,7 +393,9 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         # A new stream of old tokens: decided afresh (engine/versions.py).
         versions.enter_recovery(engine, engine.store)
     transition.reset_tokens(engine, start_t=engine.now)
-    engine.detector.tokens.expect_recovery(recovery_allowance(entries, len(engine.roster), cfg))
+    engine.detector.tokens.expect_recovery(
+        recovery_allowance(entries, len(engine.roster), cfg), entries
+    )
     engine.rec_assembler.reset()
     engine.data_counter = 0
     engine.set_timer("token_loss", engine.timing.token_timeout_s)

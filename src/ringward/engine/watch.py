@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from ringward.wire import Frame, Token
+from ringward.wire import CommitMember, Frame, Token
 
 __all__ = ["NEVER_S", "ChurnWatch", "LoadMeter", "TokenWatch"]
 
@@ -55,10 +55,14 @@ class TokenWatch:
     # Digest prefixes of the old-ring items each member re-broadcast in this
     # recovery (recovered_again), bounded by its allowance.
     recovered_items: dict[int, set[bytes]] = field(default_factory=dict)
+    # The commit's member entries of the ring recovering (bounded by it).
+    recovery_entries: dict[int, CommitMember] = field(default_factory=dict)
 
-    def expect_recovery(self, allowed: dict[int, int]) -> None:
-        """The frames each member may list while this ring recovers."""
+    def expect_recovery(self, allowed: dict[int, int], entries: dict[int, CommitMember]) -> None:
+        """The frames each member may list while this ring recovers, and
+        the commit's member entries (what each may re-broadcast)."""
         self.recovery_allowed = allowed
+        self.recovery_entries = entries
         self.recovered_items = {}
 
     def recovered_again(self, pusher: int, digest: bytes) -> bool:
