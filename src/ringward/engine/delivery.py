@@ -277,8 +277,8 @@ def _absorb_token(engine: Engine, old: RingStore, frame: Frame, tk: Token, raw: 
         engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
         return False
     old.vouch_recovered(frame.sender, tk.aru)
-    if versions.admit(engine, old, frame, raw, recovered=True):
-        confirm(engine, old, frame, raw)
+    for version, version_raw in versions.admit(engine, old, frame, raw, recovered=True):
+        confirm(engine, old, version, version_raw)
     return True
 
 

@@ -415,6 +415,18 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         if held.top > plan.low_aru and held.low <= plan.high_seq:
             engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
             pushed.add(held.raw)
+    # Then those held unpinned (engine/versions.py), each only if it lists a
+    # frame in range that no token pushed so far vouches for here: one
+    # token per such frame, within what recovery_allowance grants.
+    covered = set(engine.store.confirmed)
+    for frame, raw in versions.tail(engine.store):
+        tk = frame.body
+        assert isinstance(tk, Token)
+        listed = {ref.seq for ref in tk.frames if plan.low_aru < ref.seq <= plan.high_seq}
+        if listed - covered and raw not in pushed:
+            engine.recq.push(engine.next_msg_no(), raw, safe=False, recovered=True)
+            pushed.add(raw)
+            covered |= listed
     # And each member's highest signed aru: the cut of the regular-view
     # deliveries that finish() makes (delivery.finish).
     for _, vouch in sorted(engine.store.vouched.items()):

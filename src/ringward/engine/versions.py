@@ -61,7 +61,9 @@ __all__ = [
     "enter_recovery",
     "keep_chain",
     "keep_spare",
+    "pin_depth",
     "spare_frames",
+    "tail",
 ]
 
 # Versions of one hop kept from one recovery's stream: a second one proves
@@ -87,6 +89,10 @@ class OldChain:
     # aside for them: (seq, digest) -> (frame, raw).
     listed: set[tuple[int, bytes]] = field(default_factory=set)
     spare: dict[tuple[int, bytes], tuple[Frame, bytes]] = field(default_factory=dict)
+    # hop -> a token listing frames that this member held but whose version
+    # the chain had not pinned when the ring was left (re-broadcast in
+    # recovery: :func:`tail`).
+    tail: dict[int, tuple[Frame, bytes]] = field(default_factory=dict)
 
 
 def keep_chain(engine: Engine, store: RingStore) -> OldChain:
@@ -97,16 +103,35 @@ def keep_chain(engine: Engine, store: RingStore) -> OldChain:
         ts = engine.tokens.links
         recent = engine.detector.tokens.raw_at.values()
         held: list[tuple[Frame, bytes]] = [(f, engine.digest(raw)) for raw, f in recent]
-        held += [(f, d) for d, f in ts.unlinked.values()]
+        held += [(u.frame, u.digest) for u in ts.unlinked.values()]
         if ts.link_frame is not None:
             held.append((ts.link_frame, ts.link_digest))
         held += [(decode(v.raw), engine.digest(v.raw)) for v in store.vouched.values()]
+        fetched = {u.digest for u in ts.fetched.values()}
+        held += [(u.frame, u.digest) for u in ts.fetched.values()]
+        # digest -> a token held that names it in ``prev``.
+        after: dict[bytes, tuple[bytes, Frame]] = {}
         for frame, digest in held:
             tk = frame.body
             if isinstance(tk, Token) and frame.ring == store.ring:
-                chain.own.setdefault(tk.hop, digest)
+                if tk.hop <= ts.pinned and digest not in fetched:
+                    # Only a version the chain pinned (engine/chain.py) is
+                    # ours: one merely held may be a maker's second one.
+                    chain.own.setdefault(tk.hop, digest)
                 chain.held.setdefault(tk.hop, (digest, frame))
+                after.setdefault(tk.prev, (digest, frame))
+        depth = pin_depth(engine.detector.f, len(engine.members))
+        for frame, digest in held:
+            if frame.ring == store.ring and _backed(after, digest, frame, depth, engine.node_id):
                 _pinned(chain, frame)
+        # Tokens held but not pinned, listing frames: recovery carries them
+        # to every member, whose stream decides (``admit``).
+        tail = [(u.frame, u.raw) for u in ts.unpinned.values()]
+        tail += [(u.frame, u.raw) for u in ts.unlinked.values()]
+        for frame, raw in tail:
+            tk = frame.body
+            if isinstance(tk, Token) and tk.frames and len(chain.tail) < store.window:
+                chain.tail.setdefault(tk.hop, (frame, raw))
         # Older tokens that still vouch for held frames (up to a window of
         # them): their digests, decoded only if a proof needs them.
         for hop, item in store.tokens.items():
@@ -125,9 +150,13 @@ def enter_recovery(engine: Engine, store: RingStore) -> None:
     chain.spare.clear()
 
 
-def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered: bool) -> bool:
+def admit(
+    engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered: bool
+) -> list[tuple[Frame, bytes]]:
     """A verified old-ring token, late (``recovered`` False) or unpacked from
-    recovery's stream: True when the caller confirms it now."""
+    recovery's stream: the versions the caller confirms now (this one, if
+    pinned, and those of earlier hops that the stream carried and it pins
+    in turn), empty when none."""
     tk = frame.body
     assert isinstance(tk, Token)
     chain = keep_chain(engine, store)
@@ -135,7 +164,7 @@ def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered:
         # Not its turn: a proof alone, and nothing it lists is its frames.
         verdicts.prove(engine, frame.sender, "rule:turn", (frame,))
         engine.drops[Drop.RECOVERED_VERSION] += 1
-        return False
+        return []
     digest = engine.digest(raw)
     other = chain.held.get(tk.hop)
     if other is None:
@@ -146,28 +175,67 @@ def admit(engine: Engine, store: RingStore, frame: Frame, raw: bytes, recovered:
         first = other[1] if isinstance(other[1], Frame) else decode(other[1])
         if first.sender == frame.sender:
             verdicts.prove(engine, frame.sender, "equivocation", (first, frame))
-    own = chain.own.get(tk.hop)
-    pin = own if own is not None else chain.named.get(tk.hop)
-    if pin == digest:
-        _pinned(chain, frame)
-        return True
-    if own is not None or (pin is not None and not recovered):
-        engine.drops[Drop.RECOVERED_VERSION] += 1
-    elif recovered:
-        # Unpinned, or the next token names another version (its maker may
-        # have lied in ``prev``): the stream decides, alike everywhere.
+    if recovered:
+        # Every version the stream carries, pinned here or not: the stream
+        # is the same at every member, so what it decides (``chosen``: a
+        # hop with one version) is too.
         seen = chain.versions.setdefault(tk.hop, {})
         if len(seen) < VERSIONS_KEPT and len(chain.versions) <= store.window:
             seen.setdefault(digest, (frame, raw))
             chain.listed.update((ref.seq, ref.digest) for ref in tk.frames)
-    return False
+    own = chain.own.get(tk.hop)
+    pin = own if own is not None else chain.named.get(tk.hop)
+    if pin == digest:
+        return _pinned(chain, frame, [(frame, raw)])
+    # Unpinned, or the next token names another version (its maker may have
+    # lied in ``prev``): recovered, the stream decides, alike everywhere.
+    if own is not None or (pin is not None and not recovered):
+        engine.drops[Drop.RECOVERED_VERSION] += 1
+    return []
 
 
-def _pinned(chain: OldChain, frame: Frame) -> None:
-    tk = frame.body
-    assert isinstance(tk, Token)
-    if tk.hop > 1:
-        chain.named.setdefault(tk.hop - 1, tk.prev)
+def pin_depth(f: int, n: int) -> int:
+    """How many tokens by other members after a hop, each linked to the one
+    before, pin its version (engine/chain.py): ``f`` (at least one), at most
+    the ``n - 1`` other members of the ring. Among ``f`` such makers one is
+    correct when the hop's maker is not, and it names one version."""
+    return max(1, min(f, n - 1))
+
+
+def _backed(
+    after: dict[bytes, tuple[bytes, Frame]], digest: bytes, frame: Frame, depth: int, me: int
+) -> bool:
+    """Whether the ``prev`` of ``frame`` (digest ``digest``) pins the hop
+    before: it and the tokens held after it, each naming the one before,
+    make ``depth`` tokens (or one of them is ours: we name one version)."""
+    for left in range(depth, 0, -1):
+        if left == 1 or frame.sender == me:
+            return True
+        entry = after.get(digest)
+        if entry is None:
+            return False
+        digest, frame = entry
+    return True
+
+
+def _pinned(
+    chain: OldChain, frame: Frame, out: list[tuple[Frame, bytes]] | None = None
+) -> list[tuple[Frame, bytes]]:
+    """``frame`` is a pinned version: its ``prev`` pins the hop before. A
+    version of that hop the stream already carried is pinned in turn (it
+    came before the token naming it); ``out`` gathers them."""
+    found = out if out is not None else []
+    while True:
+        tk = frame.body
+        assert isinstance(tk, Token)
+        if tk.hop <= 1:
+            return found
+        named = chain.named.setdefault(tk.hop - 1, tk.prev)
+        before = chain.versions.get(tk.hop - 1, {}).get(named)
+        if before is None or before in found:
+            return found
+        found.append(before)
+        frame = before[0]
 
 
 def chosen(store: RingStore) -> list[tuple[Frame, bytes]]:
@@ -181,6 +249,13 @@ def chosen(store: RingStore) -> list[tuple[Frame, bytes]]:
     ]
     chain.versions.clear()
     return out
+
+
+def tail(store: RingStore) -> list[tuple[Frame, bytes]]:
+    """The old tokens listing frames that this member held unpinned when it
+    left the ring, by hop (re-broadcast in recovery after the pinned ones)."""
+    chain = store.old_chain
+    return [] if chain is None else [item for _, item in sorted(chain.tail.items())]
 
 
 def keep_spare(store: RingStore, seq: int, digest: bytes, frame: Frame, raw: bytes) -> None:
