@@ -17,6 +17,7 @@ import dataclasses
 import pytest
 
 from ring_harness import Cluster, body_of
+from ringward.engine import versions
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop
 from ringward.wire import (
@@ -402,3 +403,55 @@ def test_colluding_neighbours_cannot_split_delivery() -> None:
     for i in CORRECT_D:
         assert c.engines[i].state is State.OPERATIONAL, i
         assert any(ev.target == ACCOMPLICE_D and ev.proof for ev in c.evictions(i)), i
+
+
+# --------------------------------------------------------------- pin depth
+
+
+@pytest.mark.parametrize(
+    ("f", "n", "depth"),
+    [(0, 1, 1), (0, 2, 1), (0, 3, 1), (1, 4, 1), (1, 2, 1), (2, 7, 2), (2, 2, 1), (3, 10, 3)],
+)
+def test_pin_depth(f: int, n: int, depth: int) -> None:
+    """``f`` later tokens by other members pin a hop (one is correct when
+    its maker is not), never fewer than one nor more than the others."""
+    assert versions.pin_depth(f, n) == depth
+
+
+def test_a_ring_of_two_counts_the_other_members_frames_at_once() -> None:
+    """On 2 nodes the token after a member's is the other member's own: it
+    pins the version it visits as it signs, so the aru in that token counts
+    the frames just confirmed (no rotation lost for safe delivery), and
+    both deliver the safe message. A guard of the visit's pin: it passed
+    before (confirmed at once), and fails if only the next token pins."""
+    seen: list[Token] = []
+
+    def watch(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        if dest == 1 and src == 2 and peek(data).kind is Kind.TOKEN:
+            tk = body_of(data)
+            if isinstance(tk, Token):
+                seen.append(tk)
+        return False
+
+    c = Cluster(2, lose=watch)
+    c.run(FORMED_S)
+    assert c.regular_members(1) == (1, 2)
+    listed: list[Original] = []
+
+    def note(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch(c, src, dest, data)
+        if src == 1 and peek(data).kind is Kind.TOKEN and not listed:
+            tk = body_of(data)
+            if isinstance(tk, Token) and tk.frames:
+                o = Original()
+                o.hop, o.seq = tk.hop, tk.frames[0].seq
+                listed.append(o)
+        return False
+
+    c.lose = note
+    c.submit(1, b"m", safe=True)
+    c.run(0.2)
+    assert listed
+    after = [tk for tk in seen if tk.hop == listed[0].hop + 1]
+    assert after and after[0].aru >= listed[0].seq
+    assert c.delivered(1) == c.delivered(2) == [b"m"]

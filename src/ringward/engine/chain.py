@@ -21,17 +21,18 @@ the chain *pins* its version: a correct maker names in ``prev`` exactly one
 version of the hop before its own, so a maker that signs two versions of
 its hop and hands each to other members cannot have both followed. A
 linked token at hop ``h`` is pinned once the chain is linked to
-``h + versions.pin_depth`` (the next ``pin_depth`` tokens, by as many other members,
-one of them correct when at most ``f`` are not: two colluding neighbours
-could otherwise each sign a version following another version), or to a
-token of this member's own (it is correct, and names one version): the
-holder pins the token it visits as it signs the next. Before this, the
-first signed digest for a seq was confirmed at once, and a member handed
-a second version delivered another message at that seq than the rest of
-the ring (issue 16, finding 5; tests/engine/test_pinned_delivery.py). A
-member whose version the next token does not name never pins it: it asks
-for the named one (below), which proves the equivocation. Tokens not
-pinned when the ring is left go to recovery (engine/versions.py).
+``h + p`` (``p = versions.pin_depth``: ``f``, at least one; among ``p``
+makers after a faulty one, one is correct - with ``p = 1``, two colluding
+neighbours could each sign a second version, the later naming the
+earlier), or to a token of this member's own (it is correct: it names one
+version); the holder pins the token it visits as it signs the next, so its
+aru counts those frames at once. Before this, the first signed digest for
+a seq was confirmed at once, and a member handed a second version
+delivered another message at that seq than the rest of the ring (issue
+16, finding 5; tests/engine/test_recovered_versions.py). A member whose
+version the next token does not name never pins it: it asks for the named
+one (below), which proves the equivocation. Tokens not pinned when the
+ring is left are settled by recovery (engine/versions.py).
 
 A link that does not close is fetched (TOKEN_REQUEST): a missing token from
 its producer, then from everyone (any member serves any token it saw); for

@@ -10,24 +10,30 @@ member delivered another message at the seq than the rest of the ring
 "Recovery"):
 
 * **Pinned versions.** When the ring is left, each member keeps the old
-  chain it saw (:class:`OldChain`): the digest of every token it holds
-  (whose frames it confirmed), and for the hop before each, the digest its
-  ``prev`` names. A correct successor names exactly one version of the hop
-  before its own, so a later token pins the version (a backward link pins
-  nothing: every version a maker signs can name the same predecessor). A
-  late or recovered token matching its pin is confirmed at once. A late
+  chain it saw (:class:`OldChain`): the digest of every token its chain
+  pinned (whose frames it confirmed: engine/chain.py; a version merely held
+  may be a maker's second one), and for the hop before each token it holds
+  (a version the next token named and a link ask fetched included), the
+  digest its ``prev`` names, when that token and those held after it, each
+  naming the one before, make :func:`pin_depth` tokens (or one is ours). A
+  correct successor names exactly one version of the hop before its own,
+  so a later token pins the version (a backward link pins nothing: every
+  version a maker signs can name the same predecessor). A late or recovered
+  token matching its pin is confirmed at once, and so are the versions of
+  the hops before that the stream carried and it pins in turn. A late
   token that contradicts it, or a recovered one that contradicts a version
-  the member holds, is refused (``recovered:version``).
+  the member pinned, is refused (``recovered:version``).
 * **Everything else** is confirmed only through recovery's re-broadcast,
   which every member of the transitional configuration unpacks in the same
   (agreed) order: when recovery ends, and only if that stream carried no
-  other version of the hop. Every correct member that holds a version of
-  its own re-broadcasts it, so a second version is seen by all. A late
-  unpinned token (not through the stream) is not confirmed: the others
-  could not know it. A recovered token whose only pin is the next token's
-  ``prev`` and that contradicts it is left to the stream too: that
-  ``prev`` may be its maker's lie (``break-link``), and members that hold
-  the version would deliver it.
+  other version of the hop (pinned at some member or not: the count is the
+  same everywhere). Every correct member that holds a version re-broadcasts
+  it (the pinned ones, then the tail it held unpinned: :func:`tail`), so a
+  second version is seen by all. A late unpinned token (not through the
+  stream) is not confirmed: the others could not know it. A recovered
+  token whose only pin is the next token's ``prev`` and that contradicts
+  it is left to the stream too: that ``prev`` may be its maker's lie
+  (``break-link``), and members that hold the version would deliver it.
 * **Two versions are a proof.** The first signed version of each hop a
   member held or was handed is kept; a different one from the same maker
   convicts it (``equivocation``, engine/evidence.py): it is evicted, and the
