@@ -455,3 +455,48 @@ def test_a_ring_of_two_counts_the_other_members_frames_at_once() -> None:
     after = [tk for tk in seen if tk.hop == listed[0].hop + 1]
     assert after and after[0].aru >= listed[0].seq
     assert c.delivered(1) == c.delivered(2) == [b"m"]
+
+
+# ------------------------------------------------- the tail: nobody links to it
+
+TAIL_MAKER, TAIL_VICTIM, TAIL_CORRECT = 3, 2, (1, 2)
+
+
+def test_two_versions_of_the_last_token_before_the_ring_broke() -> None:
+    """Node 3 sends node 2 a second version of its token (and a forged
+    frame), node 1 the real one, and node 4, its successor, crashes before
+    it hears either: no token ever links to node 3's. Nodes 1 and 2 each
+    delivered their own version at once before. Now neither is pinned, so
+    neither is delivered while operational; recovery's stream carries both
+    versions (each member re-broadcasts the tail it held unpinned), which
+    proves node 3 equivocated, and confirms neither: nodes 1 and 2 deliver
+    the same (neither message)."""
+    original = Original()
+    lost: list[str] = []
+
+    def lose(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch_maker(original, TAIL_MAKER, data, src)
+        if c.now < FORMED_S or src != TAIL_MAKER:
+            return False
+        kind = peek(data).kind
+        if dest == TAIL_VICTIM and kind is Kind.DATA and "data" not in lost:
+            lost.append("data")
+            return True
+        if original.raw and data == original.raw and "crash" not in lost:
+            lost.append("crash")
+            c.down.add(4)  # before the token reaches it: nobody links to it
+            fake = forged_data(c, TAIL_MAKER, original.ring, original.seq, b"forged")
+            c.broadcast(TAIL_MAKER, second_version(c, TAIL_MAKER, original, fake), (TAIL_VICTIM,))
+            c.broadcast(TAIL_MAKER, fake, (TAIL_VICTIM,))
+        return dest == TAIL_VICTIM and bool(original.raw) and data == original.raw
+
+    c = Cluster(4, lose=lose)
+    c.run(FORMED_S)
+    c.submit(TAIL_MAKER, b"orig")
+    c.run(4.0)
+    assert "crash" in lost
+    for i in TAIL_CORRECT:
+        assert b"forged" not in c.delivered(i), (i, c.delivered(i))
+        assert c.engines[i].state is State.OPERATIONAL, i
+        assert any(ev.target == TAIL_MAKER and ev.proof for ev in c.evictions(i)), i
+    assert c.delivered(1) == c.delivered(2)
