@@ -24,9 +24,11 @@ linked token at hop ``h`` is pinned once the chain is linked to
 ``h + p`` (``p = versions.pin_depth``: ``f``, at least one; among ``p``
 makers after a faulty one, one is correct - with ``p = 1``, two colluding
 neighbours could each sign a second version, the later naming the
-earlier), or to a token of this member's own (it is correct: it names one
-version); the holder pins the token it visits as it signs the next, so its
-aru counts those frames at once. Before this, the first signed digest for
+earlier). The holder counts its own next token among them as it signs it
+(with ``p = 1`` its aru counts the frames of the token it visits at once).
+The same ``p`` tokens are what lets every other member pin that version
+in recovery, if the ring breaks first (engine/versions.py): a member's own
+token alone is not a pin the others could check. Before this, the first signed digest for
 a seq was confirmed at once, and a member handed a second version
 delivered another message at that seq than the rest of the ring (issue
 16, finding 5; tests/engine/test_recovered_versions.py). A member whose
@@ -125,13 +127,15 @@ def note_version(engine: Engine, frame: Frame, raw: bytes) -> None:
         ts.fetched[tk.hop] = Unlinked(digest, frame, raw)
 
 
-def pin_visited(engine: Engine, hop: int, store: RingStore) -> bool:
+def pin_visited(engine: Engine, hop: int, n: int, store: RingStore) -> bool:
     """We are about to sign the token after ``hop``, naming the version we
-    visit: if the chain is linked that far, every hop up to it is pinned
-    now (our aru may count its frames). True when something was pinned."""
+    visit: if the chain is linked that far, our token is the last of the
+    ``p`` that pin hop ``hop + 1 - p``, pinned now (with ``p`` = 1, the
+    token we visit: our aru counts its frames). True when something was
+    pinned."""
     if not linked(engine.tokens.links, hop):
         return False
-    return _pin(engine, hop, store)
+    return _pin(engine, hop + 1 - versions.pin_depth(engine.detector.f, n), store)
 
 
 def _pin(engine: Engine, through: int, store: RingStore) -> bool:
@@ -173,9 +177,7 @@ def _advance(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool
         ts.linked, ts.link_digest, ts.link_frame = tk.hop, digest, frame
         ts.aru_at[tk.hop] = tk.aru
         ts.aru_at.pop(tk.hop - 2 * n, None)
-        # Our own token names one version of everything before it.
-        through = tk.hop if frame.sender == engine.node_id else tk.hop - depth
-        pinned = _pin(engine, through, store) or pinned
+        pinned = _pin(engine, tk.hop - depth, store) or pinned
         safe = learn_safe(ts, tk.hop, n, store) or safe
         moved = True
     if safe or pinned:

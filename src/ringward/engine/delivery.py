@@ -292,8 +292,11 @@ def finish(engine: Engine) -> None:
     plan, old, view = engine.plan, engine.store, engine.view
     if plan is not None and old is not None and view is not None and engine.ring is not None:
         # Old tokens only the stream vouched for, alike at every member.
+        agreed = versions.agreed_refs(old)  # before chosen() clears the versions
         for frame, raw in versions.chosen(old):
             confirm(engine, old, frame, raw)
+        for ref in agreed:
+            old.confirm(ref.seq, ref.digest)
         for frame, raw in versions.spare_frames(old):
             accept(engine, old, frame, raw)
         # Safe frames in the old regular view only up to what some member

@@ -300,7 +300,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     ts.holder.count_idle(idle and not recovering)
     if _hold(engine, ts, frame, raw):
         return
-    if chain.pin_visited(engine, tk.hop, store):
+    if chain.pin_visited(engine, tk.hop, len(members), store):
         # The token we sign names the version we visit: its frames count.
         aru, aru_id = _aru(tk, store.aru, me, seq)
     nxt = Token(

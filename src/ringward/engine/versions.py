@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import evidence, verdicts
 from ringward.engine.reasons import Drop
-from ringward.wire import Frame, Token, decode
+from ringward.wire import Frame, FrameRef, Token, decode
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 __all__ = [
     "OldChain",
     "admit",
+    "agreed_refs",
+    "backing",
     "chosen",
     "enter_recovery",
     "keep_chain",
@@ -99,6 +101,9 @@ class OldChain:
     # the chain had not pinned when the ring was left (re-broadcast in
     # recovery: :func:`tail`).
     tail: dict[int, tuple[Frame, bytes]] = field(default_factory=dict)
+    # hop -> the linked tokens not yet pinned (the last ``pin_depth``): they
+    # pin the last versions this member pinned, for the others too.
+    backing: dict[int, tuple[Frame, bytes]] = field(default_factory=dict)
 
 
 def keep_chain(engine: Engine, store: RingStore) -> OldChain:
@@ -128,13 +133,15 @@ def keep_chain(engine: Engine, store: RingStore) -> OldChain:
                 after.setdefault(tk.prev, (digest, frame))
         depth = pin_depth(engine.detector.f, len(engine.members))
         for frame, digest in held:
-            if frame.ring == store.ring and _backed(after, digest, frame, depth, engine.node_id):
+            if frame.ring == store.ring and _backed(after, digest, depth):
                 _pinned(chain, frame)
-        # Tokens held but not pinned, listing frames: recovery carries them
-        # to every member, whose stream decides (``admit``).
-        tail = [(u.frame, u.raw) for u in ts.unpinned.values()]
-        tail += [(u.frame, u.raw) for u in ts.unlinked.values()]
-        for frame, raw in tail:
+        # Tokens held but not pinned: recovery carries them to every member,
+        # whose stream decides (``admit``): the linked ones (at most
+        # ``pin_depth``, the tokens that pinned the last pinned ones: the
+        # others pin those from them), and those listing frames.
+        for hop, u in ts.unpinned.items():
+            chain.backing.setdefault(hop, (u.frame, u.raw))
+        for _, frame, raw in ts.unlinked.values():
             tk = frame.body
             if isinstance(tk, Token) and tk.frames and len(chain.tail) < store.window:
                 chain.tail.setdefault(tk.hop, (frame, raw))
@@ -208,19 +215,16 @@ def pin_depth(f: int, n: int) -> int:
     return max(1, min(f, n - 1))
 
 
-def _backed(
-    after: dict[bytes, tuple[bytes, Frame]], digest: bytes, frame: Frame, depth: int, me: int
-) -> bool:
-    """Whether the ``prev`` of ``frame`` (digest ``digest``) pins the hop
+def _backed(after: dict[bytes, tuple[bytes, Frame]], digest: bytes, depth: int) -> bool:
+    """Whether the ``prev`` of the token with ``digest`` pins the hop
     before: it and the tokens held after it, each naming the one before,
-    make ``depth`` tokens (or one of them is ours: we name one version)."""
-    for left in range(depth, 0, -1):
-        if left == 1 or frame.sender == me:
-            return True
+    make ``depth`` tokens. Ours count as one each, not as a pin alone: the
+    others could not check it, and recovery must decide alike everywhere."""
+    for _ in range(depth - 1):
         entry = after.get(digest)
         if entry is None:
             return False
-        digest, frame = entry
+        digest = entry[0]
     return True
 
 
@@ -258,10 +262,43 @@ def chosen(store: RingStore) -> list[tuple[Frame, bytes]]:
 
 
 def tail(store: RingStore) -> list[tuple[Frame, bytes]]:
-    """The old tokens listing frames that this member held unpinned when it
-    left the ring, by hop (re-broadcast in recovery after the pinned ones)."""
+    """The old tokens this member held unpinned when it left the ring, by
+    hop (re-broadcast in recovery after the pinned ones): the linked ones
+    first, then those listing frames."""
     chain = store.old_chain
-    return [] if chain is None else [item for _, item in sorted(chain.tail.items())]
+    if chain is None:
+        return []
+    return [item for _, item in sorted(chain.backing.items())] + [
+        item for hop, item in sorted(chain.tail.items()) if hop not in chain.backing
+    ]
+
+
+def backing(store: RingStore) -> set[bytes]:
+    """The bytes of the linked tokens among :func:`tail` (pushed whatever
+    they list, while recovery has frames to settle)."""
+    chain = store.old_chain
+    return set() if chain is None else {raw for _, raw in chain.backing.values()}
+
+
+def agreed_refs(store: RingStore) -> list[FrameRef]:
+    """Recovery ends: for each hop the stream carried in several versions,
+    the frames every version lists alike (same seq, same digest), which
+    no choice of version would change (alike at every member)."""
+    chain = store.old_chain
+    if chain is None:
+        return []
+    out: list[FrameRef] = []
+    for _, seen in sorted(chain.versions.items()):
+        if len(seen) < 2:
+            continue
+        common: set[FrameRef] | None = None
+        for frame, _ in seen.values():
+            tk = frame.body
+            assert isinstance(tk, Token)
+            refs = {ref for ref in tk.frames if ref.seq <= tk.seq}
+            common = refs if common is None else common & refs
+        out += sorted(common or (), key=lambda ref: ref.seq)
+    return out
 
 
 def keep_spare(store: RingStore, seq: int, digest: bytes, frame: Frame, raw: bytes) -> None:
