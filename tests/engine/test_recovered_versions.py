@@ -363,7 +363,8 @@ def test_colluding_neighbours_cannot_split_delivery() -> None:
     node 1 a second version of its own token naming that second version.
     A member that confirmed a token once the next token linked to it would
     deliver the forged message; so a token is pinned only once ``f`` tokens
-    by other members follow it (one of them correct), or one of ours does.
+    by other members follow it, each naming the one before (one of them is
+    correct).
     Node 5's token names node 4's real version: node 1 fetches it, node 4
     is convicted, and recovery brings node 1 the real version and frame."""
     original = Original()

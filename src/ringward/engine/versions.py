@@ -15,7 +15,8 @@ member delivered another message at the seq than the rest of the ring
   may be a maker's second one), and for the hop before each token it holds
   (a version the next token named and a link ask fetched included), the
   digest its ``prev`` names, when that token and those held after it, each
-  naming the one before, make :func:`pin_depth` tokens (or one is ours). A
+  naming the one before, make :func:`pin_depth` tokens (ours count as
+  one each: a pin the others could not check would decide alone). A
   correct successor names exactly one version of the hop before its own,
   so a later token pins the version (a backward link pins nothing: every
   version a maker signs can name the same predecessor). A late or recovered
@@ -29,11 +30,13 @@ member delivered another message at the seq than the rest of the ring
   other version of the hop (pinned at some member or not: the count is the
   same everywhere). Every correct member that holds a version re-broadcasts
   it (the pinned ones, then the tail it held unpinned: :func:`tail`), so a
-  second version is seen by all. A late unpinned token (not through the
-  stream) is not confirmed: the others could not know it. A recovered
-  token whose only pin is the next token's ``prev`` and that contradicts
-  it is left to the stream too: that ``prev`` may be its maker's lie
-  (``break-link``), and members that hold the version would deliver it.
+  second version is seen by all. Of a hop carried in several versions, the
+  frames every version lists alike are confirmed (:func:`agreed_refs`). A
+  late unpinned token (not through the stream) is not confirmed: the
+  others could not know it. A recovered token whose only pin is the next
+  token's ``prev`` and that contradicts it is left to the stream too: that
+  ``prev`` may be its maker's lie (``break-link``), and members that hold
+  the version would deliver it.
 * **Two versions are a proof.** The first signed version of each hop a
   member held or was handed is kept; a different one from the same maker
   convicts it (``equivocation``, engine/evidence.py): it is evicted, and the
