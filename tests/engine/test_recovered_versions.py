@@ -1,5 +1,6 @@
-"""A maker cannot hand a member a second version of its old-ring token in
-recovery (issue 16, finding 5, second half; real engines, real keys).
+"""A maker cannot hand a member a second version of its token, in recovery
+or while the ring is operational (issue 16, finding 5; real engines, real
+keys).
 
 Recovery re-broadcasts old-ring tokens so that members that missed one can
 confirm the frames it lists. Before this, any verified old-ring token was
@@ -15,7 +16,8 @@ import dataclasses
 
 import pytest
 
-from ring_harness import Cluster
+from ring_harness import Cluster, body_of
+from ringward.engine import versions
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop
 from ringward.wire import (
@@ -258,21 +260,20 @@ def test_a_forged_frame_first_in_recovery_does_not_keep_the_real_one_out() -> No
     agree(c, CORRECT_B)
 
 
-# ----------------------------------------------- not fixed: while operational
+# ------------------------------------------------------------- while operational
 
 MAKER_C, VICTIM_C, CORRECT_C = 3, 1, (1, 2, 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 finding 5: a frame is delivered before the next token pins its version",
-)
 def test_two_versions_while_operational_are_delivered_apart() -> None:
     """Node 3 sends node 1 a second version of its token and a forged frame,
     in place of the real ones (their first copies to node 1 are lost), while
-    the ring is operational. Node 1 confirms the first signed digest for the
-    seq and delivers the forged message at once; the real version, fetched
-    when node 4's token links to it, proves the equivocation only after."""
+    the ring is operational. Node 1 confirmed the first signed digest for
+    the seq and delivered the forged message at once; the real version,
+    fetched when node 4's token linked to it, proved the equivocation only
+    after. Now node 1 confirms a token's frames only once the chain pins its
+    version (engine/chain.py): node 4's token names the real one, node 1
+    fetches it, node 3 is convicted, and recovery brings the real frame."""
     original = Original()
     lost: list[str] = []
 
@@ -298,3 +299,205 @@ def test_two_versions_while_operational_are_delivered_apart() -> None:
     c.broadcast(MAKER_C, data, (VICTIM_C,))
     c.run(3.0)
     agree(c, CORRECT_C)
+    for i in CORRECT_C:
+        assert c.engines[i].state is State.OPERATIONAL, i
+        assert c.regular_members(i) == CORRECT_C, i
+        assert any(ev.target == MAKER_C and ev.proof for ev in c.evictions(i)), i
+
+
+LINKING_VICTIM = 2
+
+
+def test_two_versions_with_the_linking_token_lost() -> None:
+    """As above, with node 2 the victim, and the token that links to the
+    maker's (node 4's, the next hop) lost on its way to node 2: node 2
+    holds the second version and a later token, fetches the missing one
+    (the chain asks for it), which names the real version: fetched in
+    turn, it proves node 3 equivocated. Node 2 delivered the forged
+    message at once before."""
+    original = Original()
+    lost: list[str] = []
+
+    def lose(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch_maker(original, MAKER_C, data, src)
+        if dest != LINKING_VICTIM or c.now < FORMED_S:
+            return False
+        kind = peek(data).kind
+        if src == MAKER_C and "data" not in lost and kind is Kind.DATA:
+            lost.append("data")
+            return True
+        if src == MAKER_C and "token" not in lost and original.raw and data == original.raw:
+            lost.append("token")
+            return True
+        if src == 4 and "link" not in lost and original.raw and kind is Kind.TOKEN:
+            tk = body_of(data)
+            if isinstance(tk, Token) and tk.hop == original.hop + 1:
+                lost.append("link")
+                return True
+        return False
+
+    c = Cluster(4, lose=lose)
+    c.run(FORMED_S)
+    c.submit(MAKER_C, b"orig")
+    run_until(c, lambda: bool(original.raw), 1.0)
+    data = forged_data(c, MAKER_C, original.ring, original.seq, b"forged")
+    c.broadcast(MAKER_C, second_version(c, MAKER_C, original, data), (LINKING_VICTIM,))
+    c.broadcast(MAKER_C, data, (LINKING_VICTIM,))
+    c.run(3.0)
+    assert "link" in lost
+    agree(c, CORRECT_C)
+    for i in CORRECT_C:
+        assert c.regular_members(i) == CORRECT_C, i
+        assert any(ev.target == MAKER_C and ev.proof for ev in c.evictions(i)), i
+
+
+# ------------------------------------------- two colluding neighbours, f = 2
+
+MAKER_D, ACCOMPLICE_D, VICTIM_D = 3, 4, 1
+CORRECT_D = (1, 2, 5, 6, 7)
+
+
+def test_colluding_neighbours_cannot_split_delivery() -> None:
+    """Seven nodes (f = 2). Node 3 hands node 1 a second version of its
+    token and a forged frame; node 4, its successor and accomplice, hands
+    node 1 a second version of its own token naming that second version.
+    A member that confirmed a token once the next token linked to it would
+    deliver the forged message; so a token is pinned only once ``f`` tokens
+    by other members follow it, each naming the one before (one of them is
+    correct).
+    Node 5's token names node 4's real version: node 1 fetches it, node 4
+    is convicted, and recovery brings node 1 the real version and frame."""
+    original = Original()
+    forged: dict[str, bytes] = {}
+
+    def lose(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch_maker(original, MAKER_D, data, src)
+        if dest != VICTIM_D or c.now < FORMED_S:
+            return False
+        kind = peek(data).kind
+        if src == MAKER_D and kind is Kind.DATA and "data" not in forged:
+            forged["data"] = b""  # the real frame's first copy: lost
+            return True
+        if src == MAKER_D and original.raw and data == original.raw and "v2" not in forged:
+            payload = forged_data(c, MAKER_D, original.ring, original.seq, b"forged")
+            forged["v2"] = second_version(c, MAKER_D, original, payload)
+            c.broadcast(MAKER_D, forged["v2"], (VICTIM_D,))
+            c.broadcast(MAKER_D, payload, (VICTIM_D,))
+            return True
+        if src == ACCOMPLICE_D and "v2" in forged and "w2" not in forged and kind is Kind.TOKEN:
+            frame = decode(data)
+            tk = frame.body
+            if isinstance(tk, Token) and tk.hop == original.hop + 1:
+                prev = c.engines[MAKER_D].digest(forged["v2"])
+                forged["w2"] = c.sign(ACCOMPLICE_D, frame.ring, dataclasses.replace(tk, prev=prev))
+                c.broadcast(ACCOMPLICE_D, forged["w2"], (VICTIM_D,))
+                return True
+        return False
+
+    c = Cluster(7, lose=lose)
+    c.run(FORMED_S)
+    assert all(c.regular_members(i) == c.roster for i in c.roster)
+    c.submit(MAKER_D, b"orig")
+    c.run(4.0)
+    assert "w2" in forged
+    agree(c, CORRECT_D)
+    for i in CORRECT_D:
+        assert c.engines[i].state is State.OPERATIONAL, i
+        assert any(ev.target == ACCOMPLICE_D and ev.proof for ev in c.evictions(i)), i
+
+
+# --------------------------------------------------------------- pin depth
+
+
+@pytest.mark.parametrize(
+    ("f", "n", "depth"),
+    [(0, 1, 1), (0, 2, 1), (0, 3, 1), (1, 4, 1), (1, 2, 1), (2, 7, 2), (2, 2, 1), (3, 10, 3)],
+)
+def test_pin_depth(f: int, n: int, depth: int) -> None:
+    """``f`` later tokens by other members pin a hop (one is correct when
+    its maker is not), never fewer than one nor more than the others."""
+    assert versions.pin_depth(f, n) == depth
+
+
+def test_a_ring_of_two_counts_the_other_members_frames_at_once() -> None:
+    """On 2 nodes the token after a member's is the other member's own: it
+    pins the version it visits as it signs, so the aru in that token counts
+    the frames just confirmed (no rotation lost for safe delivery), and
+    both deliver the safe message. A guard of the visit's pin: it passed
+    before (confirmed at once), and fails if only the next token pins."""
+    seen: list[Token] = []
+
+    def watch(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        if dest == 1 and src == 2 and peek(data).kind is Kind.TOKEN:
+            tk = body_of(data)
+            if isinstance(tk, Token):
+                seen.append(tk)
+        return False
+
+    c = Cluster(2, lose=watch)
+    c.run(FORMED_S)
+    assert c.regular_members(1) == (1, 2)
+    listed: list[Original] = []
+
+    def note(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch(c, src, dest, data)
+        if src == 1 and peek(data).kind is Kind.TOKEN and not listed:
+            tk = body_of(data)
+            if isinstance(tk, Token) and tk.frames:
+                o = Original()
+                o.hop, o.seq = tk.hop, tk.frames[0].seq
+                listed.append(o)
+        return False
+
+    c.lose = note
+    c.submit(1, b"m", safe=True)
+    c.run(0.2)
+    assert listed
+    after = [tk for tk in seen if tk.hop == listed[0].hop + 1]
+    assert after and after[0].aru >= listed[0].seq
+    assert c.delivered(1) == c.delivered(2) == [b"m"]
+
+
+# ------------------------------------------------- the tail: nobody links to it
+
+TAIL_MAKER, TAIL_VICTIM, TAIL_CORRECT = 3, 2, (1, 2)
+
+
+def test_two_versions_of_the_last_token_before_the_ring_broke() -> None:
+    """Node 3 sends node 2 a second version of its token (and a forged
+    frame), node 1 the real one, and node 4, its successor, crashes before
+    it hears either: no token ever links to node 3's. Nodes 1 and 2 each
+    delivered their own version at once before. Now neither is pinned, so
+    neither is delivered while operational; recovery's stream carries both
+    versions (each member re-broadcasts the tail it held unpinned), which
+    proves node 3 equivocated, and confirms neither: nodes 1 and 2 deliver
+    the same (neither message)."""
+    original = Original()
+    lost: list[str] = []
+
+    def lose(c: Cluster, src: int, dest: int, data: bytes) -> bool:
+        watch_maker(original, TAIL_MAKER, data, src)
+        if c.now < FORMED_S or src != TAIL_MAKER:
+            return False
+        kind = peek(data).kind
+        if dest == TAIL_VICTIM and kind is Kind.DATA and "data" not in lost:
+            lost.append("data")
+            return True
+        if original.raw and data == original.raw and "crash" not in lost:
+            lost.append("crash")
+            c.down.add(4)  # before the token reaches it: nobody links to it
+            fake = forged_data(c, TAIL_MAKER, original.ring, original.seq, b"forged")
+            c.broadcast(TAIL_MAKER, second_version(c, TAIL_MAKER, original, fake), (TAIL_VICTIM,))
+            c.broadcast(TAIL_MAKER, fake, (TAIL_VICTIM,))
+        return dest == TAIL_VICTIM and bool(original.raw) and data == original.raw
+
+    c = Cluster(4, lose=lose)
+    c.run(FORMED_S)
+    c.submit(TAIL_MAKER, b"orig")
+    c.run(4.0)
+    assert "crash" in lost
+    for i in TAIL_CORRECT:
+        assert b"forged" not in c.delivered(i), (i, c.delivered(i))
+        assert c.engines[i].state is State.OPERATIONAL, i
+        assert any(ev.target == TAIL_MAKER and ev.proof for ev in c.evictions(i)), i
+    assert c.delivered(1) == c.delivered(2)

@@ -177,6 +177,29 @@ def test_a_commit_liar_does_not_shelter_a_recovery_flooder() -> None:
 
 
 @HEAVY
+def test_equivocating_neighbours_get_no_frame_delivered_apart() -> None:
+    """Two equivocating neighbours on 7 nodes at 5% loss. A guard of
+    pinned delivery (docs/protocol.md, "Delivery"; it passed before it):
+    when a member's own token alone pinned a version, the successor of the
+    second pinned its versions so and confirmed them in recovery, while
+    the others saw two versions of each hop in the stream and confirmed
+    neither: different transitional views (G1, G4). Now a member's own
+    token counts as one of the ``f`` tokens that pin, and frames that
+    every version lists alike are confirmed at every member ("Recovery")."""
+    scenario = Scenario(
+        nodes=7,
+        seed=3,
+        duration=10.0,
+        rate=200.0,
+        security=True,
+        faults=FaultSpec.parse("loss=0.05"),
+    )
+    spec = "3:equivocate,4:equivocate-successor"
+    outcome = run_byzantine(scenario, parse_spec(spec, 7))
+    assert outcome.held, f"{outcome.detail}\nreproduce: {scenario.command()} --byzantine {spec}"
+
+
+@HEAVY
 def test_overloaded_member_of_seven_is_evicted_and_back() -> None:
     _run(7, "7:overload", seed=1, duration=12.0)
 

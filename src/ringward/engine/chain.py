@@ -16,6 +16,26 @@ then marked frames safe that a member lacked (simulator behaviour
 ``break-link``; before this module it broke safe delivery and virtual
 synchrony on 4 nodes at 5% loss).
 
+A token's frames are confirmed (counted in the aru, delivered) only once
+the chain *pins* its version: a correct maker names in ``prev`` exactly one
+version of the hop before its own, so a maker that signs two versions of
+its hop and hands each to other members cannot have both followed. A
+linked token at hop ``h`` is pinned once the chain is linked to
+``h + p`` (``p = versions.pin_depth``: ``f``, at least one; among ``p``
+makers after a faulty one, one is correct - with ``p = 1``, two colluding
+neighbours could each sign a second version, the later naming the
+earlier). The holder counts its own next token among them as it signs it
+(with ``p = 1`` its aru counts the frames of the token it visits at once).
+The same ``p`` tokens are what lets every other member pin that version
+in recovery, if the ring breaks first (engine/versions.py): a member's own
+token alone is not a pin the others could check. Before this, the first signed digest for
+a seq was confirmed at once, and a member handed a second version
+delivered another message at that seq than the rest of the ring (issue
+16, finding 5; tests/engine/test_recovered_versions.py). A member whose
+version the next token does not name never pins it: it asks for the named
+one (below), which proves the equivocation. Tokens not pinned when the
+ring is left are settled by recovery (engine/versions.py).
+
 A link that does not close is fetched (TOKEN_REQUEST): a missing token from
 its producer, then from everyone (any member serves any token it saw); for
 a ``prev`` that names another version of the hop before, that version, from
@@ -32,20 +52,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import delivery, evidence, faults
+from ringward.engine import delivery, evidence, faults, versions
 from ringward.engine.reasons import Note
-from ringward.engine.tokenstate import LinkAsk, Links
+from ringward.engine.tokenstate import LinkAsk, Links, Unlinked, Unpinned
 from ringward.wire import Frame, Token, TokenRequest
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
     from ringward.engine.ringstore import RingStore
 
-__all__ = ["add", "learn_safe", "linked", "poll"]
+__all__ = ["add", "learn_safe", "linked", "note_version", "pin_visited", "poll"]
 
 # Tokens held while waiting for a link: a memory bound (a token beyond it is
 # fetched again once the chain reaches it).
 UNLINKED_MAX = 1024
+# Other versions kept because the next token names them (note_version): one
+# per equivocation, and each convicts its maker.
+FETCHED_MAX = 16
 # Asks for one missing link, and how many go to one member before the ask is
 # broadcast to all.
 # Three asks take about 3 x token_retransmit_ms = 0.6 token timeouts: the
@@ -70,23 +93,70 @@ def add(
     engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...], store: RingStore
 ) -> bool:
     """A verified token of our ring (ours included): link what can be
-    linked. False when membership restarted (a transition convicted its
-    maker, or the chain stalled)."""
+    linked, confirm what is pinned. False when membership restarted (a
+    transition convicted its maker, or the chain stalled)."""
     ts = engine.tokens.links
     tk = frame.body
     assert isinstance(tk, Token)
     store.vouch(frame.sender, tk.aru, raw)
     if tk.hop > ts.linked and tk.hop not in ts.unlinked and len(ts.unlinked) < UNLINKED_MAX:
-        ts.unlinked[tk.hop] = (engine.digest(raw), frame)
+        ts.unlinked[tk.hop] = Unlinked(engine.digest(raw), frame, raw)
     return _advance(engine, members, store)
+
+
+def note_version(engine: Engine, frame: Frame, raw: bytes) -> None:
+    """A verified token of our ring, before the fault detector sees it: if
+    it is another version than ours of a hop, and the token after it that
+    waits for its link names it, keep it (``Links.fetched``): the others
+    follow it, and recovery confirms it here too (engine/versions.py)."""
+    ts = engine.tokens.links
+    tk = frame.body
+    assert isinstance(tk, Token)
+    nxt = ts.unlinked.get(tk.hop + 1)
+    ours = ts.unlinked.get(tk.hop)
+    if (
+        nxt is None
+        or tk.hop in ts.fetched
+        or len(ts.fetched) >= FETCHED_MAX
+        or (ours is None and tk.hop > ts.linked)
+    ):
+        return
+    assert isinstance(nxt.frame.body, Token)
+    digest = engine.digest(raw)
+    if nxt.frame.body.prev == digest and (ours is None or ours.digest != digest):
+        ts.fetched[tk.hop] = Unlinked(digest, frame, raw)
+
+
+def pin_visited(engine: Engine, hop: int, n: int, store: RingStore) -> bool:
+    """We are about to sign the token after ``hop``, naming the version we
+    visit: if the chain is linked that far, our token is the last of the
+    ``p`` that pin hop ``hop + 1 - p``, pinned now (with ``p`` = 1, the
+    token we visit: our aru counts its frames). True when something was
+    pinned."""
+    if not linked(engine.tokens.links, hop):
+        return False
+    return _pin(engine, hop + 1 - versions.pin_depth(engine.detector.f, n), store)
+
+
+def _pin(engine: Engine, through: int, store: RingStore) -> bool:
+    """Confirm the frames of the linked tokens up to hop ``through``."""
+    ts = engine.tokens.links
+    done = False
+    for hop in sorted(h for h in ts.unpinned if h <= through):
+        frame, raw, prev_seq = ts.unpinned.pop(hop)
+        delivery.confirm(engine, store, frame, raw, prev_seq)
+        done = True
+    ts.pinned = max(ts.pinned, min(through, ts.linked))
+    return done
 
 
 def _advance(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool:
     ts = engine.tokens.links
     n = len(members)
-    moved = safe = False
+    depth = versions.pin_depth(engine.detector.f, n)
+    moved = safe = pinned = False
     while (entry := ts.unlinked.get(ts.linked + 1)) is not None:
-        digest, frame = entry
+        digest, frame, raw = entry
         tk = frame.body
         assert isinstance(tk, Token)
         want = ts.link_digest if ts.linked > 0 else engine.digest(b"")
@@ -99,12 +169,18 @@ def _advance(engine: Engine, members: tuple[int, ...], store: RingStore) -> bool
             if (engine.state, engine.ring) != before:
                 return False  # convicted: membership restarted
         del ts.unlinked[tk.hop]
+        prev_seq = None
+        if prev is not None:
+            assert isinstance(prev.body, Token)
+            prev_seq = prev.body.seq
+        ts.unpinned[tk.hop] = Unpinned(frame, raw, prev_seq)
         ts.linked, ts.link_digest, ts.link_frame = tk.hop, digest, frame
         ts.aru_at[tk.hop] = tk.aru
         ts.aru_at.pop(tk.hop - 2 * n, None)
+        pinned = _pin(engine, tk.hop - depth, store) or pinned
         safe = learn_safe(ts, tk.hop, n, store) or safe
         moved = True
-    if safe:
+    if safe or pinned:
         cur = engine.active()
         delivery.deliver_ready(engine)
         if engine.active() != cur:

@@ -313,8 +313,8 @@ def _absorb_token(engine: Engine, old: RingStore, frame: Frame, tk: Token, raw: 
         engine.drops[Drop.RECOVERED_BAD_TOKEN] += 1
         return False
     old.vouch_recovered(frame.sender, tk.aru)
-    if versions.admit(engine, old, frame, raw, recovered=True):
-        confirm(engine, old, frame, raw)
+    for version, version_raw in versions.admit(engine, old, frame, raw, recovered=True):
+        confirm(engine, old, version, version_raw)
     return True
 
 
@@ -328,8 +328,11 @@ def finish(engine: Engine) -> None:
     plan, old, view = engine.plan, engine.store, engine.view
     if plan is not None and old is not None and view is not None and engine.ring is not None:
         # Old tokens only the stream vouched for, alike at every member.
+        agreed = versions.agreed_refs(old)  # before chosen() clears the versions
         for frame, raw in versions.chosen(old):
             confirm(engine, old, frame, raw)
+        for ref in agreed:
+            old.confirm(ref.seq, ref.digest)
         for frame, raw in versions.spare_frames(old):
             accept(engine, old, frame, raw)
         # Safe frames in the old regular view only up to what some member

@@ -367,16 +367,18 @@ def recovery_allowance(
     recovers into (faults.recovery_share), from the commit everyone holds:
     what ``_enter_recovery`` can push, at most. A member re-broadcasts the
     old tokens above its transitional set's lowest aru (each lists a
-    distinct frame above it), one signed aru per old member, and the frames
-    in ``(low_aru, high_seq]``; its store holds at most the receive window
-    of frames, whatever the entries claim. Old members are roster nodes."""
+    distinct frame above it), one signed aru per old member, the linked
+    tokens that pinned its last pinned ones (engine/versions.py: at most
+    ``max(1, f)``), and the frames in ``(low_aru, high_seq]``; its store
+    holds at most the receive window of frames, whatever the entries
+    claim. Old members are roster nodes."""
     per_item = _item_frames_max(cfg.datagram_bytes_max, cfg.max_messages, cfg.rtr_entries_max)
     allowed: dict[int, int] = {}
     for member, entry in entries.items():
         trans = [e for e in entries.values() if e.old_ring == entry.old_ring]
         span = max(e.high_seq for e in trans) - min(e.aru for e in trans)
         span = min(max(0, span), cfg.receive_window_frames_max)
-        allowed[member] = per_item * (2 * span + roster_size)
+        allowed[member] = per_item * (2 * span + roster_size + max(1, (roster_size - 1) // 3))
     return allowed
 
 
@@ -417,6 +419,19 @@ def _enter_recovery(engine: Engine, entries: dict[int, CommitMember]) -> None:
         if held.top > plan.low_aru and held.low <= plan.high_seq:
             engine.recq.push(engine.next_msg_no(), held.raw, safe=False, recovered=True)
             pushed.add(held.raw)
+    # Then those held unpinned (engine/versions.py), each only if it lists a
+    # frame in range that no token pushed so far vouches for here: one
+    # token per such frame, within what recovery_allowance grants.
+    covered = set(engine.store.confirmed)
+    linked = versions.backing(engine.store) if plan.high_seq > plan.low_aru else set()
+    for frame, raw in versions.tail(engine.store):
+        tk = frame.body
+        assert isinstance(tk, Token)
+        listed = {ref.seq for ref in tk.frames if plan.low_aru < ref.seq <= plan.high_seq}
+        if (listed - covered or raw in linked) and raw not in pushed:
+            engine.recq.push(engine.next_msg_no(), raw, safe=False, recovered=True)
+            pushed.add(raw)
+            covered |= listed
     # And each member's highest signed aru: the cut of the regular-view
     # deliveries that finish() makes (delivery.finish).
     for _, vouch in sorted(engine.store.vouched.items()):

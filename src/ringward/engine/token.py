@@ -60,8 +60,10 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
             # A late token of the installed ring: still vouches for frames
             # that recovery may need, if it is the version this node's
             # chain names (engine/versions.py).
-            if versions.admit(engine, old, frame, raw, recovered=False):
-                delivery.confirm(engine, old, frame, raw)
+            pinned = versions.admit(engine, old, frame, raw, recovered=False)
+            for version, version_raw in pinned:
+                delivery.confirm(engine, old, version, version_raw)
+            if pinned:
                 delivery.deliver_ready(engine)
             faults.late_token(engine, frame)
             engine.drops[Drop.STALE_TOKEN] += 1
@@ -74,16 +76,13 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     if frame.sender not in members or tk.succ not in members:
         engine.drops[Drop.TOKEN_NOT_MEMBER] += 1
         return
+    chain.note_version(engine, frame, raw)
     if not faults.observe_token(engine, frame, raw, members, store) or engine.active() != cur:
         return  # it convicted its maker, or a verdict restarted membership
+    # Its frames are confirmed once the chain pins it (engine/chain.py).
     if not chain.add(engine, frame, raw, members, store) or engine.active() != cur:
         return
     ts = engine.tokens
-    delivery.confirm(engine, store, frame, raw, ts.hops.seq_at.get(tk.hop - 1))
-    if tk.frames:
-        delivery.deliver_ready(engine)
-        if engine.active() != cur:
-            return  # a recovered old token proved an equivocation
     _track_hops(engine, ts, tk.hop, members)
     if tk.hop > ts.hops.seen:
         _observe(engine, ts, tk, members)
@@ -289,9 +288,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     back = ts.hops.seq_one_rotation_ago(tk.hop, len(members))
     wanted = store.missing(back if back is not None else 0, cfg.rtr_entries_max)
     rtr = tuple(sorted(set(rtr_left) | set(wanted)))[: cfg.rtr_entries_max]
-    aru, aru_id = tk.aru, tk.aru_id
-    if store.aru < aru or aru_id in (me, 0):
-        aru, aru_id = store.aru, (0 if store.aru >= seq else me)
+    aru, aru_id = _aru(tk, store.aru, me, seq)
     if _aru_stuck(engine, ts, store, aru, aru_id, seq):
         return
     fcc = flow.others_fcc(ts.holder, tk, cfg.max_messages, len(members)) + sent + new
@@ -303,6 +300,9 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     ts.holder.count_idle(idle and not recovering)
     if _hold(engine, ts, frame, raw):
         return
+    if chain.pin_visited(engine, tk.hop, len(members), store):
+        # The token we sign names the version we visit: its frames count.
+        aru, aru_id = _aru(tk, store.aru, me, seq)
     nxt = Token(
         hop=tk.hop + 1,
         succ=members[(members.index(me) + 1) % len(members)],
@@ -325,6 +325,14 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         delivery.finish(engine)
     else:
         delivery.deliver_ready(engine)
+
+
+def _aru(tk: Token, held: int, me: int, seq: int) -> tuple[int, int]:
+    """The aru and aru_id of our token: lowered to what we hold (``held``)
+    if that is less, or reset if we set it last (or nobody did)."""
+    if held < tk.aru or tk.aru_id in (me, 0):
+        return held, (0 if held >= seq else me)
+    return tk.aru, tk.aru_id
 
 
 # How long (token timeouts) and how many of the tokens our own tokens

@@ -5,9 +5,10 @@ reset at every new ring (the fault detector's part is
 * :class:`Hops` - which hops of the chain this member saw or made, each
   recent hop's seq, the missing hops it asks for and the asks it answered
   (engine/token.py);
-* :class:`Links` - the verified chain: how far it is linked, the tokens
-  waiting for a link, the ask for a missing link, and the tokens our own
-  tokens linked to (written by engine/chain.py, its owner);
+* :class:`Links` - the verified chain: how far it is linked and how far
+  pinned (frames confirmed), the tokens waiting for a link or a pin, the
+  ask for a missing link, and the tokens our own tokens linked to (written
+  by engine/chain.py, its owner);
 * :class:`Holder` - this member's visits: the token it holds, the one it
   passed on last, the one it relays, and what its last visits sent
   (engine/token.py, engine/flow.py).
@@ -33,6 +34,8 @@ __all__ = [
     "Relay",
     "Sent",
     "TokenState",
+    "Unlinked",
+    "Unpinned",
     "Visit",
 ]
 
@@ -60,6 +63,24 @@ class LinkAsk(NamedTuple):
 
 
 NO_ASK: Final = LinkAsk(-1, -1e9, 0)
+
+
+class Unlinked(NamedTuple):
+    """A verified token waiting for its link: its digest, frame and bytes."""
+
+    digest: bytes
+    frame: Frame
+    raw: bytes
+
+
+class Unpinned(NamedTuple):
+    """A linked token whose frames are not confirmed yet (engine/chain.py):
+    its frame, bytes, and the seq of the token it links to (None for the
+    ring's first token)."""
+
+    frame: Frame
+    raw: bytes
+    prev_seq: int | None
 
 
 class Relay(NamedTuple):
@@ -192,16 +213,23 @@ class Hops:
 @dataclass(slots=True)
 class Links:
     """The verified chain (engine/chain.py): every hop up to ``linked`` is
-    linked; the digest and frame of that token; each linked token's aru
-    for two rotations; tokens waiting for a link; since when the chain has
+    linked, every hop up to ``pinned`` pinned (its frames confirmed); the
+    digest and frame of the last linked token; each linked token's aru for
+    two rotations; tokens waiting for a link, and linked ones waiting for a
+    pin (at most ``versions.pin_depth`` of them); since when the chain has
     waited; the last ask; whether a maker was suspected for a link nobody
     closed."""
 
     linked: int = 0
+    pinned: int = 0
     link_digest: bytes = b""
     link_frame: Frame | None = None
     aru_at: dict[int, int] = field(default_factory=dict)
-    unlinked: dict[int, tuple[bytes, Frame]] = field(default_factory=dict)
+    unlinked: dict[int, Unlinked] = field(default_factory=dict)
+    unpinned: dict[int, Unpinned] = field(default_factory=dict)
+    # Versions other than ours that a token waiting for its link names (the
+    # link asks fetch them): a pin for recovery (engine/versions.py).
+    fetched: dict[int, Unlinked] = field(default_factory=dict)
     link_wait: float | None = None
     link_ask: LinkAsk = NO_ASK
     link_blamed: bool = False
