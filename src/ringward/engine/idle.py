@@ -19,16 +19,18 @@ Bounds (docs/protocol.md, "The idle ring"):
 
 * The hold is at most ``config.IDLE_HOLD_RETRANSMITS`` (half) a token
   retransmission period. The relay and the retransmission of a token that
-  lists no frames wait as much longer (:func:`hold_allowance_s`), and the slow-hold
-  (``slow_hold_ms``) and token-loss times are far longer: no timer that
-  watches the token takes a held token for a late or lost one, and a holder
-  that ignores wakes delays the ring by at most one hold per visit. The
-  hold is not load: a holder's load report counts from its release.
+  lists no frames wait as much longer (:func:`hold_allowance_s`), and the
+  slow-hold (``slow_hold_ms``) and token-loss times are far longer: no
+  timer that watches the token takes a held token for a late or lost one,
+  and a holder that ignores wakes delays the ring by at most one hold per
+  visit. The hold is not load: a holder's load report counts from its
+  release.
 * A wake is answered once per requester and hop per half retransmission
-  period (the token requests' table), and only for the ``n`` hops after the
-  newest this member saw: a member flooding wakes costs each receiver one
-  signature check per datagram and can at most keep the ring from holding,
-  as a member sending one message per rotation does.
+  period (the token requests' table), and only for hops from a rotation
+  behind the newest this member saw to a rotation ahead of it: a member
+  flooding wakes costs each receiver one signature check per datagram and
+  can at most keep the ring from holding, as a member sending one message
+  per rotation does.
 """
 
 from __future__ import annotations
@@ -96,27 +98,29 @@ def wake_due(engine: Engine) -> int | None:
     return hops.seen + 1
 
 
-def is_wake(engine: Engine, req: TokenRequest) -> bool:
-    """A token request for the newest hop this member saw or a later one:
-    a wake. Its sender asked for the token after the newest it saw, and a
-    token made meanwhile (a hold that just ended) may be the one we hold
-    now; a member that lost the newest token asks for it the same way,
-    and not holding our next visit costs nothing then."""
-    return req.hop >= engine.tokens.hops.seen
-
-
-def wake_valid(engine: Engine, frame: Frame, req: TokenRequest) -> bool:
-    """A wake of our operational ring from one of its members, for one of
-    the ``n`` hops after the newest we saw (a member ahead of us saw at most
-    a rotation more); anything else is dropped unread."""
+def is_wake(engine: Engine, frame: Frame, req: TokenRequest) -> bool:
+    """A member's token request of our operational ring for a hop of the
+    last rotation this member saw, or a later one: a wake. Its sender asked
+    for the token after the newest it saw, and tokens made meanwhile (a hold
+    that ended while the sender's process was busy) may have taken the ring
+    on; a member that lost a recent token asks for it the same way, and not
+    holding our next visit costs nothing then."""
     cur = engine.active()
-    ok = (
+    return (
         cur is not None
         and engine.state is State.OPERATIONAL
         and frame.ring == cur.ring
         and frame.sender in cur.members
-        and req.hop <= engine.tokens.hops.seen + len(cur.members)
+        and req.hop > engine.tokens.hops.seen - len(cur.members)
     )
+
+
+def wake_valid(engine: Engine, req: TokenRequest) -> bool:
+    """A wake for at most the ``n`` hops after the newest we saw (a member
+    ahead of us saw at most a rotation more); one further ahead is dropped
+    unread."""
+    cur = engine.active()
+    ok = cur is not None and req.hop <= engine.tokens.hops.seen + len(cur.members)
     if not ok:
         engine.drops[Drop.WAKE_IGNORED] += 1
     return ok

@@ -45,8 +45,8 @@ class Drop(enum.StrEnum):
     TOKEN_NOT_MEMBER = "token_not_member"  # sender or successor not a member
     TOKEN_RULE_FRAMES = "token_rule:frames"  # lists frames outside its own seqs
     TOKEN_REQUEST_REPEAT = "token_request_repeat"  # answered recently
-    # A wake (a request for a hop not made yet) not of our operational
-    # ring, not from a member, or more than a rotation ahead (engine/idle.py).
+    # A member's token request of our operational ring for a hop more than
+    # a rotation ahead of the newest we saw (engine/idle.py).
     WAKE_IGNORED = "wake_ignored"
     # Joins and merges.
     JOIN_BANNED = "join_banned"

@@ -225,8 +225,8 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
     req = frame.body
     assert isinstance(req, TokenRequest)
     ahead = req.hop > engine.tokens.hops.seen
-    wake = idle.is_wake(engine, req)
-    if wake and not idle.wake_valid(engine, frame, req):
+    wake = idle.is_wake(engine, frame, req)
+    if wake and not idle.wake_valid(engine, req):
         return
     key = (frame.sender, frame.ring, req.hop)
     gap_s = ANSWER_PERIODS * engine.timing.token_retransmit_s
