@@ -18,8 +18,8 @@ releases it at once, so the token comes round within a few network hops.
 Bounds (docs/protocol.md, "The idle ring"):
 
 * The hold is at most ``config.IDLE_HOLD_RETRANSMITS`` (half) a token
-  retransmission period. The relay and the retransmission of a token that
-  lists no frames wait as much longer (:func:`hold_allowance_s`), and the
+  retransmission period. The relay and the retransmission of a quiet token
+  wait as much longer (:func:`hold_allowance_s`), and the
   slow-hold (``slow_hold_ms``) and token-loss times are far longer: no
   timer that watches the token takes a held token for a late or lost one,
   and a holder that ignores wakes delays the ring by at most one hold per
@@ -69,11 +69,11 @@ def quiet_token(tk: Token) -> bool:
 
 def hold_allowance_s(engine: Engine, tk: Token) -> float:
     """How much later than usual the next hop may come after ``tk``: the
-    relay and the retransmission of ``tk`` wait this much longer, so
-    neither fires on a legitimate hold. A token that lists frames is never
-    held (they are not safe at its successor's visit); any other may be
-    (its successor may raise the aru or drop stale requests)."""
-    return 0.0 if tk.frames else engine.timing.token_hold_idle_s
+    relay and the retransmission of a quiet token wait one hold longer, so
+    neither fires on a legitimate hold. Any other token is not held (its
+    frames are not safe at the successor's visit, or the aru or requests
+    show frames missing), so loss is repaired as fast as before."""
+    return engine.timing.token_hold_idle_s if quiet_token(tk) else 0.0
 
 
 def wake_due(engine: Engine) -> int | None:
