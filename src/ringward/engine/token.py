@@ -445,7 +445,14 @@ def _aru_stuck(
         # can name caused the loss (the frame's copies may all be lost).
         and store.aru > aru
         and engine.config.fault_detector
-        and watch.aru_suspect_due(engine.now, ARU_STUCK_VISITS, span_s)  # again after as long
+        # Again after as long; at the latest every third of fail_recv_const
+        # visits, so that the second suspicion (every member's, together)
+        # comes before Totem fails the member: failed, it merges back and
+        # holds the aru again, never evicted (on a fast ring fail_recv_const
+        # visits pass before 2 * ARU_STUCK_TOKEN_TIMEOUTS).
+        and watch.aru_suspect_due(
+            engine.now, ARU_STUCK_VISITS, span_s, engine.config.fail_recv_const // 3
+        )
     ):
         accusations.suspect(engine, aru_id, "aru_stuck")
     if stuck < engine.config.fail_recv_const or engine.active() is None:
