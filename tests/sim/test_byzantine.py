@@ -163,6 +163,19 @@ def test_join_phantom_is_scored_while_the_node_it_proposes_is_down() -> None:
 
 
 @HEAVY
+@pytest.mark.parametrize("seed", [2, 5])
+def test_frames_of_a_visit_that_ends_in_a_round_are_not_delivered_by_their_sender_alone(
+    seed: int,
+) -> None:
+    """A holder whose visit reached fail_recv_const (the aru held down by
+    ``hold-aru``) broadcast its new frames and then started a membership
+    round instead of signing the token listing them: it delivered them in
+    the transitional view, the others never (G4, unequal sets; 4 nodes at
+    3% loss, seeds 2-6). The check now comes before any new frame."""
+    _run(4, "4:hold-aru", seed=seed, duration=8.0, faults="loss=0.03")
+
+
+@HEAVY
 def test_a_commit_liar_does_not_shelter_a_recovery_flooder() -> None:
     """A member claiming a high ``high_seq`` in its commit entry raises the
     ``recovery_flood`` allowance of its whole transitional set: the flooder

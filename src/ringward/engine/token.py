@@ -286,6 +286,11 @@ def visit(engine: Engine, frame: Frame, raw: bytes, *, may_hold: bool = True) ->
     done = done and _recovery_complete(ts, tk, store, len(queue))
     # The visit that completes recovery sends nothing new, so every other
     # member sees the same quiet rotation and completes on its next visit.
+    # Before any new frame: frames we broadcast and then list in no token
+    # (this visit ending in a membership round) would be ours alone, and we
+    # would deliver them in the transitional view that the others lack.
+    if _aru_stuck(engine, ts, store, *_aru(tk, store.aru, me, tk.seq), tk.seq):
+        return
     budget = 0 if done else flow.budget(engine, tk, store, queue, sent, len(members))
     seq, refs = tk.seq, []
     while budget > 0:
@@ -301,8 +306,6 @@ def visit(engine: Engine, frame: Frame, raw: bytes, *, may_hold: bool = True) ->
     wanted = store.missing(back if back is not None else 0, cfg.rtr_entries_max)
     rtr = tuple(sorted(set(rtr_left) | set(wanted)))[: cfg.rtr_entries_max]
     aru, aru_id = _aru(tk, store.aru, me, seq)
-    if _aru_stuck(engine, ts, store, aru, aru_id, seq):
-        return
     fcc = flow.others_fcc(ts.holder, tk, cfg.max_messages, len(members)) + sent + new
     mine = queue.frames_pending
     backlog = flow.others_backlog(ts.holder, tk, cfg.max_messages, len(members)) + mine
