@@ -191,6 +191,15 @@ def test_pinned_delivery_keeps_a_ring_of_three_liars_delivering() -> None:
 
 
 @HEAVY
+def test_a_recovery_forker_whose_recovery_died_forks_again() -> None:
+    """Byzantine soak seed 4144 (7 nodes, 5% loss): the recovery in which
+    recover-fork showed its second version died (loss, the break-link
+    member), and it never restarted again: never evicted. It now tries in
+    every ring (evicted with proof at 3.1 s)."""
+    _run(7, "4:break-link,5:recover-fork", seed=4144, faults="loss=0.05")
+
+
+@HEAVY
 def test_a_commit_liar_does_not_shelter_a_recovery_flooder() -> None:
     """A member claiming a high ``high_seq`` in its commit entry raises the
     ``recovery_flood`` allowance of its whole transitional set: the flooder

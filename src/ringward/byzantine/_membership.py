@@ -267,22 +267,26 @@ class FloodRecoveryRepeat(FloodRecovery):
 
 class RecoverFork(RestartOnce):
     """``recover-fork``: restarts membership right after a visit in which
-    it listed frames, then, in the recovery that follows, re-broadcasts
-    after its genuine items a second signed version of that token, naming
-    other digests for its frames: a member that missed the first version
-    would confirm the second."""
+    it listed frames (in every ring), then, in the recovery that follows,
+    re-broadcasts after its genuine items a second signed version of that
+    token, naming other digests for its frames: a member that missed the
+    first version would confirm the second."""
 
     def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
         super().__init__(engine, arg)
         self.due = None  # set by the first visit that lists frames
         self.last: tuple[RingId, Token] | None = None  # its last token with frames
         self.forked: RingId | None = None  # the old ring forked last
+        self.restarted: RingId | None = None  # the ring it restarted last
 
     def signing(self, ring: RingId, body: object) -> object:
         if isinstance(body, Token) and body.frames and self.engine.state is State.OPERATIONAL:
             self.last = (ring, body)
-            if self.forked is None and self.due is None:
-                self.due = self.engine.now  # restart with these frames unsafe
+            if self.due is None and ring != self.restarted:
+                # Restart with these frames unsafe: once per ring, so a
+                # recovery that died (loss, another liar) is tried again.
+                self.restarted = ring
+                self.due = self.engine.now
         return body
 
     def received(self, datagram: bytes) -> None:
