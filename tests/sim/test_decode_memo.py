@@ -54,3 +54,12 @@ def test_a_world_runs_the_same_with_the_memo() -> None:
     without = run_scenario(sc, engine_factory=plain)
     assert with_memo.ok and without.ok
     assert with_memo.log_bytes() == without.log_bytes()
+
+
+def test_large_datagrams_are_not_kept() -> None:
+    """Memory stays bounded by entries x the datagram bound."""
+    small, large = sorted((encode(f) for f in vectors.frames().values()), key=len)[:2]
+    memo = DecodeMemo(datagram_bytes_max=len(small))
+    for data in (small, small, large, large):
+        assert memo(data) == decode(data)
+    assert memo.hits == 1

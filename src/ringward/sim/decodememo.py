@@ -13,17 +13,25 @@ from typing import Final
 
 from ringward.wire import Frame, decode
 
-__all__ = ["DECODE_MEMO_ENTRIES_MAX", "DecodeMemo"]
+__all__ = ["DECODE_MEMO_DATAGRAM_BYTES_MAX", "DECODE_MEMO_ENTRIES_MAX", "DecodeMemo"]
 
 # Datagrams in flight across a world at once are far fewer.
 DECODE_MEMO_ENTRIES_MAX: Final = 4096
+# Larger datagrams (rare: fragments of big payloads, attack floods) are
+# decoded by each node: the memo holds at most entries x this many bytes.
+DECODE_MEMO_DATAGRAM_BYTES_MAX: Final = 2048
 
 
 class DecodeMemo:
     """``wire.decode`` for the engines of one world (Engine's ``decoder``)."""
 
-    def __init__(self, entries_max: int = DECODE_MEMO_ENTRIES_MAX) -> None:
+    def __init__(
+        self,
+        entries_max: int = DECODE_MEMO_ENTRIES_MAX,
+        datagram_bytes_max: int = DECODE_MEMO_DATAGRAM_BYTES_MAX,
+    ) -> None:
         self._entries_max = entries_max
+        self._datagram_bytes_max = datagram_bytes_max
         self._frames: OrderedDict[bytes, Frame] = OrderedDict()
         self.hits = 0
 
@@ -33,6 +41,8 @@ class DecodeMemo:
             self.hits += 1
             return frame
         frame = decode(data)
+        if len(data) > self._datagram_bytes_max:
+            return frame
         self._frames[data] = frame
         if len(self._frames) > self._entries_max:
             self._frames.popitem(last=False)
