@@ -222,13 +222,14 @@ def accusation(accuser: int, target: int, ring: RingId = RING) -> Frame:
 
 def test_f_plus_one_accusers_of_the_current_ring() -> None:
     det = Detector(1, tuple(range(1, 8)), CFG)  # 7 nodes: f = 2
-    assert det.add_accusation(accusation(2, 5), 5, RING)
-    assert not det.add_accusation(accusation(2, 5), 5, RING)  # once per accuser
-    assert not det.add_accusation(accusation(5, 5), 5, RING)  # not about itself
-    assert not det.add_accusation(accusation(3, 5, RingId(1, 4)), 5, RING)  # old ring
-    assert det.add_accusation(accusation(3, 5), 5, RING)
+    assert det.add_accusation(accusation(2, 5), 5, True)
+    assert not det.add_accusation(accusation(2, 5), 5, True)  # once per accuser
+    assert not det.add_accusation(accusation(5, 5), 5, True)  # not about itself
+    old_ring = accusation(3, 5, RingId(1, 4))
+    assert not det.add_accusation(old_ring, 5, False)  # its ring does not count here
+    assert det.add_accusation(accusation(3, 5), 5, True)
     assert len(det.accusers(5, RING)) == 2 < det.f + 1
-    assert det.add_accusation(accusation(4, 5), 5, RING)
+    assert det.add_accusation(accusation(4, 5), 5, True)
     assert len(det.accusers(5, RING)) == det.f + 1
 
 

@@ -176,17 +176,15 @@ def test_frames_of_a_visit_that_ends_in_a_round_are_not_delivered_by_their_sende
 
 
 @HEAVY
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: open since pinned delivery (Byzantine soak seed 4034), see docstring",
-)
-def test_pinned_delivery_keeps_a_ring_of_three_liars_delivering() -> None:
+def test_members_still_recovering_count_the_accusations_of_their_new_ring() -> None:
     """Byzantine soak seed 4034 (10 nodes, 3:starve-commit 9:starve-successor
-    10:join-phantom): since frames wait for the chain to pin their token
-    (engine/chain.py), node 4's message 4:23, sent at 1.8 s, is delivered
-    nowhere, and after the phantom proposer's eviction at 12.3 s the ring
-    keeps reforming and delivers nothing (G3). It held before pinned
-    delivery (the h4 merge, 8614a31)."""
+    10:join-phantom): the members out of recovery first accused the phantom
+    proposer in the new ring while four others were still recovering it,
+    and those dropped every accusation of a ring they had not installed
+    (the joins carrying the verdict's evidence too). The ring split on the
+    verdict, and the evicted node's joins restarted the four, round after
+    round, with nothing delivered (G3). tests/engine/test_accusation_rings.py
+    has the rule."""
     _run(10, "3:starve-commit,9:starve-successor,10:join-phantom", seed=4034)
 
 

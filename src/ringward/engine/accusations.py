@@ -146,12 +146,30 @@ def _in_play(engine: Engine, peer: int) -> bool:
     )
 
 
+def _counts(engine: Engine, ring: RingId, target: int) -> bool:
+    """Whether an accusation bound to ``ring`` counts here: ours
+    (_bound_ring), the ring being formed, or one newer than the ring we
+    have installed (members install at different moments: the first out of
+    recovery accuse in a ring the rest are still recovering, or whose
+    recovery failed here; dropping those split the ring on the verdict,
+    Byzantine soak seed 4034). Never an older ring's (a replay), nor one
+    from before ``target`` was forgiven."""
+    if ring == _bound_ring(engine):
+        return True
+    if engine.pending is not None and ring == engine.pending.ring:
+        return True
+    if ring.seq <= engine.detector.amnesty.get(target, -1):
+        return False
+    if engine.ring is not None:
+        return ring.seq > engine.ring.seq
+    return ring.seq >= engine.ring_entered
+
+
 def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
     det = engine.detector
-    ring = _bound_ring(engine)
-    if not det.add_accusation(frame, target, ring):
+    if not det.add_accusation(frame, target, _counts(engine, frame.ring, target)):
         return
-    accusers = det.accusers(target, ring)
+    accusers = det.accusers(target, frame.ring)
     if len(accusers) >= det.accusers_needed:
         v = det.convict(engine.now, target, "accused", False, tuple(accusers))
         if v is not None:

@@ -386,17 +386,20 @@ class Detector:
 
     # ----------------------------------------------------------- evidence
 
-    def add_accusation(self, frame: Frame, target: int, ring: RingId | None) -> bool:
-        """Record a verified accusation; True if it is new and counts (same
-        ring as ours, accuser not the target)."""
-        if ring is None or frame.ring != ring or frame.sender == target:
+    def add_accusation(self, frame: Frame, target: int, counts: bool) -> bool:
+        """Record a verified accusation; True if it is new and counts
+        (``counts``: its ring is one ours accepts, engine/accusations.py;
+        the accuser is not the target). One frame per accuser: its latest
+        ring's, so a delayed older one does not replace it."""
+        if not counts or frame.sender == target:
             return False
         if target not in self.roster or target in self.verdicts:
             return False
         got = self.accusations.setdefault(target, {})
-        if frame.sender in got and got[frame.sender].ring == ring:
+        had = got.get(frame.sender)
+        if had is not None and had.ring.seq >= frame.ring.seq:
             return False
-        if len(got) >= ACCUSERS_TRACKED:
+        if had is None and len(got) >= ACCUSERS_TRACKED:
             return False
         got[frame.sender] = frame
         return True
