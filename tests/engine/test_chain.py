@@ -17,6 +17,7 @@ from ringward.engine import Engine, EngineConfig, chain
 from ringward.engine.evidence import digest
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
+from ringward.engine.tokenstate import LINKED_TO_MAX
 from ringward.sim.keys import SimKeys
 from ringward.wire import Frame, LoadReport, RingId, Token, encode
 
@@ -181,3 +182,27 @@ def test_link_asks_go_out_once_per_period_then_the_maker_is_accused() -> None:
     e.tick(due)
     assert e.tokens.links.link_blamed and e.notes["accuse:broken_link"] == 1
     assert due - start <= 3 * period + 1e-9  # within a token timeout (5 periods)
+
+
+def test_a_link_older_than_a_successor_keeps_is_not_blamed_on_it() -> None:
+    """Issue 16, finding 7: a successor keeps the versions its own last
+    ``LINKED_TO_MAX`` tokens linked to, and no more. A member whose chain
+    lags further behind the ring than that asks about a version nobody has
+    to keep any longer: its own lag, not a broken link (the asks still go
+    out, and a chain that stays stuck restarts the ring)."""
+    period = EngineConfig().token_retransmit_ms / 1000
+    e = engine()
+    tokens = chain_of([50] * 7)
+    body = tokens[5][0].body
+    assert isinstance(body, Token)
+    bad = signed(dataclasses.replace(body, prev=bytes(32)))
+    e.now = 2.0
+    feed(e, [*tokens[:5], bad])
+    e.tokens.hops.seen = 6 + LINKED_TO_MAX * len(MEMBERS)  # the ring moved on meanwhile
+    for _ in range(4):
+        due = e.timer_due("link")
+        assert due is not None
+        e.tick(due)
+    assert e.tokens.links.link_ask[2] == 3  # asked as often
+    assert e.notes["accuse:broken_link"] == 0 and e.detector.total(e.now, 2) == 0
+    assert e.now - 2.0 <= 4 * period + 1e-9

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ringward.engine import EngineConfig
 from ringward.engine.config import Timing
 from ringward.engine.detector import Detector, LossBlame
-from ringward.engine.tokenstate import Holder, Hops, Links, TokenState, Visit
+from ringward.engine.tokenstate import LINKED_TO_MAX, Holder, Hops, Links, TokenState, Visit
 from ringward.engine.watch import NEVER_S, LoadMeter, TokenWatch
 from ringward.wire import Frame, LoadReport, RingId, Token
 
@@ -86,14 +86,13 @@ def test_hops_answer_each_request_once_per_gap_and_forget_the_oldest() -> None:
     assert len(hops.answered) == 2 and key not in hops.answered
 
 
-def test_links_keep_what_our_tokens_linked_to_for_a_while() -> None:
+def test_links_keep_what_our_last_tokens_linked_to() -> None:
+    """Counted, not timed (engine/tokenstate.py, LINKED_TO_MAX)."""
     links = Links()
-    for hop in range(10):
-        links.keep_linked_to(hop, b"t%d" % hop, now=float(hop), since=hop - 3.0, kept=5)
-    assert sorted(links.linked_to) == [6, 7, 8, 9]
-    for hop in range(10, 20):
-        links.keep_linked_to(hop, b"", now=20.0, since=0.0, kept=5)
-    assert len(links.linked_to) == 5
+    for hop in range(LINKED_TO_MAX + 10):
+        links.keep_linked_to(hop, b"t%d" % hop)
+    assert sorted(links.linked_to) == list(range(10, LINKED_TO_MAX + 10))
+    assert links.linked_to[LINKED_TO_MAX + 9] == b"t%d" % (LINKED_TO_MAX + 9)
     assert links.covers(0) and not links.covers(1)
 
 

@@ -39,10 +39,12 @@ ring is left are settled by recovery (engine/versions.py).
 A link that does not close is fetched (TOKEN_REQUEST): a missing token from
 its producer, then from everyone (any member serves any token it saw); for
 a ``prev`` that names another version of the hop before, that version, from
-the token's maker, then from everyone - a correct maker has it, and getting
-it proves the predecessor's maker equivocated. A maker whose link nobody can
-close after ``LINK_ASKS`` asks is suspected (``broken_link``: every correct
-member sees the same broadcast token, so f+1 of them accuse it). A chain
+the token's maker, then from everyone - a correct maker has it (it keeps
+what its last ``LINKED_TO_MAX`` tokens linked to), and getting it proves the
+predecessor's maker equivocated. A maker whose link nobody can close after
+``LINK_ASKS`` asks is suspected (``broken_link``: every correct member sees
+the same broadcast token, so f+1 of them accuse it), unless this member
+lags further behind the ring than half of what the maker keeps. A chain
 stuck for ``STALL_TOKEN_TIMEOUTS`` token timeouts while tokens keep coming
 restarts membership: this member can no longer deliver safely in this ring,
 and its buffers (freed only below the safe seq) would grow.
@@ -54,7 +56,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import delivery, evidence, faults, versions
 from ringward.engine.reasons import Note
-from ringward.engine.tokenstate import LinkAsk, Links, Unlinked, Unpinned
+from ringward.engine.tokenstate import LINKED_TO_MAX, LinkAsk, Links, Unlinked, Unpinned
 from ringward.wire import Frame, Token, TokenRequest
 
 if TYPE_CHECKING:
@@ -234,7 +236,10 @@ def _ask(engine: Engine, members: tuple[int, ...], store: RingStore) -> None:
     if tries >= LINK_ASKS and entry is not None:
         if not ts.link_blamed:
             ts.link_blamed = True
-            faults.link_broken(engine, entry[1].sender)
+            if engine.tokens.hops.seen - hop < (LINKED_TO_MAX // 2) * len(members):
+                faults.link_broken(engine, entry[1].sender)
+            # else: we lag further behind the ring than its maker keeps what
+            # its tokens linked to; our lag, not its broken link.
         return
     # A missing token is asked for every period until it comes or the chain
     # stalls (any member holding it answers: it may be lost on the way).

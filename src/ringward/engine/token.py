@@ -237,12 +237,13 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
                 return
             break
     cur = engine.active()
-    seen = engine.detector.tokens.raw_at.get(req.hop) or engine.tokens.links.linked_to.get(req.hop)
-    if cur is not None and cur.ring == frame.ring and seen is not None:
+    seen = engine.detector.tokens.raw_at.get(req.hop)
+    raw = seen[0] if seen is not None else engine.tokens.links.linked_to.get(req.hop)
+    if cur is not None and cur.ring == frame.ring and raw is not None:
         # Any token we saw, whoever made it: it is signed by its maker, and
         # a member that saw another version for this hop needs ours to prove
         # the equivocation.
-        engine.send(frame.sender, seen[0])
+        engine.send(frame.sender, raw)
 
 
 def start_ring(engine: Engine) -> None:
@@ -319,7 +320,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
         prev=engine.digest(raw),
         load=_load(engine, store, ts),
     )
-    _keep_link(engine, ts, tk.hop, raw)
+    _keep_link(ts, tk.hop, raw)
     _forward(engine, ring, nxt, members)
     if engine.active() != cur:
         return  # our own report convicted us, or a check restarted membership
@@ -338,21 +339,9 @@ def _aru(tk: Token, held: int, me: int, seq: int) -> tuple[int, int]:
     return tk.aru, tk.aru_id
 
 
-# How long (token timeouts) and how many of the tokens our own tokens
-# linked to we keep to answer link asks: asks come for 3 retransmission
-# periods (chain.LINK_ASKS, about 0.7 token timeouts); the two rotations of
-# raw_at pass in milliseconds on a busy ring, and a successor that could not
-# show the version it linked to was accused (broken_link) for its
-# predecessor's equivocation.
-LINKED_TO_TOKEN_TIMEOUTS = 2
-LINKED_TO_MAX = 256
-
-
-def _keep_link(engine: Engine, ts: TokenState, hop: int, raw: bytes) -> None:
-    if not raw:
-        return  # the virtual hop 0 of a ring we start
-    cutoff = engine.now - LINKED_TO_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
-    ts.links.keep_linked_to(hop, raw, engine.now, cutoff, LINKED_TO_MAX)
+def _keep_link(ts: TokenState, hop: int, raw: bytes) -> None:
+    if raw:  # not the virtual hop 0 of a ring we start
+        ts.links.keep_linked_to(hop, raw)
 
 
 # Rotations a request must have stayed in the token chain before any

@@ -63,6 +63,14 @@ class LinkAsk(NamedTuple):
 
 
 NO_ASK: Final = LinkAsk(-1, -1e9, 0)
+# Versions our own tokens linked to that we keep to answer link asks (ours:
+# one per rotation). Counted, not timed: a rotation takes anything from a
+# fraction of a millisecond to a held token's pause, and a member whose
+# chain waited for a lost token asks a few token timeouts later (a successor
+# that had kept them two token timeouts was accused of ``broken_link`` for
+# its predecessor's equivocation). A member lagging further than half of
+# this behind the ring blames nobody for an unanswered ask (engine/chain.py).
+LINKED_TO_MAX: Final = 256
 
 
 class Unlinked(NamedTuple):
@@ -233,21 +241,20 @@ class Links:
     link_wait: float | None = None
     link_ask: LinkAsk = NO_ASK
     link_blamed: bool = False
-    # The tokens our own tokens linked to, by hop: hop -> (raw, when). A
-    # member that holds another version asks us for ours (engine/chain.py),
-    # for up to a few retransmission periods; we must answer for as long.
-    linked_to: dict[int, tuple[bytes, float]] = field(default_factory=dict)
+    # The tokens our own tokens linked to, by hop: a member that holds
+    # another version asks us for ours (engine/chain.py); kept for our last
+    # LINKED_TO_MAX tokens, which is as long as it may blame us for it.
+    linked_to: dict[int, bytes] = field(default_factory=dict)
 
     def covers(self, hop: int) -> bool:
         """Whether every hop of the ring up to ``hop`` is linked here."""
         return hop <= self.linked
 
-    def keep_linked_to(self, hop: int, raw: bytes, now: float, since: float, kept: int) -> None:
-        """Our token linked to ``raw`` (hop ``hop``): keep it to answer asks,
-        those seen before ``since`` and beyond ``kept`` forgotten."""
+    def keep_linked_to(self, hop: int, raw: bytes) -> None:
+        """Our token linked to ``raw`` (hop ``hop``): keep it to answer asks."""
         keep = self.linked_to
-        keep[hop] = (raw, now)
-        while keep and (len(keep) > kept or next(iter(keep.values()))[1] < since):
+        keep[hop] = raw
+        while len(keep) > LINKED_TO_MAX:
             del keep[next(iter(keep))]
 
 
