@@ -3,10 +3,13 @@ no correct member evicted (sim/matrix.py names each world).
 
     python benchmarks/soak.py --mode matrix --seeds 10000 --start 300000 --workers 2
     python benchmarks/soak.py --mode byzantine --seeds 300 --workers 2 [--behaviours all]
+    python benchmarks/soak.py --mode long-fault --seeds 1000 --start 10000 --workers 1
 
 ``matrix``: the CI matrix's worlds (sizes 1-9, nine fault mixes, every third
 secured), ``--duration`` virtual seconds of faults each. ``byzantine``:
-secured rings of 4, 7 and 10 with f misbehaving members each. Prints one
+secured rings of 4, 7 and 10 with f misbehaving members each.
+``long-fault``: the long-fault matrix (no attacker, loss 1-30% for 30 s by
+default; tests/sim/test_long_loss.py), where any eviction fails. Prints one
 line per failure (with the command that reproduces it) and a summary; exit
 status 1 if any seed failed.
 """
@@ -21,18 +24,28 @@ import time
 from ringward.byzantine import BEHAVIOURS, parse_spec
 from ringward.sim.byzantine import run_byzantine
 from ringward.sim.interface import SimulationError, WorldLimits
-from ringward.sim.matrix import SEEDED_BEHAVIOURS, byzantine_world, scenario_for
+from ringward.sim.matrix import (
+    SEEDED_BEHAVIOURS,
+    byzantine_world,
+    long_fault_world,
+    scenario_for,
+)
 from ringward.sim.runner import run_scenario
 
 LIMITS = WorldLimits(events_per_s_max=100_000)
+# As tests/sim/test_long_loss.py: 30% loss at 10 nodes asks a lot.
+LONG_FAULT_LIMITS = WorldLimits(events_per_s_max=200_000)
 
 
 def one(job: tuple[str, int, float, tuple[str, ...]]) -> tuple[int, str | None]:
     mode, seed, duration, behaviours = job
-    if mode == "matrix":
-        sc = scenario_for(seed, duration=duration, rate=50.0)
+    if mode in ("matrix", "long-fault"):
+        if mode == "matrix":
+            sc = scenario_for(seed, duration=duration, rate=50.0)
+        else:
+            sc = long_fault_world(seed, duration)
         try:
-            result = run_scenario(sc, limits=LIMITS)
+            result = run_scenario(sc, limits=LIMITS if mode == "matrix" else LONG_FAULT_LIMITS)
         except SimulationError as exc:
             return seed, f"{exc} | reproduce: {sc.command()}"
         if result.ok:
@@ -50,7 +63,7 @@ def one(job: tuple[str, int, float, tuple[str, ...]]) -> tuple[int, str | None]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=("matrix", "byzantine"), default="matrix")
+    ap.add_argument("--mode", choices=("matrix", "byzantine", "long-fault"), default="matrix")
     ap.add_argument("--seeds", type=int, default=1000)
     ap.add_argument("--start", type=int, default=300_000)
     ap.add_argument("--duration", type=float, default=None)
@@ -68,7 +81,7 @@ def main() -> int:
         if args.behaviours == "seeded"
         else tuple(b for b in BEHAVIOURS if b != "overload")
     )
-    duration = args.duration or (2.0 if args.mode == "matrix" else 6.0)
+    duration = args.duration or {"matrix": 2.0, "byzantine": 6.0, "long-fault": 30.0}[args.mode]
     jobs = [(args.mode, s, duration, drawn) for s in range(args.start, args.start + args.seeds)]
     t0 = time.perf_counter()
     failures = []
@@ -77,7 +90,7 @@ def main() -> int:
             if failure is not None:
                 failures.append((seed, failure))
                 print(f"seed {seed}: {failure}", flush=True)
-            if done % 100 == 0:
+            if done % (25 if args.mode == "long-fault" else 100) == 0:
                 print(
                     f"{done}/{len(jobs)} seeds, {len(failures)} failed, "
                     f"{time.perf_counter() - t0:.0f} s",

@@ -17,14 +17,13 @@ import pytest
 
 from helpers import sim_verdict
 from ringward.sim.faults import FaultSpec
+from ringward.sim.matrix import LONG_FAULT_PAIRS, long_fault_world
 from ringward.sim.runner import Scenario
 from ringward.sim.world import WorldLimits
 
 pytestmark = pytest.mark.heavy
 
 LIMITS = WorldLimits(events_per_s_max=200_000)
-SIZES = (2, 3, 4, 7, 10)
-LOSS_PERCENT = (1, 5, 10, 20, 30)
 
 
 def verdict(scenario: Scenario) -> str | None:
@@ -51,24 +50,8 @@ def test_regression_five_percent_loss_evicts_nobody(seed: int) -> None:
     assert failure is None, failure
 
 
-def long_fault(seed: int, duration: float = 30.0) -> Scenario:
-    """World ``seed`` of the long-fault matrix: its ring size and loss level
-    are drawn from the seed (every pair once per len(SIZES) * len(LOSS)
-    consecutive seeds), with duplication and reordering."""
-    pair = seed % (len(SIZES) * len(LOSS_PERCENT))
-    nodes, loss = SIZES[pair % len(SIZES)], LOSS_PERCENT[pair // len(SIZES)]
-    spec = f"loss={loss / 100},dup=0.02,reorder=0.05"
-    return Scenario(
-        nodes=nodes,
-        seed=seed,
-        duration=duration,
-        rate=100.0,
-        faults=FaultSpec.parse(spec),
-        security=True,
-    )
-
-
-PAIRS = len(SIZES) * len(LOSS_PERCENT)
+long_fault = long_fault_world
+PAIRS = LONG_FAULT_PAIRS
 
 
 @pytest.mark.parametrize("seed", range(PAIRS))

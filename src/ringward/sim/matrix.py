@@ -1,7 +1,8 @@
 """The seed matrix: one seed names one world (ring size, fault mix, whether
 security is on; for Byzantine worlds, which members misbehave and how).
 Shared by the test suite (tests/sim/test_sim_matrix.py, tests/sim/test_byzantine.py)
-and the soak (benchmarks/soak.py), so a failing seed reproduces anywhere."""
+and the soak (benchmarks/soak.py), so a failing seed reproduces anywhere;
+also the long-fault matrix (tests/sim/test_long_loss.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from ringward.sim.byzantine import NEEDS_FAULTS
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario
 
-__all__ = ["MIXES", "SEEDED_BEHAVIOURS", "SIZES", "byzantine_world", "scenario_for"]
+__all__ = [
+    "LONG_FAULT_LOSS_PERCENT",
+    "LONG_FAULT_PAIRS",
+    "LONG_FAULT_SIZES",
+    "MIXES",
+    "SEEDED_BEHAVIOURS",
+    "SIZES",
+    "byzantine_world",
+    "long_fault_world",
+    "scenario_for",
+]
 
 MIXES = (
     "none",
@@ -89,3 +100,28 @@ def byzantine_world(
         security=True,
     )
     return scenario, ",".join(parts)
+
+
+# The long-fault matrix (issue 16): no attacker, a lossy network for long.
+LONG_FAULT_SIZES = (2, 3, 4, 7, 10)
+LONG_FAULT_LOSS_PERCENT = (1, 5, 10, 20, 30)
+LONG_FAULT_PAIRS = len(LONG_FAULT_SIZES) * len(LONG_FAULT_LOSS_PERCENT)
+
+
+def long_fault_world(seed: int, duration: float = 30.0) -> Scenario:
+    """World ``seed`` of the long-fault matrix: its ring size and loss level
+    are drawn from the seed (every pair once per ``LONG_FAULT_PAIRS``
+    consecutive seeds), with 2% duplication and 5% reordering, security on,
+    100 messages a second."""
+    pair = seed % LONG_FAULT_PAIRS
+    nodes = LONG_FAULT_SIZES[pair % len(LONG_FAULT_SIZES)]
+    loss = LONG_FAULT_LOSS_PERCENT[pair // len(LONG_FAULT_SIZES)]
+    spec = f"loss={loss / 100},dup=0.02,reorder=0.05"
+    return Scenario(
+        nodes=nodes,
+        seed=seed,
+        duration=duration,
+        rate=100.0,
+        faults=FaultSpec.parse(spec),
+        security=True,
+    )
