@@ -87,12 +87,28 @@ def test_a_chain_of_causes_ends_at_the_member_that_started_its_round() -> None:
     assert w.take() is None
 
 
-def test_a_cause_outside_the_ring_blames_the_first_join_heard() -> None:
+def test_a_cause_outside_the_ring_never_heard_blames_the_first_join_heard() -> None:
     w = ChurnWatch()
     w.open(2, 9, frozenset({1, 2, 3, 4}))
-    w.heard(9, 0)  # not a member of the ring restarted
     assert w.open(3, 0, frozenset({1, 2, 3, 4})) == 2
     assert w.take() == 3
+
+
+def test_a_round_an_outsider_s_join_started_is_no_churn() -> None:
+    """Merging an outsider back is what members must do: a liar failing a
+    live node made that node restart the ring from outside, round after
+    round, and every member whose join passed it on was blamed."""
+    w = ChurnWatch()
+    w.open(2, 9, frozenset({1, 2, 3, 4}))
+    w.heard(9, 0)  # its join, heard in the round
+    assert w.take() is None
+
+
+def test_a_restarter_proposing_an_outsider_merged() -> None:
+    w = ChurnWatch()
+    w.open(3, 2, frozenset({1, 2, 3, 4}))
+    w.heard(2, 0, merging=True)  # its join proposed a node outside the ring
+    assert w.take() is None
 
 
 def test_a_join_naming_its_own_sender_as_cause_breaks_a_rule() -> None:

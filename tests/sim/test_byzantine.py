@@ -24,6 +24,7 @@ from ringward.byzantine import (
     COMMIT_LIES,
     EXPECT,
     FLOW_LIES,
+    TARGETED,
     VALUE_LIES,
     parse_spec,
 )
@@ -60,6 +61,7 @@ ALONE_IN_MAKE_TEST = (
     "flood-recovery",
     "flood-recovery-repeat",
     "recover-fork",
+    "fail-live",
 )
 
 
@@ -94,7 +96,7 @@ def _run(nodes: int, spec: str, seed: int, duration: float = 6.0, faults: str = 
 
 @HEAVY
 @pytest.mark.parametrize(
-    "behaviour", [_marked(b if b != "frame" else "frame:1") for b in BEHAVIOURS]
+    "behaviour", [_marked(b if b not in TARGETED else f"{b}:1") for b in BEHAVIOURS]
 )
 def test_behaviour_on_four_nodes(behaviour: str) -> None:
     duration = 10.0 if behaviour == "overload" else 6.0
@@ -186,6 +188,24 @@ def test_members_still_recovering_count_the_accusations_of_their_new_ring() -> N
     round, with nothing delivered (G3). tests/engine/test_accusation_rings.py
     has the rule."""
     _run(10, "3:starve-commit,9:starve-successor,10:join-phantom", seed=4034)
+
+
+@HEAVY
+@pytest.mark.parametrize(
+    ("nodes", "spec", "seed"),
+    [
+        (7, "7:fail-live:1", 1),
+        (7, "6:fail-live:1,7:fail-live:2", 2),
+        (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2),
+    ],
+)
+def test_members_failing_a_live_node_keep_nobody_out(nodes: int, spec: str, seed: int) -> None:
+    """Issue 16, finding 10: fail sets were unioned on trust. One liar
+    listing node 1 kept it out of every ring; the members that merged it
+    back were blamed for churn and phantoms, and on 7 nodes (seed 1) the
+    correct node 2 was evicted. Two or three liars (f) kept node 1 alone to
+    the end (G3). tests/engine/test_fail_claims.py has the rules."""
+    _run(nodes, spec, seed=seed)
 
 
 @HEAVY
@@ -330,7 +350,7 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 # in a row at one member fails it; tests/engine/test_round_escape.py).
 # Behaviours added later are left out, so that each seed above keeps
 # naming the world it always named.
-LATER = ("flood-recovery", "flood-recovery-repeat", "recover-fork")
+LATER = ("flood-recovery", "flood-recovery-repeat", "recover-fork", "fail-live")
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *LATER))
 # make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
 ALL_SEEDS = (2009, 2195)

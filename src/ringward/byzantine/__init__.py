@@ -36,6 +36,8 @@ Behaviours (docs/fault-detector.md has the detection bounds):
   (a crashed one) in each restart, as a merge would.
 * ``flood-signed`` - signs and broadcasts tokens that are not its turn.
 * ``frame:TARGET`` - accuses TARGET at every visit.
+* ``fail-live:TARGET`` - restarts membership once, then lists TARGET, a
+  live correct member, in the fail set of every join it signs.
 * ``flood-junk`` - ten datagrams that fail checks per real one.
 * ``replay`` - re-sends other members' frames captured a second earlier.
 * ``overload`` - (honest) processes every datagram slowly for a while,
@@ -94,6 +96,7 @@ from ringward.byzantine.expect import (
     COMMIT_LIES,
     EXPECT,
     FLOW_LIES,
+    TARGETED,
     VALUE_LIES,
     Expectation,
 )
@@ -105,6 +108,7 @@ __all__ = [
     "COMMIT_LIES",
     "EXPECT",
     "FLOW_LIES",
+    "TARGETED",
     "U64_MAX",
     "VALUE_LIES",
     "Behaviour",

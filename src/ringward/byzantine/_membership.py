@@ -309,3 +309,15 @@ def _commit_members(ct: CommitToken) -> tuple[int, ...]:
         return ()
     proc, fail = sets.pop()
     return tuple(sorted(set(proc) - set(fail)))
+
+
+class FailLive(RestartOnce):
+    """``fail-live:TARGET``: restarts membership once, then lists TARGET, a
+    live correct member, in the fail set of every join it signs."""
+
+    def signing(self, ring: RingId, body: object) -> object:
+        e = self.engine
+        if isinstance(body, Join) and e.now >= e.start_s and self.arg is not None:
+            fail = tuple(sorted({*body.fail, self.arg}))
+            return dataclasses.replace(body, fail=fail)
+        return body

@@ -16,6 +16,7 @@ from ringward.byzantine._membership import (
     CommitLie,
     CommitLieJump,
     DropCommit,
+    FailLive,
     FloodRecovery,
     FloodRecoveryRepeat,
     JoinChurn,
@@ -78,5 +79,6 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "recover-fork": RecoverFork,
         "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
+        "fail-live": FailLive,
     }
 )

@@ -21,6 +21,7 @@ __all__ = [
     "COMMIT_LIES",
     "EXPECT",
     "FLOW_LIES",
+    "TARGETED",
     "VALUE_LIES",
     "Expectation",
 ]
@@ -30,6 +31,7 @@ Expectation = Literal["proof", "accused", "overload", "harmless"]
 # Behaviour -> what must happen to the node.
 EXPECT: Final[dict[str, Expectation]] = {
     "equivocate": "proof",
+    "fail-live": "accused",
     "lie-aru": "proof",
     "break-link": "accused",
     "drop-token": "accused",
@@ -102,3 +104,6 @@ FLOW_LIES: Final = ("creep-flow", "lie-backlog", "lie-fcc")
 # The aru hold-down and the commit sabotage of issue 16.
 ARU_LIES: Final = ("frame-aru", "hold-aru")
 COMMIT_LIES: Final = ("drop-commit", "equivocate-successor", "starve-commit")
+
+# Behaviours that take a target node (``NAME:TARGET``): a correct member.
+TARGETED: Final = frozenset({"frame", "fail-live"})

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from ringward.byzantine.expect import BEHAVIOURS, EXPECT
+from ringward.byzantine.expect import BEHAVIOURS, EXPECT, TARGETED
 from ringward.errors import ConfigError
 
 __all__ = ["parse_spec"]
 
 
 def parse_spec(spec: str, nodes: int) -> dict[int, tuple[str, int | None]]:
-    """``ID:BEHAVIOUR[,ID:BEHAVIOUR...]`` (``frame:TARGET`` takes a node id)
+    """``ID:BEHAVIOUR[,ID:BEHAVIOUR...]`` (``frame:TARGET`` and
+    ``fail-live:TARGET`` take a node id)
     on a roster of nodes 1..``nodes``: node -> (behaviour, argument or None).
 
     Raises ``ConfigError('bad_byzantine')`` (the caller's input is to blame)
@@ -26,9 +27,10 @@ def parse_spec(spec: str, nodes: int) -> dict[int, tuple[str, int | None]]:
             arg = int(parts[2]) if len(parts) > 2 else None
         except (IndexError, ValueError):
             raise ConfigError("bad_byzantine", f"{item!r}: want ID:BEHAVIOUR") from None
-        if name not in EXPECT or (name == "frame") != (arg is not None) or len(parts) > 3:
+        if name not in EXPECT or (name in TARGETED) != (arg is not None) or len(parts) > 3:
             raise ConfigError(
-                "bad_byzantine", f"{item!r}: behaviours are {', '.join(BEHAVIOURS)} (frame:TARGET)"
+                "bad_byzantine",
+                f"{item!r}: behaviours are {', '.join(BEHAVIOURS)} (TARGET: {'/'.join(TARGETED)})",
             )
         if not 1 <= node <= nodes or (arg is not None and not 1 <= arg <= nodes) or node in out:
             raise ConfigError("bad_byzantine", f"{item!r}: node out of range or repeated")

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any, Final
 
-from ringward.byzantine import BEHAVIOURS
+from ringward.byzantine import BEHAVIOURS, TARGETED
 from ringward.cli import node_service
 from ringward.cli.keys_layout import node_dir
 from ringward.cli.keys_secrets import NODE_PASSPHRASE_ENV
@@ -91,7 +91,7 @@ READY=1 at its first view, WATCHDOG=1 and STOPPING=1.
 
 # The --misbehave names (overload is the process's own, described apart).
 _BEHAVIOURS: Final = ", ".join(
-    "frame:TARGET_ID" if b == "frame" else b for b in BEHAVIOURS if b != "overload"
+    f"{b}:TARGET_ID" if b in TARGETED else b for b in BEHAVIOURS if b != "overload"
 )
 
 

@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ringward.byzantine import BEHAVIOURS, parse_spec
+from ringward.byzantine import BEHAVIOURS, TARGETED, parse_spec
 from ringward.errors import ConfigError
 from ringward.sim.attacks import ATTACKS, run_attack
 from ringward.sim.byzantine import run_byzantine
@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
         "--byzantine",
         metavar="ID:BEHAVIOUR[,...]",
         help="make members Byzantine (implies --security); behaviours: "
-        + ", ".join(b if b != "frame" else "frame:TARGET" for b in BEHAVIOURS)
+        + ", ".join(b if b not in TARGETED else f"{b}:TARGET" for b in BEHAVIOURS)
         + "; exit 0 only if each expectation (docs/fault-detector.md) and every "
         "guarantee among the correct members held",
     )

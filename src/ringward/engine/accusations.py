@@ -281,8 +281,9 @@ def on_join(engine: Engine, frame: Frame) -> None:
     assert isinstance(j, Join)
     absorb(engine, j.proofs, j.accusations)
     det = engine.detector
-    det.heard_from(frame.sender)
-    det.churn.heard(frame.sender, j.cause)
+    det.heard_from(frame.sender, engine.now)
+    outsiders = set(j.proc) - set(j.fail) - set(engine.members)
+    det.churn.heard(frame.sender, j.cause, any(not engine.banned(n) for n in outsiders))
     blame = det.take_blame(frame.sender)
     if blame is not None and engine.now - blame.at <= engine.timing.consensus_timeout_s:
         suspect(engine, frame.sender, blame.signal)
@@ -350,7 +351,9 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         # heard an outsider must do; judged when the round ends: if we heard
         # none of the proposed nodes and none made it in, it was churn
         # ("phantom": it also cost everyone a consensus timeout).
-        engine.detector.propose(frame.sender, outsiders - evicted)
+        engine.detector.propose(
+            frame.sender, outsiders - evicted, engine.now, engine.timing.consensus_timeout_s
+        )
 
 
 def _rekey_due(engine: Engine, sender: int) -> bool:

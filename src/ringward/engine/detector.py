@@ -79,6 +79,12 @@ WEIGHTS: dict[str, float] = {
     "recovery_junk": 100.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
+    # Our consensus timer failed it while its join of the round claimed
+    # failed a node we heard within a consensus timeout, a claim no f other
+    # member made (engine/gather.py): it keeps a live node out of the ring,
+    # or itself out of it each round. Every correct member holds the same
+    # joins, so f+1 accuse it at the second round.
+    "fail_claim": 50.0,
 }
 
 # Evidence kept: bounds memory whatever peers send.
@@ -196,6 +202,9 @@ class Detector:
         # outsiders not heard from since (engine/faults.py: a proposal of
         # nodes nobody hears is churn).
         self.proposed: dict[int, frozenset[int]] = {}
+        # When each roster node was last heard (a join, or a signed token of
+        # its ring): a proposal to add a node heard lately is no phantom.
+        self.heard_at: dict[int, float] = {}
         # Verdicts forgiven before a view without their target was installed.
         self.unannounced: dict[int, Verdict] = {}
         # (proposer, evicted node) -> (next time it may propose it, back-off):
@@ -313,14 +322,23 @@ class Detector:
             self.checked.clear()
         self.checked[key] = reason or ""
 
-    def heard_from(self, node: int) -> None:
+    def heard_from(self, node: int, now: float) -> None:
         """``node`` spoke: a proposal to add it was no phantom."""
+        if node in self.roster:
+            self.heard_at[node] = now
         for proposer in [p for p, outs in self.proposed.items() if node in outs]:
             self.proposed[proposer] = frozenset()
 
-    def propose(self, proposer: int, outsiders: frozenset[int]) -> None:
+    def propose(
+        self, proposer: int, outsiders: frozenset[int], now: float, recent_s: float
+    ) -> None:
         """``proposer`` restarted our ring to add ``outsiders`` (judged when
-        the round ends). Bounded by the roster."""
+        the round ends): no phantom if we heard one of them within
+        ``recent_s`` (the proposer heard it too, and another member may
+        keep it out of the round: a fail claim, its merge back-off).
+        Bounded by the roster."""
+        if any(now - self.heard_at.get(o, -math.inf) <= recent_s for o in outsiders):
+            outsiders = frozenset()
         if len(self.proposed) < len(self.roster):
             self.proposed[proposer] = outsiders
 

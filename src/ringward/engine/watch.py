@@ -181,12 +181,19 @@ class ChurnWatch:
     started its round itself names the restarter. A chain that leaves the
     ring, loops or names a join never heard proves nothing, and the first
     join's sender is blamed as before: a liar naming another member gains
-    nothing."""
+    nothing. A restarter whose join proposed a node outside the ring merged,
+    which is no churn (the ``phantom`` signal judges proposals): another
+    member's joins may have dropped that node from the round (a fail claim),
+    and the restarter's answerers then look like churn. Nor is a round an
+    outsider's join started (a chain that leaves the ring at a node whose
+    join we heard in the round): merging it back is what members must do."""
 
     def __init__(self) -> None:
         self._first: int | None = None
         self._members: frozenset[int] = frozenset()
         self._causes: dict[int, int] = {}
+        self._merging: set[int] = set()
+        self._outsiders: set[int] = set()
 
     def open(self, first: int, cause: int, members: frozenset[int]) -> int | None:
         """A new round, restarted by ``first``'s join (naming ``cause``); the
@@ -195,24 +202,34 @@ class ChurnWatch:
         self._first, self._members, self._causes = first, members, {first: cause}
         return due
 
-    def heard(self, sender: int, cause: int) -> None:
-        """A join of the open round: its sender's first statement counts."""
-        if self._first is not None and sender in self._members:
-            self._causes.setdefault(sender, cause)
+    def heard(self, sender: int, cause: int, merging: bool = False) -> None:
+        """A join of the open round: its sender's first statement counts;
+        ``merging``: it proposed a node outside the ring."""
+        if self._first is None:
+            return
+        if sender not in self._members:
+            self._outsiders.add(sender)  # bounded by the roster
+            return
+        self._causes.setdefault(sender, cause)
+        if merging:
+            self._merging.add(sender)
 
     def take(self) -> int | None:
         """The member that restarted the open round (which closes), if any."""
-        first, causes = self._first, self._causes
-        self._first, self._causes = None, {}
+        first, causes, merging = self._first, self._causes, self._merging
+        outsiders, members = self._outsiders, self._members
+        self._first, self._causes, self._merging, self._outsiders = None, {}, set(), set()
         if first is None:
             return None
         node, seen = first, set()
         while node not in seen:
+            if node not in members and node in outsiders:
+                return None
             cause = causes.get(node)
             if cause is None:
                 break
             if cause == 0:
-                return node
+                return None if node in merging else node
             seen.add(node)
             node = cause
-        return first
+        return None if first in merging else first

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Final, NamedTuple
 
-from ringward.byzantine import BEHAVIOURS, ByzantineEngine
+from ringward.byzantine import BEHAVIOURS, TARGETED, ByzantineEngine
 from ringward.engine import Engine, EngineConfig, FrameSecurity
 from ringward.errors import ConfigError
 
@@ -48,7 +48,8 @@ class OverloadWindow(NamedTuple):
 
 
 def parse(spec: str | None, ids: list[int]) -> Misbehaviour | None:
-    """``BEHAVIOUR`` or ``frame:TARGET`` (ringward.byzantine), or ``overload``;
+    """``BEHAVIOUR``, ``frame:TARGET`` or ``fail-live:TARGET``
+    (ringward.byzantine), or ``overload``;
     ConfigError ``bad_misbehave`` otherwise."""
     if spec is None:
         return None
@@ -56,11 +57,12 @@ def parse(spec: str | None, ids: list[int]) -> Misbehaviour | None:
     target = int(arg) if arg.isdigit() else None
     if (
         name not in BEHAVIOURS
-        or (name == "frame") != (target is not None)
+        or (name in TARGETED) != (target is not None)
         or (arg and target is None)
     ):
         raise ConfigError(
-            "bad_misbehave", f"{spec!r}: one of {', '.join(BEHAVIOURS)} (frame:TARGET)"
+            "bad_misbehave",
+            f"{spec!r}: one of {', '.join(BEHAVIOURS)} (frame:TARGET, fail-live:TARGET)",
         )
     if target is not None and target not in ids:
         raise ConfigError("bad_misbehave", f"{spec!r}: node {target} is not in the roster")

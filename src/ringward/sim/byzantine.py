@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ringward.byzantine import EXPECT, ByzantineEngine
+from ringward.byzantine import EXPECT, TARGETED, ByzantineEngine
 from ringward.engine import Engine, EngineConfig
 from ringward.eventlog import EvictEvent, RejectedEvent, RejoinEvent
 from ringward.sim.decodememo import DecodeMemo
@@ -186,7 +186,7 @@ def _judge(
                 f"node {node} (overload) evicted at {healthy_evictions[node]:.3f} s,"
                 f" healthy since {overload_end_s:.3f} s"
             )
-        if name == "frame" and arg is not None and arg in evicted:
+        if name in TARGETED and arg is not None and arg in evicted:
             problems.append(f"framed node {arg} evicted")
     if not result.ok:
         first = result.report.violations[0]

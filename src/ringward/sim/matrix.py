@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from ringward.byzantine import TARGETED
 from ringward.sim.byzantine import NEEDS_FAULTS
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario
@@ -90,7 +91,9 @@ def byzantine_world(
     for node in bad:
         name = rng.choice(names)
         faults = NEEDS_FAULTS.get(name, faults)
-        parts.append(f"{node}:frame:{rng.choice(correct)}" if name == "frame" else f"{node}:{name}")
+        parts.append(
+            f"{node}:{name}:{rng.choice(correct)}" if name in TARGETED else f"{node}:{name}"
+        )
     scenario = Scenario(
         nodes=n,
         seed=seed,
