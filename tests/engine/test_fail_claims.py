@@ -89,3 +89,14 @@ def test_the_consensus_timer_fails_the_claimer_and_spares_who_failed_it_first() 
     assert g.fail == {7}
     assert e.notes["accuse:fail_claim"] == 0 and e.detector.total(NOW, 7) == 50
     assert e.detector.total(NOW, 6) == 0
+
+
+def test_a_claim_about_a_node_we_suspect_ourselves_is_taken() -> None:
+    """Byzantine soak seed 2098: two members failed the representative that
+    withheld the commit (``commit_withheld``), the others were in another
+    round; refusing the claim failed the two correct claimants instead."""
+    e = _engine(fail_claims={2: {3}, 7: {3}})
+    assert e.gather is not None
+    assert claims.adopted(e, e.gather) == set()
+    e.detector.score(NOW, 3, "commit_withheld")
+    assert claims.adopted(e, e.gather) == {3}

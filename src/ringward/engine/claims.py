@@ -6,8 +6,8 @@ ring (the node forms a ring alone, merges back, and is failed again), and
 the members that merge it back are blamed for the restarts (issue 16,
 finding 10; simulator ``fail-live``). With the fault detector on (and f >= 1,
 rings of 4 and more), a claim about a node this member heard lately (any
-signed frame within a consensus timeout) is taken only from f+1 claimants,
-one of them correct. A claimant it does not follow never matches its sets,
+signed frame within a consensus timeout) and does not suspect is
+taken only from f+1 claimants, one of them correct. A claimant it does not follow never matches its sets,
 and its consensus timer fails it (``claimers``, signal ``fail_claim``);
 members whose timer fired a moment before, failing the same claimant, are
 spared (``spared``). A node nobody hears is failed as in Totem.
@@ -51,7 +51,16 @@ def _by_node(g: GatherState) -> dict[int, set[int]]:
 
 
 def _taken(engine: Engine, node: int, claimants: set[int]) -> bool:
-    return not _heard_lately(engine, node) or len(claimants) > engine.detector.f
+    """Whether claims that ``node`` failed are taken: f+1 claimants, or a
+    node we have not heard lately, or one we suspect ourselves (a member
+    that saw it withhold the commit, say, fails a live node for a reason
+    the members that saw it too share)."""
+    det = engine.detector
+    return (
+        not _heard_lately(engine, node)
+        or len(claimants) > det.f
+        or det.total(engine.now, node) > 0
+    )
 
 
 def claimers(engine: Engine, g: GatherState, silent: set[int]) -> set[int]:
