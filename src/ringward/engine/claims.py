@@ -4,13 +4,14 @@ Totem unions the fail sets of every join on trust. A Byzantine member that
 lists a live correct node in its joins then keeps that node out of every
 ring (the node forms a ring alone, merges back, and is failed again), and
 the members that merge it back are blamed for the restarts (issue 16,
-finding 10; simulator ``fail-live``). With the fault detector on (and f >= 1,
-rings of 4 and more), a claim about a node this member heard lately (any
-signed frame within a consensus timeout) and does not suspect is
-taken only from f+1 claimants, one of them correct. A claimant it does not follow never matches its sets,
-and its consensus timer fails it (``claimers``, signal ``fail_claim``);
-members whose timer fired a moment before, failing the same claimant, are
-spared (``spared``). A node nobody hears is failed as in Totem.
+finding 10; simulator ``fail-live``). With the fault detector on (and
+f >= 1, rings of 4 and more), a claim about a node this member heard lately
+(any signed frame within a consensus timeout) and does not suspect itself
+is taken only from f+1 claimants, one of them correct. A claimant it does
+not follow never matches its sets, and its consensus timer fails it
+(``claimers``, signal ``fail_claim``); members whose timer fired a moment
+before, failing the same claimant, are spared (``spared``). A node nobody
+hears is failed as in Totem.
 """
 
 from __future__ import annotations
@@ -57,9 +58,7 @@ def _taken(engine: Engine, node: int, claimants: set[int]) -> bool:
     the members that saw it too share)."""
     det = engine.detector
     return (
-        not _heard_lately(engine, node)
-        or len(claimants) > det.f
-        or det.total(engine.now, node) > 0
+        not _heard_lately(engine, node) or len(claimants) > det.f or det.total(engine.now, node) > 0
     )
 
 
