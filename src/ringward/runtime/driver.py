@@ -309,6 +309,9 @@ class Driver:
         sock, engine = self._sock, self._engine
         assert sock is not None and engine is not None
         view = memoryview(self._buf)
+        if self._overloaded_now():
+            # --misbehave overload: a starved process waits for the CPU.
+            time.sleep(misbehaving.OVERLOAD_STALL_S)
         for _ in range(RECV_BATCH_MAX):
             if self._phase != "running":
                 return

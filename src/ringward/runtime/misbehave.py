@@ -2,8 +2,12 @@
 and tests only (loudly logged).
 
 A behaviour of :mod:`ringward.byzantine` wraps the engine; ``overload``
-keeps a correct engine and starves the process instead: each datagram read
-costs OVERLOAD_SLEEP_S of blocked time for OVERLOAD_FOR_S.
+keeps a correct engine and starves the process instead, for OVERLOAD_FOR_S:
+each wake-up to read costs OVERLOAD_STALL_S of blocked time and each
+datagram read OVERLOAD_SLEEP_S more. The stall makes it an overload
+whatever the ring sends: with a cost per datagram alone, the 10 hops a
+second of an idle ring (docs/protocol.md, "The idle ring") left a process
+that reads 50 datagrams a second on time, and nothing overloaded it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ringward.errors import ConfigError
 __all__ = [
     "OVERLOAD_FOR_S",
     "OVERLOAD_SLEEP_S",
+    "OVERLOAD_STALL_S",
     "Misbehaviour",
     "OverloadWindow",
     "make_engine",
@@ -27,6 +32,9 @@ __all__ = [
 logger = logging.getLogger("ringward.runtime")
 
 OVERLOAD_SLEEP_S: Final = 0.02
+# As long as a spinning ring's full batch of 64 datagrams took before the
+# idle ring: late by about as much at every probe.
+OVERLOAD_STALL_S: Final = 1.0
 OVERLOAD_FOR_S: Final = 8.0
 
 
