@@ -3,11 +3,11 @@ and tests only (loudly logged).
 
 A behaviour of :mod:`ringward.byzantine` wraps the engine; ``overload``
 keeps a correct engine and starves the process instead, for OVERLOAD_FOR_S:
-each wake-up to read costs OVERLOAD_STALL_S of blocked time and each
-datagram read OVERLOAD_SLEEP_S more. The stall makes it an overload
-whatever the ring sends: with a cost per datagram alone, the 10 hops a
-second of an idle ring (docs/protocol.md, "The idle ring") left a process
-that reads 50 datagrams a second on time, and nothing overloaded it.
+each datagram read costs OVERLOAD_SLEEP_S of blocked time, and each wake-up
+to read at least OVERLOAD_STALL_S. The floor makes it an overload whatever
+the ring sends: with a cost per datagram alone, the 10 hops a second of an
+idle ring (docs/protocol.md, "The idle ring") left a process that reads 50
+datagrams a second on time, and nothing overloaded it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ __all__ = [
 logger = logging.getLogger("ringward.runtime")
 
 OVERLOAD_SLEEP_S: Final = 0.02
-# As long as a spinning ring's full batch of 64 datagrams took before the
-# idle ring: late by about as much at every probe.
-OVERLOAD_STALL_S: Final = 1.0
+# What a full batch (64 datagrams) cost: the regime a spinning ring kept it
+# in before the idle ring, 1.2-1.3 s late at every probe.
+OVERLOAD_STALL_S: Final = 64 * OVERLOAD_SLEEP_S
 OVERLOAD_FOR_S: Final = 8.0
 
 
