@@ -408,8 +408,15 @@ def test_one_pause_shorter_than_the_token_timeout_is_not_overload(tmp_path: Path
             procs[2].p.send_signal(signal.SIGSTOP)
             time.sleep(0.75)
             procs[2].p.send_signal(signal.SIGCONT)
+            resumed = time.monotonic()
             for k in range(30):  # its next visits' reports
                 procs[0].send(f"busy {k}")
+                for p in procs:
+                    p.pump(0.05)
+            # One pause at a time: pump returns at the first line, and the
+            # 30 sends took 0.1 s, so the next pause began at the next probe
+            # and the loop was late at two in a row (behind, rightly).
+            while time.monotonic() - resumed < 1.5:
                 for p in procs:
                     p.pump(0.05)
         evictions = [x for p in procs for x in p.lines if x["event"] in ("evict", "rejected")]
