@@ -79,12 +79,6 @@ WEIGHTS: dict[str, float] = {
     "recovery_junk": 100.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
-    # Our consensus timer failed it while its join of the round claimed
-    # failed a node we heard within a consensus timeout, a claim no f other
-    # member made (engine/gather.py): it keeps a live node out of the ring,
-    # or itself out of it each round. Every correct member holds the same
-    # joins, so f+1 accuse it at the second round.
-    "fail_claim": 50.0,
 }
 
 # Evidence kept: bounds memory whatever peers send.

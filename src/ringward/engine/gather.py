@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, claims, recovery, transition
+from ringward.engine import accusations, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.engine.membership import Agreed, GatherState, State
 from ringward.engine.reasons import Drop, Note
@@ -207,12 +207,17 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     # Failing the representative changes our sets: announced below, with
     # a fresh consensus period, like any other change.
     changed = _commit_overdue(engine, accusations.SILENT_TOKEN_FRACTION)
-    if engine.node_id in j.fail and claims.parts_ways(engine, g, sender):
+    if engine.node_id in j.fail:
         # It considers us failed: part ways; the merge comes later.
         g.fail.add(sender)
         changed = True
     else:
-        changed |= _take_join(engine, g, frame)
+        g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
+        # Fail sets are unioned on trust, as in Totem: refusing claims
+        # about nodes we still hear was tried and split partitioned
+        # rings into singletons that never re-merged (SECURITY.md: a
+        # Byzantine member can keep a live node out of one ring).
+        changed |= g.merge(j.proc, j.fail) | _fail_banned(engine, j.proc)
     g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
     if changed:
         # New sets: everyone gets a full consensus period to agree to
@@ -224,17 +229,6 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     # consensus timer: a node that just started must not form a ring of
     # one before anyone could answer.
     check_consensus(engine)
-
-
-def _take_join(engine: Engine, g: GatherState, frame: Frame) -> bool:
-    """Keep ``frame``'s join as its sender's latest and merge what we take
-    of its sets; True if ours changed."""
-    j = frame.body
-    assert isinstance(j, Join)
-    g.joins[frame.sender] = (frozenset(j.proc), frozenset(j.fail), frame)
-    for x in j.fail:
-        g.claimed_at.setdefault((frame.sender, x), engine.now)  # bounded by the roster²
-    return g.merge(j.proc, claims.adopted(engine, g)) | _fail_banned(engine, j.proc)
 
 
 def _fail_banned(engine: Engine, proposed: Iterable[int]) -> bool:
@@ -329,12 +323,8 @@ def on_consensus_timer(engine: Engine) -> None:
         # soak seed 2098). They get a consensus period to answer.
         send_join(engine)
         return
-    g = engine.gather
-    silent = g.silent() - {engine.node_id}
-    claimers = claims.claimers(engine, g, silent)
-    for node in sorted(claimers):
-        accusations.suspect(engine, node, "fail_claim")
-    g.fail |= claimers | (silent - claims.spared(engine, g, silent, claimers))
+    silent = engine.gather.silent() - {engine.node_id}
+    engine.gather.fail |= silent
     send_join(engine)
     check_consensus(engine)
 

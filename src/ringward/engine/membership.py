@@ -76,10 +76,6 @@ class GatherState:
     # so that the member that restarted the ring is the one blamed for it
     # (accusations.on_restart_by_join), whatever order the joins arrive in.
     cause: int = 0
-    # When each fail claim (claimant, node) was first seen in this round:
-    # a correct member claims a live node only as its consensus timer
-    # fires, a liar from the round's start (gather._claimers).
-    claimed_at: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)
