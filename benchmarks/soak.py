@@ -75,11 +75,18 @@ def main() -> int:
         help="byzantine: draw from the behaviours before issue 14 (seeds name the worlds "
         "they always named), or from every behaviour but overload",
     )
+    ap.add_argument(
+        "--exclude",
+        default="",
+        help="byzantine: behaviours left out of the draw, comma-separated (an open finding "
+        "that fails every world it is drawn in, say fail-live)",
+    )
     args = ap.parse_args()
+    excluded = {"overload", *filter(None, args.exclude.split(","))}
     drawn = (
         SEEDED_BEHAVIOURS
         if args.behaviours == "seeded"
-        else tuple(b for b in BEHAVIOURS if b != "overload")
+        else tuple(b for b in BEHAVIOURS if b not in excluded)
     )
     duration = args.duration or {"matrix": 2.0, "byzantine": 6.0, "long-fault": 30.0}[args.mode]
     jobs = [(args.mode, s, duration, drawn) for s in range(args.start, args.start + args.seeds)]
