@@ -28,9 +28,10 @@ def parse_spec(spec: str, nodes: int) -> dict[int, tuple[str, int | None]]:
         except (IndexError, ValueError):
             raise ConfigError("bad_byzantine", f"{item!r}: want ID:BEHAVIOUR") from None
         if name not in EXPECT or (name in TARGETED) != (arg is not None) or len(parts) > 3:
+            targeted = "/".join(sorted(TARGETED))
             raise ConfigError(
                 "bad_byzantine",
-                f"{item!r}: behaviours are {', '.join(BEHAVIOURS)} (TARGET: {'/'.join(TARGETED)})",
+                f"{item!r}: behaviours are {', '.join(BEHAVIOURS)} (TARGET: {targeted})",
             )
         if not 1 <= node <= nodes or (arg is not None and not 1 <= arg <= nodes) or node in out:
             raise ConfigError("bad_byzantine", f"{item!r}: node out of range or repeated")

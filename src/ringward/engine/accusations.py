@@ -282,8 +282,14 @@ def on_join(engine: Engine, frame: Frame) -> None:
     absorb(engine, j.proofs, j.accusations)
     det = engine.detector
     det.heard_from(frame.sender, engine.now)
+    # A merge proposes an outsider that is alive: one we heard lately (a
+    # churner proposing an absent node is judged as churn, as before).
+    recent_s = engine.timing.consensus_timeout_s
     outsiders = set(j.proc) - set(j.fail) - set(engine.members)
-    det.churn.heard(frame.sender, j.cause, any(not engine.banned(n) for n in outsiders))
+    merging = any(
+        not engine.banned(n) and det.heard_lately(n, engine.now, recent_s) for n in outsiders
+    )
+    det.churn.heard(frame.sender, j.cause, merging)
     blame = det.take_blame(frame.sender)
     if blame is not None and engine.now - blame.at <= engine.timing.consensus_timeout_s:
         suspect(engine, frame.sender, blame.signal)

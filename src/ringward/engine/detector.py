@@ -197,7 +197,8 @@ class Detector:
         # nodes nobody hears is churn).
         self.proposed: dict[int, frozenset[int]] = {}
         # When each roster node was last heard (a join, or a signed token of
-        # its ring): a proposal to add a node heard lately is no phantom.
+        # a foreign ring): a proposal to add a node heard lately is no
+        # phantom, and a join proposing it is a merge, not churn.
         self.heard_at: dict[int, float] = {}
         # Verdicts forgiven before a view without their target was installed.
         self.unannounced: dict[int, Verdict] = {}
@@ -331,10 +332,15 @@ class Detector:
         ``recent_s`` (the proposer heard it too, and another member may
         keep it out of the round: a fail claim, its merge back-off).
         Bounded by the roster."""
-        if any(now - self.heard_at.get(o, -math.inf) <= recent_s for o in outsiders):
+        if any(self.heard_lately(o, now, recent_s) for o in outsiders):
             outsiders = frozenset()
         if len(self.proposed) < len(self.roster):
             self.proposed[proposer] = outsiders
+
+    def heard_lately(self, node: int, now: float, recent_s: float) -> bool:
+        """Whether ``node`` sent us a join or a token of its ring within
+        ``recent_s``."""
+        return now - self.heard_at.get(node, -math.inf) <= recent_s
 
     def take_proposals(self) -> dict[int, frozenset[int]]:
         proposed, self.proposed = self.proposed, {}

@@ -181,11 +181,11 @@ class Engine:
         self._heard_seq(frame)
 
     def _heard_seq(self, frame: Frame) -> None:
-        """``frame``'s sender spoke: remember when, and the highest ring seq it signed
-        (after its handler: the join judged stale must not be compared with itself)."""
+        """Remember the highest ring seq ``frame``'s sender has put in
+        anything it signed (after its handler: the join being judged stale
+        must not be compared with itself)."""
         if not frame.signed:
             return  # anyone can make it: it says nothing about the sender
-        self.detector.heard_from(frame.sender, self.now)
         seq = frame.ring.seq
         if isinstance(frame.body, Join):
             seq = max(seq, frame.body.ring_seq)

@@ -62,7 +62,7 @@ def parse(spec: str | None, ids: list[int]) -> Misbehaviour | None:
     ):
         raise ConfigError(
             "bad_misbehave",
-            f"{spec!r}: one of {', '.join(BEHAVIOURS)} (frame:TARGET, fail-live:TARGET)",
+            f"{spec!r}: one of {', '.join(BEHAVIOURS)} (TARGET: {'/'.join(sorted(TARGETED))})",
         )
     if target is not None and target not in ids:
         raise ConfigError("bad_misbehave", f"{spec!r}: node {target} is not in the roster")
