@@ -7,8 +7,9 @@ import pytest
 
 from ring_harness import Cluster
 from ringward.engine import EngineConfig
+from ringward.engine.detector import CommitWatch
 from ringward.engine.membership import State
-from ringward.wire import CommitToken, decode
+from ringward.wire import CommitToken, RingId, decode
 
 pytestmark = pytest.mark.heavy  # seconds: real engines under a traced work budget
 
@@ -56,3 +57,30 @@ def test_a_lost_first_forward_does_not_frame_the_representative() -> None:
         assert c.engines[i].state is State.OPERATIONAL, i
         assert c.regular_members(i) == CORRECT, (i, c.regular_members(i))
         assert any(ev.target == SABOTEUR for ev in c.evictions(i)), (i, c.evictions(i))
+
+
+def test_a_representative_withholding_after_an_abandoned_round_is_failed() -> None:
+    """Byzantine soak seed 6085: members left a commit round (of another
+    membership) when a merge join arrived, agreed on a new one whose
+    representative withheld its commit, and waited for good: the abandoned
+    round's progress, seen less than a consensus timeout before the new
+    agreement, was taken for the new round's start. Only a commit of the
+    agreed membership shows that its round started."""
+    c = Cluster(5, config=EngineConfig(), tamper={REP: _drop_commits})
+    c.run(0.6)
+    assert all(c.regular_members(i) == c.roster for i in c.roster)
+    ring = c.engines[3].ring
+    assert ring is not None
+    others = tuple(i for i in c.roster if i != REP)
+    abandoned = CommitWatch(
+        RingId(rep=others[0], seq=ring.seq + 4), others, 1, bytes(32), (), c.now
+    )
+    for i in others:
+        c.engines[i].detector.commit_watch = abandoned
+    c.call(3, lambda: c.engines[3].enter_gather(c.now, reason="rekey"))
+    c.run(6.0)
+    for i in others:
+        assert c.engines[i].state is State.OPERATIONAL, (i, c.engines[i].state)
+        assert c.regular_members(i) == others, (i, c.regular_members(i))
+        signals = c.engines[i].detector.scores(c.now).get(REP, {})
+        assert "commit_withheld" in signals, (i, signals)

@@ -349,11 +349,17 @@ def _commit_overdue(engine: Engine, fraction: float) -> bool:
     ):
         return False
     w = engine.detector.commit_watch
-    if w is not None and w.at >= a.at - engine.timing.consensus_timeout_s:
+    members = g.candidates()
+    if (
+        w is not None
+        and w.members == tuple(members)
+        and w.at >= a.at - engine.timing.consensus_timeout_s
+    ):
         # The round started (its first hop may beat the last join we
-        # needed); a stall past there is recovery._watch's to blame.
+        # needed); a stall past there is recovery._watch's to blame. A
+        # round of other members (one we left for a merge) shows nothing.
         return False
-    rep = g.candidates()[0]
+    rep = members[0]
     g.agreed = None
     accusations.suspect(engine, rep, "commit_withheld")
     g.fail.add(rep)
