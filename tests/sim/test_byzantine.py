@@ -283,6 +283,15 @@ def test_overloaded_member_of_seven_is_evicted_and_back() -> None:
     _run(7, "7:overload", seed=1, duration=12.0)
 
 
+@HEAVY
+def test_an_overloaded_member_is_not_evicted_by_accusation_before_its_proof() -> None:
+    """Its slow visits and the token and commit losses at it were scored at
+    once and evicted it by accusation (30 s cool-down, never back in the
+    run) a few hundred ms before its third over-limit report convicted it
+    of overload."""
+    _run(7, "7:overload", seed=3, duration=12.0)
+
+
 # 1005 and 1010-1028 come from the first Byzantine soak (benchmarks/soak.py
 # --mode byzantine --start 1000): 1005 (the equivocator sent its second
 # version to nobody), 1010 (two slow-token members readmitted every 3 s:

@@ -106,6 +106,21 @@ def loss_suspect(engine: Engine) -> int | None:
 
 def suspect(engine: Engine, peer: int, signal: str) -> None:
     det = engine.detector
+    _score_deferred(engine)
+    if det.defer(engine.now, peer, signal):
+        engine.notes[Note.SUSPICION_DEFERRED] += 1
+        return
+    _score(engine, peer, signal)
+
+
+def _score_deferred(engine: Engine) -> None:
+    """Score the held-back signals whose time came (detector.defer)."""
+    for d in engine.detector.deferred_due(engine.now):
+        _score(engine, d.peer, d.signal)
+
+
+def _score(engine: Engine, peer: int, signal: str) -> None:
+    det = engine.detector
     total = det.score(engine.now, peer, signal)
     ring = _bound_ring(engine)
     if (
@@ -208,6 +223,7 @@ def review_accusations(engine: Engine) -> None:
     """Accusations whose review time came: uncorroborated ones (no other
     accuser in that ring, no verdict, and the target unsuspected here)
     count against their accuser."""
+    _score_deferred(engine)
     det = engine.detector
     span = 2 * REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
     for due, accuser, target in det.reviews_due(engine.now):

@@ -31,7 +31,15 @@ from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig, Timing
 from ringward.engine.watch import ChurnWatch, LoadMeter, TokenWatch
 from ringward.wire import CommitMember, Frame, RingId
 
-__all__ = ["WEIGHTS", "CarriedVerdicts", "CommitWatch", "Detector", "Verdict"]
+__all__ = [
+    "OVERLOAD_SIGNALS",
+    "WEIGHTS",
+    "CarriedVerdicts",
+    "CommitWatch",
+    "Deferred",
+    "Detector",
+    "Verdict",
+]
 
 # Score added per observation, by signal (threshold 100 by default). Chosen
 # so that one event never suffices: a correct node that is paused once, or
@@ -81,6 +89,19 @@ WEIGHTS: dict[str, float] = {
     "false_accusation": 25.0,
 }
 
+# What an honest overloaded member causes: its visits run long, the token
+# and commit tokens die at it, it holds the aru. Against a member whose own
+# recent signed reports say it is overloaded these are scored only
+# OVERLOAD_DEFER_TOKEN_TIMEOUTS later, unless it was evicted meanwhile: its
+# reports convict it of overload first (a proof every member checks alike;
+# its third report may wait for the next ring to form), and before, these
+# scores evicted it by accusation, for 30 s, a few hundred ms before the
+# proof (sim --nodes 7 --byzantine 7:overload, seeds 1 and 3). A liar that
+# reports overload only delays its scores by as long.
+OVERLOAD_SIGNALS = frozenset(
+    {"token_loss", "commit_loss", "commit_withheld", "slow_hold", "aru_stuck"}
+)
+OVERLOAD_DEFER_TOKEN_TIMEOUTS = 8
 # Evidence kept: bounds memory whatever peers send.
 ACCUSERS_TRACKED = 256
 # Accusations awaiting review, and proof checks remembered.
@@ -95,6 +116,16 @@ class Review(NamedTuple):
     due: float
     accuser: int
     target: int
+
+
+class Deferred(NamedTuple):
+    """A signal against a member that reported overload, scored at ``due``
+    (``Detector.defer``)."""
+
+    due: float
+    at: float
+    peer: int
+    signal: str
 
 
 class LossBlame(NamedTuple):
@@ -219,6 +250,8 @@ class Detector:
         # overload (kept across rings: the token losses an overload causes
         # end rings); faults.check_load. Bounded by the roster.
         self.overload_run: dict[int, list[tuple[Frame, bool]]] = {}
+        # Signals held back while their target's overload is judged.
+        self.deferred: deque[Deferred] = deque()
         # We were evicted and rejoin: the next regular view says so.
         self.rejoining = False
 
@@ -369,6 +402,30 @@ class Detector:
         w = WEIGHTS[signal] if weight is None else weight
         p.signals[signal] = p.signals.get(signal, 0.0) + w
         return sum(p.signals.values())
+
+    def defer(self, now: float, peer: int, signal: str) -> bool:
+        """Hold back ``signal`` against ``peer`` if one of its recent signed
+        load reports is over the limits (OVERLOAD_SIGNALS); True if held."""
+        run = self.overload_run.get(peer, ())
+        if (
+            signal not in OVERLOAD_SIGNALS
+            or not any(over for _, over in run)
+            or len(self.deferred) >= REVIEWS_MAX  # a bound: scored at once
+        ):
+            return False
+        due = now + OVERLOAD_DEFER_TOKEN_TIMEOUTS * self.timing.token_timeout_s
+        self.deferred.append(Deferred(due, now, peer, signal))
+        return True
+
+    def deferred_due(self, now: float) -> list[Deferred]:
+        """Held-back signals whose time came, against members not evicted
+        since (no longer pending)."""
+        out = []
+        while self.deferred and self.deferred[0].due <= now:
+            d = self.deferred.popleft()
+            if d.peer not in self.verdicts and not self.evicted_since(d.peer, d.at):
+                out.append(d)
+        return out
 
     def total(self, now: float, peer: int) -> float:
         p = self._peers.get(peer)

@@ -63,13 +63,15 @@ def observe_token(
         return True  # a copy of a token we have
     fresh = tk.hop > engine.tokens.hops.seen
     _remember(engine, tk.hop, raw, frame, len(members))
+    # Its load report first: a visit slow because the maker says it is
+    # overloaded is judged as overload (detector.defer).
+    check_load(engine, frame, tk)
     before = watch.raw_at.get(tk.hop - 1)
     if before is not None and engine.digest(before[0]) == tk.prev:
         prev = before[1].body
         assert isinstance(prev, Token)
         _observe_visit(engine, frame, prev, watch.seen_at[tk.hop - 1], fresh, store)
     # A link that does not match is fetched by engine/chain.py.
-    check_load(engine, frame, tk)
     accusations.review_accusations(engine)
     return True
 

@@ -102,6 +102,9 @@ class Note(enum.StrEnum):
     # their other members are too few to evict it: it is failed in the next
     # round (gather.enter).
     DIED_TWICE = "died_twice"
+    # A signal against a member whose own reports say it is overloaded:
+    # scored later, unless its overload evicts it first (detector.defer).
+    SUSPICION_DEFERRED = "suspicion_deferred"
     ACCUSE = "accuse"  # prefix: we accused a member, on this signal
     PROOF = "proof"  # prefix: a proof convicted a member, of this kind
     REJECTED = "rejected"  # prefix: we were evicted, for this reason
