@@ -18,6 +18,7 @@ from ringward.wire import (
     Body,
     Frame,
     FrameRef,
+    Join,
     LoadReport,
     Proof,
     RingId,
@@ -164,6 +165,27 @@ def test_overload_takes_three_distinct_overloaded_reports() -> None:
     assert prove(2, "overload", reports[0], reports[1], light) is None
 
 
+def join(ring_seq: int, load: LoadReport = IDLE) -> Join:
+    return Join(ring_seq, MEMBERS, (), (), (), 0, load)
+
+
+def test_overload_joins_count_once_per_membership_round() -> None:
+    """A member at which every commit round dies sends no token, but its
+    joins say, signed, how loaded it is: one report per round (its
+    ``ring_seq``), whatever number of joins it re-sent in the round."""
+    heavy = LoadReport(0, 0, CFG.overload_hold_ms, 0)
+    rounds = [signed(2, join(s, heavy)) for s in (12, 16, 20)]
+    assert prove(2, "overload", *rounds) == "overload"
+    mixed = (signed(2, token(2, 10, 10, 0, load=heavy)), rounds[0], rounds[1])
+    assert prove(2, "overload", *mixed) == "overload"
+    resent = signed(2, join(12, dataclasses.replace(heavy, rx_queue=1)))
+    assert prove(2, "overload", rounds[0], resent, rounds[1]) is None  # one round twice
+    assert prove(2, "overload", rounds[0], rounds[1], signed(2, join(24))) is None  # not loaded
+    assert prove(3, "overload", *rounds) is None  # of another member
+    far = signed(2, join(40, heavy), ring=RingId(1, RING.seq + 17 * 4))
+    assert prove(2, "overload", rounds[0], rounds[1], far) is None  # rings too far apart
+
+
 tokens = st.builds(
     Token,
     hop=st.integers(0, 50),
@@ -295,3 +317,11 @@ def test_an_installed_ring_leaves_no_commit_round_to_blame() -> None:
     engines = [worlds[0].engine(n) for n in (1, 2, 3, 4)]
     watches = [getattr(getattr(e, "detector", None), "commit_watch", "?") for e in engines]
     assert watches == [None, None, None, None]
+
+
+def test_a_load_report_no_store_can_make_convicts_its_signer_in_a_join_too() -> None:
+    """memory_permille counts frames held per window, at most 1000: a join
+    that says more is a lie, proven as in a token (``rule:load``)."""
+    lie = signed(2, join(12, LoadReport(0, 0, 0, 1001)))
+    assert prove(2, "rule:load", lie) == "rule:load"
+    assert prove(2, "rule:load", signed(2, join(12, LoadReport(0, 0, 0, 1000)))) is None

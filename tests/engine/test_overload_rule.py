@@ -29,7 +29,7 @@ from ringward.sim import byzantine
 from ringward.sim.byzantine import run_byzantine
 from ringward.sim.keys import SimKeys
 from ringward.sim.runner import Scenario
-from ringward.wire import LoadReport, Proof, RingId, Token, encode
+from ringward.wire import Join, LoadReport, Proof, RingId, Token, encode
 
 ROSTER = (1, 2, 3, 4)
 KEYS = SimKeys(11, ROSTER)
@@ -194,3 +194,39 @@ def test_an_old_overload_proof_is_stale_after_a_restart() -> None:
     e.receive(11.0, _proof(2, [(RING, 4), (RING, 8), (RING, 12)]))
     assert e.detector.verdicts.get(4) is None
     assert e.drops["proof_stale"] == 1
+
+
+def join(ring_seq: int, hold_ms: int, sender: int = 4) -> bytes:
+    """Node 4's join of the round at ``ring_seq``, reporting ``hold_ms``."""
+    body = Join(ring_seq, ROSTER, (), (), (), 0, LoadReport(0, 0, hold_ms, 0))
+    return encode(sign_frame(KEYS, sender, RING, body))
+
+
+def test_joins_of_a_member_no_ring_forms_with_convict_it_once_per_round() -> None:
+    """Every commit round died at the overloaded member, so it forwarded no
+    token and nothing it signed said it was overloaded: it was evicted by
+    accusation (commit losses) instead, or not at all (sim --nodes 7
+    --byzantine 7:overload, seed 8). Its joins carry its load: three rounds
+    over the limits convict it; one round's re-sent joins count once."""
+    e = engine()
+    for i in range(6):  # one round, its joins re-sent: one report
+        e.receive(11.0 + i / 20, join(RING.seq + 4, LONG))
+    assert e.detector.verdicts.get(4) is None
+    e.receive(12.0, join(RING.seq + 8, SHORT))
+    e.receive(13.0, join(RING.seq + 12, LONG))
+    assert e.detector.verdicts.get(4) is None
+    e.receive(14.0, join(RING.seq + 16, LONG))
+    verdict = e.detector.verdicts.get(4)
+    assert verdict is not None and verdict.reason == "overload"
+
+
+def test_a_round_counts_as_loaded_if_any_of_its_joins_was() -> None:
+    """A round's first join may come before the member fell behind: a
+    later join of the same round that reports the overload replaces it."""
+    e = engine()
+    for seq in (RING.seq + 4, RING.seq + 8, RING.seq + 12):
+        e.receive(11.0, join(seq, SHORT))
+        assert e.detector.verdicts.get(4) is None
+        e.receive(11.5, join(seq, LONG))
+    verdict = e.detector.verdicts.get(4)
+    assert verdict is not None and verdict.reason == "overload"

@@ -292,6 +292,14 @@ def test_an_overloaded_member_is_not_evicted_by_accusation_before_its_proof() ->
     _run(7, "7:overload", seed=3, duration=12.0)
 
 
+@HEAVY
+def test_an_overloaded_member_no_ring_forms_with_is_convicted_by_its_joins() -> None:
+    """Every commit round died at it, so it forwarded no token and no
+    report convicted it: no ring from 2.6 s until its overload ended at
+    6 s, and never evicted. Its joins carry its load now (3.7 s)."""
+    _run(7, "7:overload", seed=8, duration=12.0)
+
+
 # 1005 and 1010-1028 come from the first Byzantine soak (benchmarks/soak.py
 # --mode byzantine --start 1000): 1005 (the equivocator sent its second
 # version to nobody), 1010 (two slow-token members readmitted every 3 s:

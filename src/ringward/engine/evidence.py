@@ -14,11 +14,13 @@ membership of the ring the statements belong to. The proof kinds
 * ``rule:<static rule>`` (validate.STATIC_RULES) - one statement signed by
   the target that no correct node makes (a ring seq, hop or seq past its
   limit, an impossible commit entry, ...);
-* ``overload`` - ``overload_reports`` tokens (distinct positions, possibly
-  of several rings: an overloaded node makes tokens get lost, but rings no
-  more than ``OVERLOAD_RING_SPAN`` apart: a sustained overload, not reports
-  collected over hours) in which the target reported, signed, a load past
-  the configured limits.
+* ``overload`` - ``overload_reports`` tokens or joins (distinct positions:
+  a token's ring and hop, a join's ring and ``ring_seq``, so the joins a
+  node re-sends in one membership round count once; possibly of several
+  rings: an overloaded node makes tokens get lost, but rings no more than
+  ``OVERLOAD_RING_SPAN`` apart: a sustained overload, not reports collected
+  over hours) in which the target reported, signed, a load past the
+  configured limits.
 """
 
 from __future__ import annotations
@@ -26,21 +28,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ringward.engine import validate
 from ringward.engine.config import EngineConfig
 from ringward.engine.sendqueue import frames_pending_max
-from ringward.wire import Frame, Kind, LoadReport, Proof, RingId, Token, encode, limits
+from ringward.wire import Frame, Join, Kind, LoadReport, Proof, RingId, Token, encode, limits
 
 __all__ = [
     "OVERLOAD_RING_SPAN",
     "TRANSITION_RULES",
     "backlog_step_max",
     "check_proof",
+    "embeds",
     "overloaded",
     "oversized",
     "producer",
+    "report_position",
     "successor",
     "transition_rule",
 ]
@@ -170,15 +174,42 @@ def _equivocation(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
     )
 
 
-def _overload(proof: Proof, tokens: list[Token], ctx: _Ctx) -> bool:
+class ReportPosition(NamedTuple):
+    """Where a load report stands: one per token visit, one per membership
+    round for joins (``kind`` "hop" or "join", ``at`` the hop or the join's
+    ``ring_seq``)."""
+
+    ring: RingId
+    kind: str
+    at: int
+
+
+def report_position(frame: Frame) -> ReportPosition:
+    body = frame.body
+    if isinstance(body, Token):
+        return ReportPosition(frame.ring, "hop", body.hop)
+    assert isinstance(body, Join)
+    return ReportPosition(frame.ring, "join", body.ring_seq)
+
+
+def embeds(frame: Frame) -> bool:
+    """Whether a statement carries frames of its own (a join's evidence):
+    a join carries only proofs whose statements embed nothing."""
+    body = frame.body
+    return isinstance(body, Join) and bool(body.proofs or body.accusations)
+
+
+def _overload(proof: Proof, ctx: _Ctx) -> bool:
     st = proof.statements
+    loads = [s.body.load for s in st if isinstance(s.body, (Token, Join))]
     seqs = [s.ring.seq for s in st]
     return (
         len(st) == ctx.cfg.overload_reports
+        and len(loads) == len(st)
         and max(seqs) - min(seqs) <= OVERLOAD_RING_SPAN
         and all(s.sender == proof.target for s in st)
-        and len({(s.ring, t.hop) for s, t in zip(st, tokens, strict=True)}) == len(st)
-        and all(overloaded(t.load, ctx.cfg) for t in tokens)
+        and len({report_position(s) for s in st}) == len(st)
+        and all(overloaded(load, ctx.cfg) for load in loads)
     )
 
 
@@ -213,10 +244,9 @@ class _Ctx:
     cfg: EngineConfig
 
 
-# kind -> (statements it takes, check).
-_CHECKS: dict[str, tuple[int | None, Callable[[Proof, list[Token], _Ctx], bool]]] = {
+# kind -> (statements it takes, check); overload is checked apart.
+_CHECKS: dict[str, tuple[int, Callable[[Proof, list[Token], _Ctx], bool]]] = {
     "equivocation": (2, _equivocation),
-    "overload": (None, _overload),
     "rule:turn": (1, _turn_or_succ),
     "rule:succ": (1, _turn_or_succ),
     "rule:size": (1, _size),
@@ -235,12 +265,19 @@ def check_proof(
         if len(st) != 1 or not verify(st[0]):
             return None
         return proof.kind if _static(proof, _Ctx(members_of, cfg)) else None
+    if proof.kind == "overload":
+        # Of several rings (the token losses an overload causes), tokens
+        # or joins.
+        ctx = _Ctx(members_of, cfg)
+        return proof.kind if _overload(proof, ctx) and all(verify(s) for s in st) else None
     entry = _CHECKS.get(proof.kind)
     tokens = _tokens(st)
-    if entry is None or tokens is None or (entry[0] is not None and len(st) != entry[0]):
-        return None
-    if proof.kind != "overload" and any(s.ring != st[0].ring for s in st):
-        return None  # an overload may span rings: token losses it causes
-    if not all(verify(s) for s in st):
+    if (
+        entry is None
+        or tokens is None
+        or len(st) != entry[0]
+        or any(s.ring != st[0].ring for s in st)
+        or not all(verify(s) for s in st)
+    ):
         return None
     return proof.kind if entry[1](proof, tokens, _Ctx(members_of, cfg)) else None

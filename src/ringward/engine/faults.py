@@ -22,17 +22,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ringward.engine import accusations, evidence, verdicts
+from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.ringstore import RingStore
-from ringward.wire import Frame, Token
+from ringward.wire import Frame, Join, LoadReport, Token
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
 __all__ = [
     "check_transition",
+    "join_load",
     "late_token",
     "link_broken",
+    "load_report",
     "observe_token",
     "on_token_loss",
     "own_token",
@@ -40,6 +43,7 @@ __all__ = [
     "recovery_share",
 ]
 
+U32_MAX = 0xFFFF_FFFF
 # Tokens remembered per hop for proofs, as a multiple of the ring size.
 ROTATIONS_KEPT = 2
 
@@ -65,7 +69,7 @@ def observe_token(
     _remember(engine, tk.hop, raw, frame, len(members))
     # Its load report first: a visit slow because the maker says it is
     # overloaded is judged as overload (detector.defer).
-    check_load(engine, frame, tk)
+    check_load(engine, frame)
     before = watch.raw_at.get(tk.hop - 1)
     if before is not None and engine.digest(before[0]) == tk.prev:
         prev = before[1].body
@@ -168,9 +172,33 @@ def _observe_visit(
         accusations.suspect(engine, sender, "withhold")
 
 
-def check_load(engine: Engine, frame: Frame, tk: Token) -> None:
+def load_report(engine: Engine, held_s: float, frames_held: int) -> LoadReport:
+    """What this node signs about its own pressure (a token's or a join's
+    ``load``): ``held_s`` as ``hold_ms``, its queues, its store's fill."""
+    cfg = engine.config
+    return LoadReport(
+        backlog=min(U32_MAX, len(engine.sendq)),
+        rx_queue=min(U32_MAX, engine.detector.load.queue),
+        hold_ms=min(U32_MAX, max(0, int(held_s * MS_PER_S))),
+        memory_permille=min(0xFFFF, frames_held * 1000 // cfg.receive_window_frames_max),
+    )
+
+
+def join_load(engine: Engine, frame: Frame) -> None:
+    """A signed join's load report (ours too): judged like a token's. A
+    member so slow that every token and commit dies at it sends no token,
+    but it answers membership rounds: before, nothing it signed said it was
+    overloaded, and it was evicted by accusation instead (sim --nodes 7
+    --byzantine 7:overload, seed 8: no ring for 3.4 s, never evicted)."""
+    if engine.config.fault_detector:
+        check_load(engine, frame)
+
+
+def check_load(engine: Engine, frame: Frame) -> None:
     """Sustained overload: over the limits in ``overload_reports`` of the
-    maker's last ``2 * overload_reports - 1`` reports we saw.
+    maker's last ``2 * overload_reports - 1`` reports we saw, one per
+    position (a token's hop; a join's ``ring_seq``, one membership round:
+    the joins it re-sends in a round count once, as the worst of them).
 
     Not "in a row": an overloaded node makes tokens get lost, each loss ends
     the ring, and the first visit of a new ring finds little queued, so its
@@ -180,12 +208,23 @@ def check_load(engine: Engine, frame: Frame, tk: Token) -> None:
     healthy node's single long pause is forgotten within a few visits.
     """
     cfg, sender = engine.config, frame.sender
+    body = frame.body
+    assert isinstance(body, (Token, Join))
     runs = engine.detector.overload_run
     recent = runs.setdefault(sender, [])
-    if any(f.ring == frame.ring and _hop(f) == tk.hop for f, _ in recent):
-        return  # a copy of a report we judged (relays, retransmissions)
-    recent.append((frame, evidence.overloaded(tk.load, cfg)))
-    del recent[: -(2 * cfg.overload_reports - 1)]
+    entry = (frame, evidence.overloaded(body.load, cfg))
+    where = evidence.report_position(frame)
+    same = [i for i, (f, _) in enumerate(recent) if evidence.report_position(f) == where]
+    if same:
+        # A copy, or a later join of the same round: kept if worse, and
+        # among reports over the limits, one a proof can carry in a join.
+        i = same[0]
+        if not _worse(entry, recent[i]):
+            return
+        recent[i] = entry
+    else:
+        recent.append(entry)
+        del recent[: -(2 * cfg.overload_reports - 1)]
     over = tuple(f for f, o in recent if o)
     if not over:
         del runs[sender]  # keep only members worth watching
@@ -193,10 +232,10 @@ def check_load(engine: Engine, frame: Frame, tk: Token) -> None:
         verdicts.convict(engine, sender, "overload", over[-cfg.overload_reports :])
 
 
-def _hop(frame: Frame) -> int:
-    tk = frame.body
-    assert isinstance(tk, Token)
-    return tk.hop
+def _worse(new: tuple[Frame, bool], old: tuple[Frame, bool]) -> bool:
+    if new[1] != old[1]:
+        return new[1]
+    return new[1] and evidence.embeds(old[0]) and not evidence.embeds(new[0])
 
 
 def late_token(engine: Engine, frame: Frame) -> None:
@@ -205,9 +244,7 @@ def late_token(engine: Engine, frame: Frame) -> None:
     holder's token is late because of the overload, so its late report is
     the one that shows it (4 nodes, seed 2: two of the three that convict)."""
     if engine.config.fault_detector:
-        tk = frame.body
-        assert isinstance(tk, Token)
-        check_load(engine, frame, tk)
+        check_load(engine, frame)
 
 
 def own_token(engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...]) -> None:
@@ -219,7 +256,7 @@ def own_token(engine: Engine, frame: Frame, raw: bytes, members: tuple[int, ...]
     tk = frame.body
     assert isinstance(tk, Token)
     _remember(engine, tk.hop, raw, frame, len(members))
-    check_load(engine, frame, tk)
+    check_load(engine, frame)
 
 
 def on_token_loss(engine: Engine) -> None:

@@ -11,10 +11,11 @@ per back-off period (:class:`MergeBackoff`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, recovery, transition
+from ringward.engine import accusations, faults, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.engine.membership import Agreed, GatherState, State
 from ringward.engine.reasons import Drop, Note
@@ -140,8 +141,16 @@ def send_join(engine: Engine) -> None:
     g = engine.gather
     assert g is not None
     proofs, accused = accusations.join_evidence(engine)
+    held_s = engine.detector.load.join_hold_s(engine.ring_seq_max)
+    load = faults.load_report(engine, held_s, len(engine.store.frames) if engine.store else 0)
     body = Join(
-        engine.ring_seq_max, tuple(sorted(g.proc)), tuple(sorted(g.fail)), proofs, accused, g.cause
+        engine.ring_seq_max,
+        tuple(sorted(g.proc)),
+        tuple(sorted(g.fail)),
+        proofs,
+        accused,
+        g.cause,
+        load,
     )
     ring = engine.ring or RingId(engine.node_id, 0)
     try:
@@ -149,9 +158,11 @@ def send_join(engine: Engine) -> None:
     except WireError:
         # Evidence past the budget's estimate: the sets matter more.
         engine.drops[Drop.JOIN_EVIDENCE_DROPPED] += 1
-        body = Join(body.ring_seq, body.proc, body.fail, (), (), body.cause)
+        body = dataclasses.replace(body, proofs=(), accusations=())
         raw = engine.emit_signed(ring, body)
     frame = Frame(engine.cluster_id, engine.node_id, ring, body, raw[-limits.SIGNATURE_BYTES :])
+    # Not judged here (a self-conviction would end the round we are
+    # building): the others' proof of it reaches us.
     g.joins[engine.node_id] = (frozenset(g.proc), frozenset(g.fail), frame)
     engine.set_timer("join", engine.timing.join_timeout_s)
 
@@ -175,6 +186,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         engine.drops[Drop.STALE_JOIN] += 1
         return
     accusations.on_join(engine, frame)
+    faults.join_load(engine, frame)
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
         return  # its evidence convicted us, or it convicted itself
     engine.ring_seq_max = max(engine.ring_seq_max, j.ring_seq)

@@ -507,16 +507,9 @@ def retransmit(engine: Engine) -> None:
 
 
 def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
-    cfg = engine.config
     # From the token's arrival at the node (the driver's receive queue
     # included) to its forwarding; or, if longer, the longest any datagram
-    # waited in the receive queue since our previous token.
+    # waited in the receive queue since our previous report.
     load = engine.detector.load
     held_s = max(engine.now - ts.holder.arrived + load.wait_s, load.take_peak())
-    held_ms = int(held_s * MS_PER_S)
-    return LoadReport(
-        backlog=min(U32_MAX, len(engine.sendq)),
-        rx_queue=min(U32_MAX, load.queue),
-        hold_ms=min(U32_MAX, max(0, held_ms)),
-        memory_permille=min(0xFFFF, len(store.frames) * 1000 // cfg.receive_window_frames_max),
-    )
+    return faults.load_report(engine, held_s, len(store.frames))

@@ -127,6 +127,8 @@ def _join_rule(frame: Frame, j: Join) -> str | None:
     # node's join or by itself (0), never by itself named.
     if j.ring_seq > RING_SEQ_LIMIT or j.ring_seq < frame.ring.seq:
         return "ring_seq"
+    if j.load.memory_permille > MEMORY_PERMILLE_MAX:
+        return "load"  # as in a token
     return "join_cause" if j.cause == frame.sender else None
 
 

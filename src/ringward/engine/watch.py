@@ -157,6 +157,9 @@ class LoadMeter:
     # The longest wait since our last token (what we report), or while
     # rejected (was it healthy all along?).
     peak_s: float = 0.0
+    # Our joins' report: the round (its ring_seq) and its longest wait.
+    join_seq: int = -1
+    join_peak_s: float = 0.0
 
     def note(self, datagrams: int, waited_s: float) -> None:
         self.queue = max(0, datagrams)
@@ -167,6 +170,17 @@ class LoadMeter:
         """The longest wait since the last call (the peak starts again)."""
         peak, self.peak_s = self.peak_s, 0.0
         return peak
+
+    def join_hold_s(self, ring_seq: int) -> float:
+        """What our joins of the round at ``ring_seq`` report as held: the
+        longest wait since the round's first join (or our last token), the
+        wait of the datagram in hand included. Each wait is in one report
+        position only (a GC pause is one round's report, not every join
+        re-sent after it)."""
+        if ring_seq != self.join_seq:
+            self.join_seq, self.join_peak_s = ring_seq, 0.0
+        self.join_peak_s = max(self.join_peak_s, self.take_peak(), self.wait_s)
+        return self.join_peak_s
 
 
 class ChurnWatch:

@@ -118,9 +118,10 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """A Gather-state join: the sender's proposed membership, and what
-    started its round (``cause``: the node whose join did, 0 for its own
-    reason)."""
+    """A Gather-state join: the sender's proposed membership, what started
+    its round (``cause``: the node whose join did, 0 for its own reason),
+    and its load, signed as in a token (a member too slow to forward any
+    token or commit still sends joins: overload evidence)."""
 
     ring_seq: int
     proc: tuple[int, ...]
@@ -128,6 +129,7 @@ class Join:
     proofs: tuple[Frame, ...]
     accusations: tuple[Frame, ...]
     cause: int = 0
+    load: LoadReport = LoadReport(0, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +212,11 @@ def _embedded(kinds: set[Kind]) -> Embedded:
 
 
 RING_SPEC = Record(RingId, (("rep", NODE), ("seq", U64)), as_map=False)
+LOAD_SPEC = Record(
+    LoadReport,
+    (("backlog", U32), ("rx_queue", U32), ("hold_ms", U32), ("memory_permille", U16)),
+    as_map=False,
+)
 
 SCHEMAS: dict[Kind, Record[Any]] = {
     Kind.TOKEN: Record(
@@ -235,19 +242,7 @@ SCHEMAS: dict[Kind, Record[Any]] = {
                 ),
             ),
             ("prev", Bytes(limits.DIGEST_BYTES, limits.DIGEST_BYTES)),
-            (
-                "load",
-                Record(
-                    LoadReport,
-                    (
-                        ("backlog", U32),
-                        ("rx_queue", U32),
-                        ("hold_ms", U32),
-                        ("memory_permille", U16),
-                    ),
-                    as_map=False,
-                ),
-            ),
+            ("load", LOAD_SPEC),
         ),
     ),
     Kind.JOIN: Record(
@@ -259,6 +254,7 @@ SCHEMAS: dict[Kind, Record[Any]] = {
             ("proofs", List(_embedded({Kind.PROOF}), limits.JOIN_PROOFS_MAX)),
             ("accusations", List(_embedded({Kind.ACCUSATION}), limits.JOIN_ACCUSATIONS_MAX)),
             ("cause", U16),
+            ("load", LOAD_SPEC),
         ),
     ),
     Kind.COMMIT: Record(
