@@ -87,13 +87,13 @@ def second_version(c: Cluster, maker: int, original: Original, data: bytes) -> b
     return c.sign(maker, original.ring, forged)
 
 
-def run_until(c: Cluster, done: object, limit_s: float) -> None:
+def run_until(c: Cluster, done: object, limit_s: float, step_s: float = 0.01) -> None:
     """Run in small steps until ``done()`` or ``limit_s`` passed (bounded by
     steps, not by the wall clock)."""
-    for _ in range(round(limit_s / 0.01)):
+    for _ in range(round(limit_s / step_s)):
         if done():  # type: ignore[operator]
             return
-        c.run(0.01)
+        c.run(step_s)
 
 
 def agree(c: Cluster, correct: tuple[int, ...]) -> None:
@@ -187,7 +187,9 @@ def test_a_second_version_in_recovery_is_not_confirmed_before_the_first() -> Non
     def maker_left() -> bool:
         return c.engines[MAKER_B].state is not State.OPERATIONAL
 
-    run_until(c, maker_left, 3.0)
+    # In steps of a millisecond: the maker must still be gathering, before
+    # it re-broadcasts anything in recovery.
+    run_until(c, maker_left, 3.0, step_s=0.001)
     assert original.raw and maker_left()
     # The maker holds the second version instead of the first: it
     # re-broadcasts it, and the forged frame, in recovery.
@@ -242,7 +244,9 @@ def test_a_forged_frame_first_in_recovery_does_not_keep_the_real_one_out() -> No
     def maker_left() -> bool:
         return c.engines[MAKER_B].state is not State.OPERATIONAL
 
-    run_until(c, maker_left, 3.0)
+    # In steps of a millisecond: the maker must still be gathering, before
+    # it re-broadcasts anything in recovery.
+    run_until(c, maker_left, 3.0, step_s=0.001)
     assert original.raw and maker_left()
     victim = c.engines[VICTIM_B].store
     assert victim is not None and original.seq not in victim.frames
@@ -293,7 +297,9 @@ def test_two_versions_while_operational_are_delivered_apart() -> None:
     c.run(FORMED_S)
     assert all(c.regular_members(i) == c.roster for i in c.roster)
     c.submit(MAKER_C, b"orig")
-    run_until(c, lambda: bool(original.raw), 1.0)
+    # In steps of a millisecond: the forgery must reach node 1 before the
+    # real token's copies do.
+    run_until(c, lambda: bool(original.raw), 1.0, step_s=0.001)
     data = forged_data(c, MAKER_C, original.ring, original.seq, b"forged")
     c.broadcast(MAKER_C, second_version(c, MAKER_C, original, data), (VICTIM_C,))
     c.broadcast(MAKER_C, data, (VICTIM_C,))

@@ -229,8 +229,7 @@ class Engine:
         self.now = now
         self._msg_no += 1
         self.sendq.push(self._msg_no, bytes(payload), safe=safe)
-        if self.state is State.OPERATIONAL and self.tokens.holder.held is not None:
-            token.release_held(self)
+        token.on_submit(self)
         return MessageId(self.node_id, self._msg_no)
 
     def leave(self, now: float) -> None:
