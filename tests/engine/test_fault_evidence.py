@@ -155,9 +155,14 @@ def test_hop_zero_is_nobodys_turn_for_the_verifier_too() -> None:
     assert prove(4, "rule:turn", hop_zero) == "rule:turn"
 
 
+def heavy(recent_over: int) -> LoadReport:
+    """A report over the hold limit, its signer having counted
+    ``recent_over`` of its own last five over."""
+    return LoadReport(0, 0, CFG.overload_hold_ms, 0, recent_over)
+
+
 def test_overload_takes_three_distinct_overloaded_reports() -> None:
-    heavy = LoadReport(0, 0, CFG.overload_hold_ms, 0)
-    reports = [signed(2, token(h, 10, 10, 0, load=heavy)) for h in (2, 6, 10)]
+    reports = [signed(2, token(h, 10, 10, 0, load=heavy(n))) for n, h in enumerate((2, 6, 10), 1)]
     assert prove(2, "overload", *reports) == "overload"
     assert prove(2, "overload", *reports[:2]) is None
     assert prove(2, "overload", reports[0], reports[0], reports[1]) is None
@@ -173,17 +178,33 @@ def test_overload_joins_count_once_per_membership_round() -> None:
     """A member at which every commit round dies sends no token, but its
     joins say, signed, how loaded it is: one report per round (its
     ``ring_seq``), whatever number of joins it re-sent in the round."""
-    heavy = LoadReport(0, 0, CFG.overload_hold_ms, 0)
-    rounds = [signed(2, join(s, heavy)) for s in (12, 16, 20)]
+    rounds = [signed(2, join(s, heavy(n))) for n, s in enumerate((12, 16, 20), 1)]
     assert prove(2, "overload", *rounds) == "overload"
-    mixed = (signed(2, token(2, 10, 10, 0, load=heavy)), rounds[0], rounds[1])
+    mixed = (signed(2, token(2, 10, 10, 0, load=heavy(3))), rounds[0], rounds[1])
     assert prove(2, "overload", *mixed) == "overload"
-    resent = signed(2, join(12, dataclasses.replace(heavy, rx_queue=1)))
+    resent = signed(2, join(12, dataclasses.replace(heavy(3), rx_queue=1)))
     assert prove(2, "overload", rounds[0], resent, rounds[1]) is None  # one round twice
-    assert prove(2, "overload", rounds[0], rounds[1], signed(2, join(24))) is None  # not loaded
+    assert prove(2, "overload", rounds[0], rounds[2], signed(2, join(24))) is None  # not loaded
     assert prove(3, "overload", *rounds) is None  # of another member
-    far = signed(2, join(40, heavy), ring=RingId(1, RING.seq + 17 * 4))
+    far = signed(2, join(40, heavy(3)), ring=RingId(1, RING.seq + 17 * 4))
     assert prove(2, "overload", rounds[0], rounds[1], far) is None  # rings too far apart
+
+
+def test_overload_reports_far_apart_in_their_signer_s_count_prove_nothing() -> None:
+    """Three pauses now and then (each report over the limit, but its
+    signer's last five held only that one) are not an overload, however
+    near their rings: a member that kept them cannot convict a correct node.
+    The signer's own count says whether the overload was sustained."""
+    apart = [signed(2, join(s, heavy(1))) for s in (12, 16, 20)]
+    assert prove(2, "overload", *apart) is None
+    assert prove(2, "overload", apart[0], apart[1], signed(2, join(24, heavy(3)))) == "overload"
+
+
+def test_a_count_of_recent_reports_no_signer_can_make_convicts_it() -> None:
+    """Its own last 2k - 1 reports: at most 5 of them over (``rule:load``)."""
+    assert prove(2, "rule:load", signed(2, join(12, heavy(5)))) is None
+    assert prove(2, "rule:load", signed(2, join(12, heavy(6)))) == "rule:load"
+    assert prove(2, "rule:load", signed(2, token(2, 10, 10, 0, load=heavy(6)))) == "rule:load"
 
 
 tokens = st.builds(

@@ -50,24 +50,34 @@ def engine() -> Engine:
     return e
 
 
-def token(hop: int, hold_ms: int, sender: int = 4) -> bytes:
-    """Node 4's (late) token of ring 8 at ``hop``, reporting ``hold_ms``."""
+def token(hop: int, hold_ms: int, sender: int = 4, recent_over: int = 0) -> bytes:
+    """Node 4's (late) token of ring 8 at ``hop``, reporting ``hold_ms``
+    and ``recent_over`` of its own last five reports over the limits."""
     succ = ROSTER[ROSTER.index(sender) + 1 - len(ROSTER)]
-    body = Token(hop, succ, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, hold_ms, 0))
+    load = LoadReport(0, 0, hold_ms, 0, recent_over)
+    body = Token(hop, succ, 0, 0, 0, (), 0, 0, (), bytes(32), load)
     return encode(sign_frame(KEYS, sender, RING, body))
 
 
-def feed(e: Engine, holds: list[int], first_hop: int = 4) -> None:
+def counts(holds: Sequence[int]) -> list[int]:
+    """What a correct node signs as ``recent_over`` with each of these
+    reports: how many of its last 2k - 1 were over the limits."""
+    kept = 2 * CFG.overload_reports - 1
+    return [sum(h >= LONG for h in holds[max(0, i - kept + 1) : i + 1]) for i in range(len(holds))]
+
+
+def feed(e: Engine, holds: list[int], first_hop: int = 4, before: Sequence[int] = ()) -> None:
     # Distinct hops: two reports for one hop would be an equivocation.
-    for i, hold in enumerate(holds):
-        e.receive(11.0 + i / 10, token(first_hop + 4 * i, hold))
+    own = counts([*before, *holds])[len(before) :]
+    for i, (hold, n) in enumerate(zip(holds, own, strict=True)):
+        e.receive(11.0 + i / 10, token(first_hop + 4 * i, hold, recent_over=n))
 
 
 def test_a_majority_of_recent_reports_convicts_though_not_in_a_row() -> None:
     e = engine()
     feed(e, [LONG, LONG, SHORT])
     assert e.detector.verdicts.get(4) is None
-    e.receive(12.0, token(20, LONG))
+    e.receive(12.0, token(20, LONG, recent_over=3))
     v = e.detector.verdicts.get(4)
     assert v is not None and v.reason == "overload"
     assert e.notes["proof:overload"] == 1
@@ -94,10 +104,10 @@ def test_occasional_long_holds_are_forgotten() -> None:
 def test_copies_of_one_report_count_once() -> None:
     e = engine()
     for t in (11.0, 11.1, 11.2):
-        e.receive(t, token(4, LONG))
-    e.receive(11.3, token(8, LONG))
+        e.receive(t, token(4, LONG, recent_over=1))
+    e.receive(11.3, token(8, LONG, recent_over=2))
     assert e.detector.verdicts.get(4) is None
-    e.receive(11.4, token(12, LONG))
+    e.receive(11.4, token(12, LONG, recent_over=3))
     assert e.detector.verdicts.get(4) is not None
 
 
@@ -106,7 +116,8 @@ def test_reports_watched_stay_bounded() -> None:
     feed(e, [LONG, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT])
     # Nothing left worth watching: the member is dropped.
     assert 4 not in e.detector.overload_run
-    feed(e, [SHORT, LONG, SHORT] * 10, first_hop=4 + 4 * 7)
+    first = [LONG, SHORT, SHORT, SHORT, SHORT, SHORT, SHORT]
+    feed(e, [SHORT, LONG, SHORT] * 10, first_hop=4 + 4 * 7, before=first)
     assert len(e.detector.overload_run[4]) <= 2 * CFG.overload_reports - 1
 
 
@@ -128,8 +139,9 @@ def test_a_proof_is_made_exactly_when_some_five_reports_hold_three_overloaded(
     as soon as, and only if, k of its last 2k - 1 reports were overloaded."""
     k = CFG.overload_reports
     e = engine()
-    for i, over in enumerate(overloaded):
-        e.receive(11.0 + i / 10, token(4 + 4 * i, LONG if over else SHORT))
+    holds = [LONG if over else SHORT for over in overloaded]
+    for i, (hold, n) in enumerate(zip(holds, counts(holds), strict=True)):
+        e.receive(11.0 + i / 10, token(4 + 4 * i, hold, recent_over=n))
         window = overloaded[max(0, i - 2 * k + 2) : i + 1]
         expect = any(sum(overloaded[max(0, j - 2 * k + 2) : j + 1]) >= k for j in range(i + 1))
         assert (e.detector.verdicts.get(4) is not None) == expect, (i, window)
@@ -166,8 +178,9 @@ def _proof(prover: int, reports: Sequence[tuple[RingId, int]]) -> bytes:
     """Node ``prover``'s overload proof against node 4 from its reports
     (ring, hop), each over the hold limit."""
     statements = []
-    for ring, hop in reports:
-        body = Token(hop, 1, 0, 0, 0, (), 0, 0, (), bytes(32), LoadReport(0, 0, LONG, 0))
+    for n, (ring, hop) in enumerate(reports, 1):
+        load = LoadReport(0, 0, LONG, 0, n)
+        body = Token(hop, 1, 0, 0, 0, (), 0, 0, (), bytes(32), load)
         statements.append(sign_frame(KEYS, 4, ring, body))
     return encode(sign_frame(KEYS, prover, RING, Proof(4, "overload", tuple(statements))))
 
@@ -196,9 +209,9 @@ def test_an_old_overload_proof_is_stale_after_a_restart() -> None:
     assert e.drops["proof_stale"] == 1
 
 
-def join(ring_seq: int, hold_ms: int, sender: int = 4) -> bytes:
+def join(ring_seq: int, hold_ms: int, recent_over: int, sender: int = 4) -> bytes:
     """Node 4's join of the round at ``ring_seq``, reporting ``hold_ms``."""
-    body = Join(ring_seq, ROSTER, (), (), (), 0, LoadReport(0, 0, hold_ms, 0))
+    body = Join(ring_seq, ROSTER, (), (), (), 0, LoadReport(0, 0, hold_ms, 0, recent_over))
     return encode(sign_frame(KEYS, sender, RING, body))
 
 
@@ -210,12 +223,12 @@ def test_joins_of_a_member_no_ring_forms_with_convict_it_once_per_round() -> Non
     over the limits convict it; one round's re-sent joins count once."""
     e = engine()
     for i in range(6):  # one round, its joins re-sent: one report
-        e.receive(11.0 + i / 20, join(RING.seq + 4, LONG))
+        e.receive(11.0 + i / 20, join(RING.seq + 4, LONG, 1))
     assert e.detector.verdicts.get(4) is None
-    e.receive(12.0, join(RING.seq + 8, SHORT))
-    e.receive(13.0, join(RING.seq + 12, LONG))
+    e.receive(12.0, join(RING.seq + 8, SHORT, 1))
+    e.receive(13.0, join(RING.seq + 12, LONG, 2))
     assert e.detector.verdicts.get(4) is None
-    e.receive(14.0, join(RING.seq + 16, LONG))
+    e.receive(14.0, join(RING.seq + 16, LONG, 3))
     verdict = e.detector.verdicts.get(4)
     assert verdict is not None and verdict.reason == "overload"
 
@@ -224,9 +237,22 @@ def test_a_round_counts_as_loaded_if_any_of_its_joins_was() -> None:
     """A round's first join may come before the member fell behind: a
     later join of the same round that reports the overload replaces it."""
     e = engine()
-    for seq in (RING.seq + 4, RING.seq + 8, RING.seq + 12):
-        e.receive(11.0, join(seq, SHORT))
+    for n, seq in enumerate((RING.seq + 4, RING.seq + 8, RING.seq + 12)):
+        e.receive(11.0, join(seq, SHORT, n))
         assert e.detector.verdicts.get(4) is None
-        e.receive(11.5, join(seq, LONG))
+        e.receive(11.5, join(seq, LONG, n + 1))
     verdict = e.detector.verdicts.get(4)
     assert verdict is not None and verdict.reason == "overload"
+
+
+def test_reports_far_apart_in_their_signer_s_count_convict_nobody() -> None:
+    """A correct node paused now and then: each pause is one report over
+    the limit, and its own count of its last five says one. However many
+    of them a member sees, and however near their rings, none convicts it
+    (before, any three within 16 ring changes did: a member that kept them
+    could get it rejected)."""
+    e = engine()
+    for i in range(6):
+        e.receive(11.0 + i, token(4 + 4 * i, LONG, recent_over=1))
+    assert e.detector.verdicts.get(4) is None
+    assert e.notes["proof:overload"] == 0

@@ -16,7 +16,7 @@ conversation, one JSON object or word per line:
 
 ``--security off`` runs the crash-fault model (NullSecurity) for reference;
 the default is the runtime's own (RingSecurity). CPU time is the process's
-own ``os.times()`` (user + system) over the sending window, so it covers
+own (user + system, ``time.process_time``) over the sending window, so it covers
 protocol, crypto, sockets and the benchmark loop; the peak resident size is
 its ``ru_maxrss``. ``--idle S`` first measures S seconds of an idle ring (no
 messages: CPU and token rotations). ``--record`` stamps every send and
@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import resource
 import sys
 import time
@@ -58,8 +57,8 @@ RECORD_MAX: Final = 100_000
 
 
 def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
+    # Not os.times(): its clock ticks (10 ms) round an idle node's 2 s to 0.
+    return time.process_time()
 
 
 async def _stdin_line() -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "backlog_step_max",
     "check_proof",
     "embeds",
+    "overload_statements",
     "overloaded",
     "oversized",
     "producer",
@@ -199,9 +200,29 @@ def embeds(frame: Frame) -> bool:
     return isinstance(body, Join) and bool(body.proofs or body.accusations)
 
 
+def _load_of(frame: Frame) -> LoadReport | None:
+    body = frame.body
+    return body.load if isinstance(body, (Token, Join)) else None
+
+
+def overload_statements(over: Sequence[Frame], cfg: EngineConfig) -> tuple[Frame, ...] | None:
+    """From a member's reports over the limits that we saw (oldest first),
+    ``overload_reports`` that prove its overload, if they do: one of them
+    must say the member itself counted that many of its last 2k - 1
+    reports over (``recent_over``), so that reports far apart (a pause now
+    and then) convict nobody."""
+    k = cfg.overload_reports
+    said = [load.recent_over if (load := _load_of(f)) is not None else -1 for f in over]
+    if len(over) < k or max(said) < k:
+        return None
+    best = said.index(max(said))
+    rest = [f for i, f in enumerate(over) if i != best]
+    return (over[best], *rest[len(rest) - (k - 1) :])
+
+
 def _overload(proof: Proof, ctx: _Ctx) -> bool:
     st = proof.statements
-    loads = [s.body.load for s in st if isinstance(s.body, (Token, Join))]
+    loads = [load for s in st if (load := _load_of(s)) is not None]
     seqs = [s.ring.seq for s in st]
     return (
         len(st) == ctx.cfg.overload_reports
@@ -210,6 +231,7 @@ def _overload(proof: Proof, ctx: _Ctx) -> bool:
         and all(s.sender == proof.target for s in st)
         and len({report_position(s) for s in st}) == len(st)
         and all(overloaded(load, ctx.cfg) for load in loads)
+        and max(load.recent_over for load in loads) >= ctx.cfg.overload_reports
     )
 
 

@@ -19,6 +19,7 @@ embedded ones), so nothing a third party forges can raise a score.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from ringward.engine import accusations, evidence, verdicts
@@ -172,16 +173,23 @@ def _observe_visit(
         accusations.suspect(engine, sender, "withhold")
 
 
-def load_report(engine: Engine, held_s: float, frames_held: int) -> LoadReport:
+def load_report(
+    engine: Engine, held_s: float, frames_held: int, position: evidence.ReportPosition
+) -> LoadReport:
     """What this node signs about its own pressure (a token's or a join's
-    ``load``): ``held_s`` as ``hold_ms``, its queues, its store's fill."""
+    ``load``) at ``position``: ``held_s`` as ``hold_ms``, its queues, its
+    store's fill, and how many of its own last 2k - 1 reports were over the
+    limits (``recent_over``)."""
     cfg = engine.config
-    return LoadReport(
+    report = LoadReport(
         backlog=min(U32_MAX, len(engine.sendq)),
         rx_queue=min(U32_MAX, engine.detector.load.queue),
         hold_ms=min(U32_MAX, max(0, int(held_s * MS_PER_S))),
         memory_permille=min(0xFFFF, frames_held * 1000 // cfg.receive_window_frames_max),
     )
+    kept = 2 * cfg.overload_reports - 1
+    recent = engine.detector.load.own_over(position, evidence.overloaded(report, cfg), kept)
+    return dataclasses.replace(report, recent_over=recent)
 
 
 def join_load(engine: Engine, frame: Frame) -> None:
@@ -225,11 +233,13 @@ def check_load(engine: Engine, frame: Frame) -> None:
     else:
         recent.append(entry)
         del recent[: -(2 * cfg.overload_reports - 1)]
-    over = tuple(f for f, o in recent if o)
+    over = [f for f, o in recent if o]
     if not over:
         del runs[sender]  # keep only members worth watching
-    elif len(over) >= cfg.overload_reports:
-        verdicts.convict(engine, sender, "overload", over[-cfg.overload_reports :])
+        return
+    statements = evidence.overload_statements(over, cfg)
+    if statements is not None:
+        verdicts.convict(engine, sender, "overload", statements)
 
 
 def _worse(new: tuple[Frame, bool], old: tuple[Frame, bool]) -> bool:

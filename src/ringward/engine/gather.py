@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, faults, recovery, transition
+from ringward.engine import accusations, evidence, faults, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.engine.membership import Agreed, GatherState, State
 from ringward.engine.reasons import Drop, Note
@@ -141,8 +141,11 @@ def send_join(engine: Engine) -> None:
     g = engine.gather
     assert g is not None
     proofs, accused = accusations.join_evidence(engine)
+    ring = engine.ring or RingId(engine.node_id, 0)
     held_s = engine.detector.load.join_hold_s(engine.ring_seq_max)
-    load = faults.load_report(engine, held_s, len(engine.store.frames) if engine.store else 0)
+    frames_held = len(engine.store.frames) if engine.store else 0
+    where = evidence.ReportPosition(ring, "join", engine.ring_seq_max)
+    load = faults.load_report(engine, held_s, frames_held, where)
     body = Join(
         engine.ring_seq_max,
         tuple(sorted(g.proc)),
@@ -152,7 +155,6 @@ def send_join(engine: Engine) -> None:
         g.cause,
         load,
     )
-    ring = engine.ring or RingId(engine.node_id, 0)
     try:
         raw = engine.emit_signed(ring, body)
     except WireError:

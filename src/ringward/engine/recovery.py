@@ -352,7 +352,7 @@ def _item_frames_max(datagram_bytes_max: int, max_messages: int, rtr_entries_max
         backlog=token.U32_MAX,
         frames=tuple(FrameRef(wide - max_messages + i, bytes(32)) for i in range(max_messages)),
         prev=bytes(limits.DIGEST_BYTES),
-        load=LoadReport(token.U32_MAX, token.U32_MAX, token.U32_MAX, 0xFFFF),
+        load=LoadReport(token.U32_MAX, token.U32_MAX, token.U32_MAX, 0xFFFF, 0xFFFF),
     )
     frame = Frame(bytes(limits.CLUSTER_ID_BYTES), 0xFFFF, RingId(0xFFFF, wide), widest)
     token_bytes = len(signing_bytes(frame)) + limits.SIGNATURE_BYTES

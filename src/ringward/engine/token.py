@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, chain, delivery, faults, flow, idle, versions
+from ringward.engine import accusations, chain, delivery, evidence, faults, flow, idle, versions
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
@@ -330,7 +330,7 @@ def visit(engine: Engine, frame: Frame, raw: bytes, *, may_hold: bool = True) ->
         backlog=backlog,
         frames=tuple(refs),
         prev=engine.digest(raw),
-        load=_load(engine, store, ts),
+        load=_load(engine, store, ts, ring, tk.hop + 1),
     )
     _keep_link(ts, tk.hop, raw)
     _forward(engine, ring, nxt, members)
@@ -544,10 +544,11 @@ def retransmit(engine: Engine) -> None:
     engine.set_timer("token_rtx", engine.timing.token_retransmit_s)
 
 
-def _load(engine: Engine, store: RingStore, ts: TokenState) -> LoadReport:
+def _load(engine: Engine, store: RingStore, ts: TokenState, ring: RingId, hop: int) -> LoadReport:
     # From the token's arrival at the node (the driver's receive queue
     # included) to its forwarding; or, if longer, the longest any datagram
     # waited in the receive queue since our previous report.
     load = engine.detector.load
     held_s = max(engine.now - ts.holder.arrived + load.wait_s, load.take_peak())
-    return faults.load_report(engine, held_s, len(store.frames))
+    where = evidence.ReportPosition(ring, "hop", hop)
+    return faults.load_report(engine, held_s, len(store.frames), where)

@@ -41,6 +41,7 @@ from ringward.wire import (
     CommitToken,
     Frame,
     Join,
+    LoadReport,
     RingId,
     Token,
     TokenRequest,
@@ -111,9 +112,9 @@ def static_rule(frame: Frame, cfg: EngineConfig) -> str | None:
         return "ring_seq"
     body = frame.body
     if isinstance(body, Token):
-        return _token_rule(body)
+        return _token_rule(body) or _load_rule(body.load, cfg)
     if isinstance(body, Join):
-        return _join_rule(frame, body)
+        return _join_rule(frame, body) or _load_rule(body.load, cfg)
     if isinstance(body, CommitToken):
         return _commit_rule(frame.ring, body, cfg)
     if isinstance(body, Accusation | TokenRequest) and body.hop > HOP_LIMIT:
@@ -127,8 +128,6 @@ def _join_rule(frame: Frame, j: Join) -> str | None:
     # node's join or by itself (0), never by itself named.
     if j.ring_seq > RING_SEQ_LIMIT or j.ring_seq < frame.ring.seq:
         return "ring_seq"
-    if j.load.memory_permille > MEMORY_PERMILLE_MAX:
-        return "load"  # as in a token
     return "join_cause" if j.cause == frame.sender else None
 
 
@@ -146,7 +145,16 @@ def _token_rule(tk: Token) -> str | None:
         or any(ref.seq > tk.seq for ref in tk.frames)
     ):
         return "token_seq"
-    if tk.load.memory_permille > MEMORY_PERMILLE_MAX:
+    return None
+
+
+def _load_rule(load: LoadReport, cfg: EngineConfig) -> str | None:
+    # A store holds at most a window of frames; a count of our own last
+    # 2k - 1 reports is at most 2k - 1.
+    if (
+        load.memory_permille > MEMORY_PERMILLE_MAX
+        or load.recent_over > 2 * cfg.overload_reports - 1
+    ):
         return "load"
     return None
 

@@ -16,6 +16,7 @@ No engine access, no clock: every method takes ``now``.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -165,6 +166,9 @@ class LoadMeter:
     # Our joins' report: the round (its ring_seq) and its longest wait.
     join_seq: int = -1
     join_peak_s: float = 0.0
+    # Our own last reports, one per position (a token, a round of joins):
+    # whether each was over the limits (LoadReport.recent_over).
+    own: list[tuple[Hashable, bool]] = field(default_factory=list)
 
     def note(self, datagrams: int, waited_s: float) -> None:
         self.queue = max(0, datagrams)
@@ -175,6 +179,17 @@ class LoadMeter:
         """The longest wait since the last call (the peak starts again)."""
         peak, self.peak_s = self.peak_s, 0.0
         return peak
+
+    def own_over(self, position: Hashable, over: bool, kept: int) -> int:
+        """Count our report at ``position`` (a re-sent join of a round
+        keeps the worst of the round) among our last ``kept`` ones; how many
+        of those were over the limits."""
+        if self.own and self.own[-1][0] == position:
+            self.own[-1] = (position, over or self.own[-1][1])
+        else:
+            self.own.append((position, over))
+            del self.own[:-kept]
+        return sum(o for _, o in self.own)
 
     def join_hold_s(self, ring_seq: int) -> float:
         """What our joins of the round at ``ring_seq`` report as held: the

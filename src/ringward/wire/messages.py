@@ -93,6 +93,12 @@ class LoadReport:
     rx_queue: int  # datagrams received, not yet processed
     hold_ms: int  # how long it held this token
     memory_permille: int  # buffer memory in use, per mille of the budget
+    # Of the signer's own last 2k - 1 reports (k = overload_reports; one
+    # per token it made, one per membership round of joins), this one
+    # included, how many were over the limits: an overload proof needs the
+    # signer to have said it was overloaded k times lately, not k reports
+    # from far apart (evidence.py).
+    recent_over: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +220,13 @@ def _embedded(kinds: set[Kind]) -> Embedded:
 RING_SPEC = Record(RingId, (("rep", NODE), ("seq", U64)), as_map=False)
 LOAD_SPEC = Record(
     LoadReport,
-    (("backlog", U32), ("rx_queue", U32), ("hold_ms", U32), ("memory_permille", U16)),
+    (
+        ("backlog", U32),
+        ("rx_queue", U32),
+        ("hold_ms", U32),
+        ("memory_permille", U16),
+        ("recent_over", U16),
+    ),
     as_map=False,
 )
 
