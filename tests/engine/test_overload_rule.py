@@ -256,3 +256,19 @@ def test_reports_far_apart_in_their_signer_s_count_convict_nobody() -> None:
         e.receive(11.0 + i, token(4 + 4 * i, LONG, recent_over=1))
     assert e.detector.verdicts.get(4) is None
     assert e.notes["proof:overload"] == 0
+
+
+def test_an_overload_proof_from_before_a_restart_is_spent() -> None:
+    """The amnesty of a node forgiven for overload lived in memory only: a
+    member that restarted took a replayed proof of that old overload (its
+    rings within 16 ring changes) and rejected the node again. Overload
+    evidence of rings up to the ring seq a node restarts with is spent;
+    evidence of later rings convicts as before."""
+    e = Engine(1, ROSTER, config=CFG, security=KEYS.security(1), ring_seq=RING.seq + 8)
+    e.receive(11.0, _proof(2, [(RING, 4), (RING, 8), (RingId(1, RING.seq + 8), 12)]))
+    assert e.detector.verdicts.get(4) is None
+    assert e.drops["proof_stale"] == 1
+    later = RingId(1, RING.seq + 12)
+    e.receive(11.1, _proof(2, [(later, 4), (later, 8), (later, 12)]))
+    verdict = e.detector.verdicts.get(4)
+    assert verdict is not None and verdict.reason == "overload"

@@ -265,8 +265,9 @@ def on_proof(engine: Engine, frame: Frame) -> None:
     if proof.kind == "overload" and (
         max(s.ring.seq for s in proof.statements) + evidence.OVERLOAD_RING_SPAN
         < engine.ring_seq_max
+        or min(s.ring.seq for s in proof.statements) <= det.restarted_at
     ):
-        engine.drops[Drop.PROOF_STALE] += 1  # an overload long over
+        engine.drops[Drop.PROOF_STALE] += 1  # an overload long over, or before our restart
         return
     reason = None
     if all(s.ring.seq > spent for s in proof.statements):

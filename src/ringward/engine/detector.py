@@ -214,6 +214,10 @@ class Detector:
         # target -> ring seq below which evidence about it is spent (it was
         # punished and readmitted: old proofs must not evict it again).
         self.amnesty: dict[int, int] = {}
+        # The ring seq this node (re)started with: overload evidence of
+        # rings up to it is spent for everyone (the amnesties it granted
+        # before a restart are gone; the overloads they forgave are over).
+        self.restarted_at = 0
         # Proof frames already checked (digest -> verdict reason or "").
         self.checked: dict[bytes, str] = {}
         # Accusations awaiting corroboration: (due, accuser, target, ring),

@@ -130,6 +130,7 @@ class Engine:
         self.tokens = TokenState()  # hops, links, our visits (engine/tokenstate.py)
         # The fault detector (all its state), recent rings' members.
         self.detector = Detector(node_id, self.roster, self.config)
+        self.detector.restarted_at = ring_seq
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
         # Roster node -> the highest ring seq it signed in any frame we
         # verified (_stale_join). Bounded by the roster.
