@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from ringward.byzantine import BEHAVIOURS, EXPECT, parse_spec
+from ringward.byzantine import BEHAVIOURS, EXPECT, TARGETED, parse_spec
 from ringward.sim.byzantine import NEEDS_FAULTS, run_byzantine
 from ringward.sim.faults import FaultSpec
 from ringward.sim.runner import Scenario
@@ -34,7 +34,7 @@ def main() -> None:
     print(f"| behaviour | expected | runs held | detection s min / median / max ({n} nodes) |")
     print("|---|---|---|---|")
     for name in only:
-        spec = f"{n}:{name}" if name != "frame" else f"{n}:frame:1"
+        spec = f"{n}:{name}" if name not in TARGETED else f"{n}:{name}:1"
         times, held = [], 0
         for seed in range(1, args.seeds + 1):
             sc = Scenario(
