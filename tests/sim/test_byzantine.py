@@ -212,6 +212,10 @@ OPEN_SOAK_WORLDS = [
     (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2, "none"),
     (10, "1:lie-aru,6:fail-live:3,9:fail-live:2", 6074, "loss=0.05"),
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
+    # join-churn scored for churn 3 times in 8.5 s (rounds slowed by the
+    # other two), decayed below 100, never evicted; the ring restarts every
+    # 1-2 s and node 7's messages are never delivered (G3; also at 2f2f9b2).
+    (10, "3:poison-ring-seq-jump,5:join-churn,10:starve-successor", 30596, "none"),
 ]
 
 
