@@ -238,13 +238,15 @@ def test_a_commit_withholder_is_failed_after_a_round_left_for_its_merge() -> Non
 
 @HEAVY
 def test_a_member_whose_recovery_died_delivers_its_old_ring_alone() -> None:
-    """Byzantine soak seed 30644 (10 nodes, 5% loss): node 5 missed the
+    """Byzantine soak seed 30644 (10 nodes, 5% loss), failing on the
+    idle-ring code (it holds without it, by timing): node 5 missed the
     token that completed the recovery of ring 12, a join restarted it, and
     it came to ring 16 as the only member of its old ring 4. The old
     token listing ring 4's frames had reached it only in ring 12's
     recovery stream (unpinned), so ring 16's stream never carried it: the
     frames were never confirmed and node 5 delivered none of them (G5: the
-    others had delivered them safe in a configuration with node 5)."""
+    others had delivered them safe in a configuration with node 5). The
+    gap is open: tests/engine/test_recovered_versions.py's strict xfail."""
     _run(10, "2:far-hop-jump,4:lie-aru,7:join-phantom", seed=30644, faults="loss=0.05")
 
 

@@ -199,12 +199,6 @@ def admit(
         if len(seen) < VERSIONS_KEPT and len(chain.versions) <= store.window:
             seen.setdefault(digest, (frame, raw))
             chain.listed.update((ref.seq, ref.digest) for ref in tk.frames)
-        if tk.frames and tk.hop not in chain.own and len(chain.tail) < store.window:
-            # Carried by the next recovery's stream too, if this one dies
-            # before it confirms the token: this member may be the only one
-            # of its old ring left to re-broadcast it, and the frames it
-            # lists would never be confirmed (delivered nowhere).
-            chain.tail.setdefault(tk.hop, (frame, raw))
     own = chain.own.get(tk.hop)
     pin = own if own is not None else chain.named.get(tk.hop)
     if pin == digest:
