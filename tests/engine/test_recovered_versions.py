@@ -504,12 +504,6 @@ def test_two_versions_of_the_last_token_before_the_ring_broke() -> None:
     assert c.delivered(1) == c.delivered(2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, open: carrying such tokens in the tail (74c3218) let a maker's "
-    "second version, first in a stream, be re-broadcast by correct members "
-    "(test_a_second_version_in_recovery_is_not_confirmed_before_the_first failed)",
-)
 def test_a_token_recovered_in_a_recovery_that_died_is_carried_by_the_next() -> None:
     """Byzantine soak seed 30644: a member missed the token that completed
     a recovery and was restarted into the next ring as the only member of

@@ -245,8 +245,9 @@ def test_a_member_whose_recovery_died_delivers_its_old_ring_alone() -> None:
     token listing ring 4's frames had reached it only in ring 12's
     recovery stream (unpinned), so ring 16's stream never carried it: the
     frames were never confirmed and node 5 delivered none of them (G5: the
-    others had delivered them safe in a configuration with node 5). The
-    gap is open: tests/engine/test_recovered_versions.py's strict xfail."""
+    others had delivered them safe in a configuration with node 5). A
+    version the dead stream carried alone is carried again (engine test:
+    tests/engine/test_recovered_versions.py)."""
     _run(10, "2:far-hop-jump,4:lie-aru,7:join-phantom", seed=30644, faults="loss=0.05")
 
 

@@ -161,6 +161,22 @@ def enter_recovery(engine: Engine, store: RingStore) -> None:
     """A recovery starts (its stream starts over): keep the old chain, forget
     the last attempt's unpinned versions."""
     chain = keep_chain(engine, store)
+    for hop, seen in chain.versions.items():
+        # A token listing frames that the dead recovery's stream carried in
+        # one version only, and no other version known: carried again, as
+        # this member may be the only one of its old ring left to.
+        digest, (frame, raw) = next(iter(seen.items()))
+        held = chain.held.get(hop)
+        if (
+            len(seen) == 1
+            and hop not in chain.own
+            and held is not None
+            and held[0] == digest
+            and isinstance(frame.body, Token)
+            and frame.body.frames
+            and len(chain.tail) < store.window
+        ):
+            chain.tail.setdefault(hop, (frame, raw))
     chain.versions.clear()
     chain.listed.clear()
     chain.spare.clear()
