@@ -47,7 +47,7 @@ __all__ = [
     "start_ring",
 ]
 
-U32_MAX = (1 << 32) - 1
+U32_MAX = faults.U32_MAX  # one definition; recovery reads it here
 
 
 def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
