@@ -96,6 +96,7 @@ class Note(enum.StrEnum):
     GATHER = "gather"  # prefix: a membership round started, and why
     LEFT = "left"  # we announced a leave
     TOKEN_RELAYED = "token_relayed"  # a token re-sent for a member that missed it
+    TOKEN_RELAYED_AT_ONCE = "token_relayed_at_once"  # its maker's successor needed a relay lately
     COMMIT_RELAYED = "commit_relayed"  # a commit token re-sent to its late holder
     CHAIN_STALLED = "chain_stalled"  # a missing link never came: membership restarts
     # Two rings in a row died in COMMIT or RECOVERY at the same member, and

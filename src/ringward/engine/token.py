@@ -148,14 +148,21 @@ def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
     """A holder that sends its token to everyone but its successor (or a
     network that drops it on that one link) would otherwise get the correct
     successor blamed for the token loss; every member that saw the token
-    relays it once if the next hop is late."""
+    relays it once if the next hop is late. Once a maker's successor has
+    needed that, the maker's next tokens go to it at once for a while
+    (tokenstate.Holder.starving): a starving maker, which nothing can prove
+    (a lossy link looks the same), would otherwise slow every rotation by
+    the relay's wait."""
     tk = frame.body
     assert isinstance(tk, Token)
     if tk.succ in (engine.node_id, frame.sender):
         ts.holder.arm_relay(None)
         engine.cancel_timer("relay")
         return
-    ts.holder.arm_relay(Relay(tk.hop, tk.succ, raw))
+    ts.holder.arm_relay(Relay(tk.hop, tk.succ, raw, frame.sender))
+    if ts.holder.relays_at_once(frame.sender, tk.hop):
+        engine.send(tk.succ, raw)
+        engine.notes[Note.TOKEN_RELAYED_AT_ONCE] += 1
     engine.set_timer("relay", RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
 
 
@@ -163,9 +170,11 @@ def relay(engine: Engine) -> None:
     """The relay timer: the next hop is late; pass our copy on, once."""
     ts = engine.tokens
     r = ts.holder.take_relay()
-    if r is not None and ts.hops.seen == r.hop and engine.active() is not None:
+    cur = engine.active()
+    if r is not None and ts.hops.seen == r.hop and cur is not None:
         engine.send(r.dest, r.raw)
         engine.notes[Note.TOKEN_RELAYED] += 1
+        ts.holder.starving(r.maker, r.hop, len(cur.members))
 
 
 # Missing hops asked for at once: bounds the requests one token can cause.

@@ -97,6 +97,22 @@ class Relay(NamedTuple):
     hop: int
     dest: int
     raw: bytes
+    maker: int
+
+
+class Starved(NamedTuple):
+    """A maker whose successor needed our relay: its tokens are relayed at
+    once up to ``until_hop``; the next period lasts ``period_rotations``."""
+
+    until_hop: int
+    period_rotations: int
+
+
+# Rotations a link that needed a relay is relayed at once, doubling (up to the
+# cap) each time it needs one again within the ring: a maker that starves
+# its successor for good then stalls one rotation in hundreds.
+STARVED_FIRST_ROTATIONS: Final = 8
+STARVED_MAX_ROTATIONS: Final = 512
 
 
 class Visit(NamedTuple):
@@ -268,6 +284,8 @@ class Holder:
     arrived: float = 0.0
     last_sent: Sent | None = None
     relay: Relay | None = None
+    # Makers whose tokens we relay at once (engine/token.py, _arm_relay).
+    starved: dict[int, Starved] = field(default_factory=dict)
     # What our last visit added to fcc and backlog (flow.py discounts it).
     my_fcc: int = 0
     my_backlog: int = 0
@@ -311,6 +329,20 @@ class Holder:
     def take_relay(self) -> Relay | None:
         relay, self.relay = self.relay, None
         return relay
+
+    def relays_at_once(self, maker: int, hop: int) -> bool:
+        """Whether ``maker``'s token of ``hop`` goes to its successor at once."""
+        s = self.starved.get(maker)
+        return s is not None and hop <= s.until_hop
+
+    def starving(self, maker: int, hop: int, members: int) -> None:
+        """``maker``'s successor needed our relay of ``hop``. Bounded by the
+        ring's members (the state is per ring)."""
+        s = self.starved.get(maker)
+        period = STARVED_FIRST_ROTATIONS if s is None else s.period_rotations
+        self.starved[maker] = Starved(
+            hop + period * members, min(2 * period, STARVED_MAX_ROTATIONS)
+        )
 
     def account(self, fcc: int, backlog: int) -> None:
         """What this visit adds to the token's fcc and backlog."""
