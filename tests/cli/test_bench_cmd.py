@@ -67,12 +67,34 @@ def test_bench_idle_json() -> None:
     assert all(n["idle_cpu_pct"] > 0 for n in result["per_node"])
 
 
-def test_bench_refuses_bad_size() -> None:
+def _refused(*args: str) -> bytes:
+    """``ringward bench ARGS`` exits 2 at once; its stderr."""
     proc = subprocess.run(
-        [RINGWARD, "bench", "--size", "0", "--duration", "1"],
+        [RINGWARD, "bench", *args, "--duration", "1"],
         capture_output=True,
         timeout=60,
         check=False,
     )
     assert proc.returncode == 2
-    assert b"--size" in proc.stderr
+    return proc.stderr
+
+
+def test_bench_refuses_bad_size() -> None:
+    assert b"--size" in _refused("--size", "0")
+
+
+BENCH_SHORT = (RINGWARD, "bench", "--duration", "1", "--json")
+
+
+def test_bench_takes_protocol_parameters() -> None:
+    """The roster's signed parameters (``keys init``'s options) for the
+    bench cluster; an out-of-range one is refused before anything starts."""
+    assert b"max_messages" in _refused("--max-messages", "0")
+    proc = subprocess.run(
+        [*BENCH_SHORT, "--window-size", "100", "--max-messages", "30"],
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert json.loads(proc.stdout)["params"] == {"window_size": 100, "max_messages": 30}

@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ringward.cli import keys_more
 from ringward.cli.bench_run import BenchResult, run_bench
 
 __all__ = ["register", "run"]
@@ -86,6 +87,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    keys_more.add_param_args(p)
     p.set_defaults(func=run)
 
 
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         security=args.security == "on",
         idle=args.idle,
         profile_dir=args.profile,
+        params=keys_more.params_from_args(args, None),
     )
     if args.json:
         print(json.dumps(_finite(result.to_json())))
@@ -132,6 +135,8 @@ def format_result(r: BenchResult) -> str:
         f"{r.duration_s:g} s{', safe delivery' if r.safe else ''}",
         f"security: {r.security}",
     ]
+    if r.params:
+        lines.append("protocol parameters: " + ", ".join(f"{k}={v}" for k, v in r.params.items()))
     if r.idle_s:
         lines.append(
             f"idle ring ({r.idle_s:g} s, no messages): cpu {r.idle_cpu_pct_per_node:.1f}% of a "

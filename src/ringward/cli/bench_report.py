@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 __all__ = [
@@ -98,6 +98,8 @@ class BenchResult:
     loop: str
     security: str
     per_node: tuple[NodeResult, ...]
+    # The protocol parameters given (``--window-size`` ...); the rest are defaults.
+    params: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``json.dumps``."""

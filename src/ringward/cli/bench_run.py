@@ -15,6 +15,7 @@ The figures are defined in :mod:`ringward.cli.bench_report`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -35,6 +37,7 @@ from ringward.cli.bench_report import (
     percentile_ms,
 )
 from ringward.cli.demo_cluster import provision
+from ringward.crypto.roster import ProtocolParams
 from ringward.errors import ConfigError, RingwardError
 
 __all__ = [
@@ -119,6 +122,7 @@ def run_bench(
     security: bool = True,
     idle: bool = False,
     profile_dir: Path | None = None,
+    params: ProtocolParams | None = None,
 ) -> BenchResult:
     """Run one benchmark; ``rate`` is messages/s offered across the ring
     (split evenly over the nodes), None to flood. ``security``: the
@@ -126,7 +130,8 @@ def run_bench(
     False runs NullSecurity for reference. ``idle``: an idle phase of
     ``duration`` seconds first, then a trickle (module docstring).
     ``profile_dir``: every node writes the cProfile statistics of its
-    window (``pstats`` format) to ``profile_dir/NAME.prof``.
+    window (``pstats`` format) to ``profile_dir/NAME.prof``. ``params``:
+    the protocol parameters signed into the bench roster (None: defaults).
     ConfigError when a worker fails or times out (with the tail of its
     stderr)."""
     if not 2 <= nodes <= 32:
@@ -146,7 +151,7 @@ def run_bench(
         flags += ["--profile", str(profile_dir.resolve())]
     with tempfile.TemporaryDirectory(prefix="ringward-bench-") as tmp:
         keys = Path(tmp) / "keys"
-        roster = provision(keys, nodes, cluster="bench")
+        roster = provision(keys, nodes, cluster="bench", params=params)
         workers: list[_Worker] = []
         errs: list[Path] = []
         try:
@@ -176,7 +181,7 @@ def run_bench(
         finally:
             for w in workers:
                 w.kill()
-    return fold(
+    result = fold(
         raw,
         size=size,
         duration=duration,
@@ -186,6 +191,11 @@ def run_bench(
         uvloop=uvloop,
         security=security,
     )
+    if params is None:
+        return result
+    defaults = asdict(ProtocolParams())
+    given = {k: v for k, v in asdict(params).items() if v != defaults[k]}
+    return dataclasses.replace(result, params=given)
 
 
 def _worker_flags(
