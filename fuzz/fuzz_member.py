@@ -733,7 +733,9 @@ class Crafter:
                 statements = (self.nested(ring, tk),)
             body = Proof(byz if inp.flag() else inp.pick(ROSTER), inp.pick(PROOF_KINDS), statements)
         else:
-            body = TokenRequest(max(hops.seen - inp.below(3), 0))
+            # Requests for recent hops, and wakes: the next hops, up to a
+            # rotation ahead and just past it (engine/idle.py).
+            body = TokenRequest(max(hops.seen - 2 + inp.below(4 + len(ROSTER)), 0))
         return ring, body
 
     def default_commit(self) -> tuple[RingId, CommitToken]:

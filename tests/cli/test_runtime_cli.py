@@ -395,8 +395,10 @@ def test_one_pause_shorter_than_the_token_timeout_is_not_overload(tmp_path: Path
     """A node stopped for 0.75 s (a long GC pause; SIGSTOP here) with the
     default 1 s token timeout stays in the ring. Its event loop ran late by
     the whole pause at one probe and on time at the next: not behind, so no
-    overloaded report (docs/fault-detector.md, "Overload"), although an idle
-    ring visits it many times between two probes."""
+    overloaded report (docs/fault-detector.md, "Overload"), although a ring
+    with messages to order visits it many times between two probes (an idle
+    ring holds the token, one visit per node every few hundred
+    milliseconds: node1 keeps it busy)."""
     params = ProtocolParams(token_timeout_ms=1000, consensus_timeout_ms=1200, join_timeout_ms=50)
     bundles = _cluster(tmp_path, "pause", _free_ports(3), params)
     procs = [Proc(tmp_path, f"node{i}", "--keys", str(bundles[i - 1])) for i in (1, 2, 3)]
@@ -406,7 +408,15 @@ def test_one_pause_shorter_than_the_token_timeout_is_not_overload(tmp_path: Path
             procs[2].p.send_signal(signal.SIGSTOP)
             time.sleep(0.75)
             procs[2].p.send_signal(signal.SIGCONT)
-            for _ in range(30):  # its next visits' reports
+            resumed = time.monotonic()
+            for k in range(30):  # its next visits' reports
+                procs[0].send(f"busy {k}")
+                for p in procs:
+                    p.pump(0.05)
+            # One pause at a time: pump returns at the first line, and the
+            # 30 sends took 0.1 s, so the next pause began at the next probe
+            # and the loop was late at two in a row (behind, rightly).
+            while time.monotonic() - resumed < 1.5:
                 for p in procs:
                     p.pump(0.05)
         evictions = [x for p in procs for x in p.lines if x["event"] in ("evict", "rejected")]

@@ -146,9 +146,13 @@ def test_token_watch_requests_and_aru() -> None:
     watch.watch_requests(_token(9).body, 4)  # type: ignore[arg-type]
     assert not watch.rtr_watch  # no longer asked for within a rotation
     assert [watch.aru_held(True, t) for t in (1.0, 2.0, 3.0)] == [1, 2, 3]
-    assert not watch.aru_suspect_due(3.0, visits=3, span_s=5.0)
-    assert watch.aru_suspect_due(6.0, visits=3, span_s=5.0)
-    assert not watch.aru_suspect_due(7.0, visits=3, span_s=5.0)  # again after as long
+    assert not watch.aru_suspect_due(3.0, visits=3, span_s=5.0, most=100)
+    assert watch.aru_suspect_due(6.0, visits=3, span_s=5.0, most=100)
+    assert not watch.aru_suspect_due(7.0, visits=3, span_s=5.0, most=100)  # again after as long
+    # ... or after ``most`` more visits, however short the time.
+    assert [watch.aru_held(True, 7.0) for _ in range(2)] == [4, 5]
+    assert watch.aru_suspect_due(7.0, visits=3, span_s=5.0, most=2)
+    assert not watch.aru_suspect_due(7.0, visits=3, span_s=5.0, most=2)
     assert watch.aru_held(False, 8.0) == 0
     watch.passed(3, 8.0)
     assert (watch.last_succ, watch.last_seen_t) == (3, 8.0)

@@ -14,9 +14,10 @@ only announces the fault (:func:`announce`); everything shown after that
   evicts it with a proof (reason ``equivocation``) within about a rotation;
   it stays rejected for the rest of the run (its cool-down is 300 s).
 * :attr:`FaultKind.OVERLOAD`: an honest node's process blocks 20 ms per
-  datagram for 8 s. Expected: its own signed load reports convict it
-  (reason ``overload``), it rejects itself, and once the overload is over it
-  rejoins by itself after its cool-down (3 s, or 6 s on a second eviction).
+  datagram, and at least 1.28 s per wake-up to read, for 8 s. Expected: its
+  own signed load reports convict it (reason ``overload``), it rejects
+  itself, and once the overload is over it rejoins by itself after its
+  cool-down (3 s, or 6 s on a second eviction).
 
 The crash and restart of earlier versions of the demo are gone. Once the
 Byzantine node is out, a crash would leave 3 of 5 nodes, below the
@@ -72,7 +73,7 @@ class FaultKind(Enum):
         """What the node does (after its name, on the timeline)."""
         return {
             FaultKind.EQUIVOCATE: "turns Byzantine: signs two different tokens per position",
-            FaultKind.OVERLOAD: "is overloaded for 8 s: blocks 20 ms per datagram",
+            FaultKind.OVERLOAD: "is overloaded for 8 s: blocks 20 ms per datagram, 1.28 s per read",
         }[self]
 
     @property

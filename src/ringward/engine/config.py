@@ -14,12 +14,18 @@ from typing import Final
 from ringward.errors import ConfigError
 from ringward.wire import limits
 
-__all__ = ["MERGE_BACKOFF_MAX_S", "MS_PER_S", "EngineConfig", "Timing"]
+__all__ = ["IDLE_HOLD_RETRANSMITS", "MERGE_BACKOFF_MAX_S", "MS_PER_S", "EngineConfig", "Timing"]
 
 # An outsider's traffic starts a membership round at most once per back-off
 # per sender: merge_timeout_ms, doubling up to this (engine.Engine._may_merge).
 MERGE_BACKOFF_MAX_S = 10.0
 MS_PER_S: Final = 1000.0
+# The longest idle hold, in token retransmission periods: the relay
+# (engine/token.py, RELAY_RETRANSMITS) and the retransmission of a quiet
+# token wait as much longer (engine/idle.py), and the slow-hold and
+# token-loss times are several times longer. A longer token_hold_idle_ms is
+# cut to this (Timing.of).
+IDLE_HOLD_RETRANSMITS: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +46,12 @@ class EngineConfig:
     downcheck_timeout_ms: int = 1000
     # Rotations with a member's aru stuck while others progress -> fail it.
     fail_recv_const: int = 2500
-    # Rotations with no new message before the token slows down.
-    seqno_unchanged_const: int = 30
-    # Idle ring: hold the token this long before passing it on (saves CPU).
-    token_hold_idle_ms: int = 20
+    # Quiet visits in a row (nothing sent, asked for or unsafe, nothing
+    # queued) after which a holder holds the token (engine/idle.py).
+    seqno_unchanged_const: int = 3
+    # Idle ring: hold the token this long before passing it on (saves CPU);
+    # at most IDLE_HOLD_RETRANSMITS token retransmission periods.
+    token_hold_idle_ms: int = 100
     # Frames broadcast per rotation, by all members together.
     window_size: int = 50
     # Frames one holder may broadcast per visit.
@@ -186,7 +194,10 @@ class Timing:
             join_timeout_s=cfg.join_timeout_ms / MS_PER_S,
             consensus_timeout_s=cfg.consensus_timeout_ms / MS_PER_S,
             merge_timeout_s=cfg.merge_timeout_ms / MS_PER_S,
-            token_hold_idle_s=cfg.token_hold_idle_ms / MS_PER_S,
+            token_hold_idle_s=min(
+                cfg.token_hold_idle_ms, IDLE_HOLD_RETRANSMITS * cfg.token_retransmit_ms
+            )
+            / MS_PER_S,
             slow_hold_s=cfg.slow_hold_ms / MS_PER_S,
             rekey_interval_s=cfg.rekey_interval_ms / MS_PER_S,
             overload_hold_s=cfg.overload_hold_ms / MS_PER_S,

@@ -193,9 +193,7 @@ class _Peer:
 class Detector:
     """One node's view of every peer's behaviour."""
 
-    def __init__(
-        self, me: int, roster: tuple[int, ...], cfg: EngineConfig, restarted_at: int = 0
-    ) -> None:
+    def __init__(self, me: int, roster: tuple[int, ...], cfg: EngineConfig) -> None:
         self.me = me
         self.roster = roster
         self.timing = Timing.of(cfg)
@@ -219,7 +217,7 @@ class Detector:
         # The ring seq this node (re)started with: overload evidence of
         # rings up to it is spent for everyone (the amnesties it granted
         # before a restart are gone; the overloads they forgave are over).
-        self.restarted_at = restarted_at
+        self.restarted_at = 0
         # Proof frames already checked (digest -> verdict reason or "").
         self.checked: dict[bytes, str] = {}
         # Accusations awaiting corroboration: (due, accuser, target, ring),

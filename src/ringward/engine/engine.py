@@ -129,7 +129,8 @@ class Engine:
         self.last_commit: ForwardedCommit | None = None
         self.tokens = TokenState()  # hops, links, our visits (engine/tokenstate.py)
         # The fault detector (all its state), recent rings' members.
-        self.detector = Detector(node_id, self.roster, self.config, restarted_at=ring_seq)
+        self.detector = Detector(node_id, self.roster, self.config)
+        self.detector.restarted_at = ring_seq
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
         # Roster node -> the highest ring seq it signed in any frame we
         # verified (_stale_join). Bounded by the roster.
@@ -229,8 +230,7 @@ class Engine:
         self.now = now
         self._msg_no += 1
         self.sendq.push(self._msg_no, bytes(payload), safe=safe)
-        if self.state is State.OPERATIONAL and self.tokens.holder.held is not None:
-            token.release_held(self)
+        token.on_submit(self)
         return MessageId(self.node_id, self._msg_no)
 
     def leave(self, now: float) -> None:

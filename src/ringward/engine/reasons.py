@@ -45,6 +45,9 @@ class Drop(enum.StrEnum):
     TOKEN_NOT_MEMBER = "token_not_member"  # sender or successor not a member
     TOKEN_RULE_FRAMES = "token_rule:frames"  # lists frames outside its own seqs
     TOKEN_REQUEST_REPEAT = "token_request_repeat"  # answered recently
+    # A member's token request of our operational ring for a hop more than
+    # a rotation ahead of the newest we saw (engine/idle.py).
+    WAKE_IGNORED = "wake_ignored"
     # Joins and merges.
     JOIN_BANNED = "join_banned"
     STALE_JOIN = "stale_join"  # older than what its sender told us since
@@ -97,6 +100,8 @@ class Note(enum.StrEnum):
     LEFT = "left"  # we announced a leave
     TOKEN_RELAYED = "token_relayed"  # a token re-sent for a member that missed it
     TOKEN_RELAYED_AT_ONCE = "token_relayed_at_once"  # its maker's successor needed a relay lately
+    WAKE_SENT = "wake_sent"  # new work on an idle ring: we asked for the next token
+    WOKEN = "woken"  # a member's wake: our next visit does not hold the token
     COMMIT_RELAYED = "commit_relayed"  # a commit token re-sent to its late holder
     CHAIN_STALLED = "chain_stalled"  # a missing link never came: membership restarts
     # Two rings in a row died in COMMIT or RECOVERY at the same member, and

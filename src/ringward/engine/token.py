@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, chain, delivery, evidence, faults, flow, versions
+from ringward.engine import accusations, chain, delivery, evidence, faults, flow, idle, versions
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
 __all__ = [
+    "on_submit",
     "on_token",
     "on_token_request",
     "relay",
@@ -120,6 +121,7 @@ def _held_linked(ts: TokenState) -> bool:
 
 def _observe(engine: Engine, ts: TokenState, tk: Token, members: tuple[int, ...]) -> None:
     ts.hops.record(tk.hop, tk.seq, len(members))
+    ts.holder.saw(idle.quiet_token(tk))
     watch = engine.detector.tokens
     watch.watch_requests(tk, len(members))
     watch.passed(tk.succ, engine.now)
@@ -163,7 +165,8 @@ def _arm_relay(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> None
     if ts.holder.relays_at_once(frame.sender, tk.hop):
         engine.send(tk.succ, raw)
         engine.notes[Note.TOKEN_RELAYED_AT_ONCE] += 1
-    engine.set_timer("relay", RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
+    delay_s = RELAY_RETRANSMITS * engine.timing.token_retransmit_s
+    engine.set_timer("relay", delay_s + idle.hold_allowance_s(engine, tk))
 
 
 def relay(engine: Engine) -> None:
@@ -229,11 +232,19 @@ def on_token_request(engine: Engine, frame: Frame) -> None:
     they are), or one of the last two rotations."""
     req = frame.body
     assert isinstance(req, TokenRequest)
+    ahead = req.hop > engine.tokens.hops.seen
+    wake = idle.is_wake(engine, frame, req)
+    if wake and not idle.wake_valid(engine, req):
+        return
     key = (frame.sender, frame.ring, req.hop)
     gap_s = ANSWER_PERIODS * engine.timing.token_retransmit_s
     if not engine.tokens.hops.answer(key, engine.now, gap_s, ANSWERS_KEPT):
         engine.drops[Drop.TOKEN_REQUEST_REPEAT] += 1
         return
+    if wake and idle.woken(engine):
+        release_held(engine)
+    if ahead:
+        return  # nobody has made it yet
     for store in (engine.new_store, engine.store):
         if store is not None and store.ring == frame.ring:
             # Any token that listed frames, whoever made it, for as long as
@@ -267,8 +278,9 @@ def start_ring(engine: Engine) -> None:
     visit(engine, frame, b"")
 
 
-def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
-    """Process the token as its holder and pass it on."""
+def visit(engine: Engine, frame: Frame, raw: bytes, *, may_hold: bool = True) -> None:
+    """Process the token as its holder and pass it on (or hold it first, on
+    an idle ring, unless ``may_hold`` is False: the hold is over)."""
     tk = frame.body
     assert isinstance(tk, Token)
     cur = engine.active()
@@ -309,9 +321,9 @@ def visit(engine: Engine, frame: Frame, raw: bytes) -> None:
     backlog = flow.others_backlog(ts.holder, tk, cfg.max_messages, len(members)) + mine
     backlog = min(U32_MAX, backlog)
     ts.holder.account(sent + new, mine)
-    idle = sent + new == 0 and not rtr and aru == seq and not engine.sendq.frames_pending
-    ts.holder.count_idle(idle and not recovering)
-    if _hold(engine, ts, frame, raw):
+    quiet = idle.quiet(engine, store, sent + new, bool(rtr), aru, seq)
+    ts.holder.count_idle(quiet and not recovering)
+    if may_hold and _hold(engine, ts, frame, raw):
         return
     if chain.pin_visited(engine, tk.hop, len(members), store):
         # The token we sign names the version we visit: its frames count.
@@ -442,7 +454,14 @@ def _aru_stuck(
         # can name caused the loss (the frame's copies may all be lost).
         and store.aru > aru
         and engine.config.fault_detector
-        and watch.aru_suspect_due(engine.now, ARU_STUCK_VISITS, span_s)  # again after as long
+        # Again after as long; at the latest every third of fail_recv_const
+        # visits, so that the second suspicion (every member's, together)
+        # comes before Totem fails the member: failed, it merges back and
+        # holds the aru again, never evicted (on a fast ring fail_recv_const
+        # visits pass before 2 * ARU_STUCK_TOKEN_TIMEOUTS).
+        and watch.aru_suspect_due(
+            engine.now, ARU_STUCK_VISITS, span_s, engine.config.fail_recv_const // 3
+        )
     ):
         accusations.suspect(engine, aru_id, "aru_stuck")
     if stuck < engine.config.fail_recv_const or engine.active() is None:
@@ -455,24 +474,41 @@ def _aru_stuck(
 
 
 def _hold(engine: Engine, ts: TokenState, frame: Frame, raw: bytes) -> bool:
-    """An idle ring slows down: keep the token a while (a submit releases it)."""
-    cfg = engine.config
-    if ts.holder.idle_visits < cfg.seqno_unchanged_const or cfg.token_hold_idle_ms == 0:
+    """An idle ring slows down: keep the token a while (new work here or a
+    member's wake releases it; engine/idle.py)."""
+    hold_s = engine.timing.token_hold_idle_s
+    if ts.holder.idle_visits < engine.config.seqno_unchanged_const or hold_s <= 0:
         return False
     ts.holder.hold(frame, raw)
-    engine.set_timer("token_hold", engine.timing.token_hold_idle_s)
+    engine.set_timer("token_hold", hold_s)
     return True
 
 
 def release_held(engine: Engine) -> None:
-    """Process a held token now (timer, or new work arrived)."""
+    """Process a held token now (timer, new work, a wake, or its link
+    closed). The visit starts again and forwards without holding; the quiet
+    visits go on counting, so an idle ring holds at every visit."""
     me = engine.tokens.holder
     held = me.take()
     engine.cancel_timer("token_hold")
     if held is None or engine.active() is None:
         return
-    me.count_idle(False)
-    visit(engine, *held)
+    # The idle hold is not load: the hold we report starts now.
+    me.arrive(engine.now)
+    visit(engine, *held, may_hold=False)
+
+
+def on_submit(engine: Engine) -> None:
+    """New work: release a token we hold, or wake an idle ring."""
+    if engine.state is not State.OPERATIONAL:
+        return
+    if engine.tokens.holder.held is not None:
+        release_held(engine)
+        return
+    hop = idle.wake_due(engine)
+    cur = engine.active()
+    if hop is not None and cur is not None:
+        engine.emit_signed(cur.ring, TokenRequest(hop))
 
 
 def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:
@@ -490,6 +526,7 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
         seqs = [ref.seq for ref in nxt.frames]
         cur.store.tokens[nxt.hop] = HeldToken(out, min(seqs), max(seqs), engine.node_id)
     ts.hops.made(nxt.hop, nxt.seq, len(members))
+    ts.holder.saw(idle.quiet_token(nxt))
     ts.holder.passed_on(nxt.hop, out)
     engine.set_timer("token_loss", engine.timing.token_timeout_s)
     cur = engine.active()
@@ -503,7 +540,8 @@ def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...])
         busy = engine.sendq.frames_pending or engine.state is State.RECOVERY
         engine.set_timer("token_hold", BUSY_HOLD_S if busy else engine.timing.token_hold_idle_s)
     else:
-        engine.set_timer("token_rtx", engine.timing.token_retransmit_s)
+        rtx_s = engine.timing.token_retransmit_s
+        engine.set_timer("token_rtx", rtx_s + idle.hold_allowance_s(engine, nxt))
 
 
 def retransmit(engine: Engine) -> None:

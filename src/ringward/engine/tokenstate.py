@@ -293,6 +293,12 @@ class Holder:
     # The visit before it (recovery completes over two quiet rotations).
     prev_visit2: Visit | None = None
     idle_visits: int = 0
+    # Quiet tokens (engine/idle.py) seen or made in a row.
+    quiet_hops: int = 0
+    # A member woke the ring since our last visit (engine/idle.py).
+    woken: bool = False
+    # The newest hop we had seen when we last sent a wake (one per hop).
+    woke_at: int = -1
 
     def arrive(self, now: float) -> None:
         """The visit's hold time (what our load report says) starts now."""
@@ -352,6 +358,19 @@ class Holder:
         """Idle visits in a row (``idle`` False resets)."""
         self.idle_visits = self.idle_visits + 1 if idle else 0
         return self.idle_visits
+
+    def saw(self, quiet: bool) -> None:
+        """A new hop was seen or made: quiet or not (``False`` resets)."""
+        self.quiet_hops = self.quiet_hops + 1 if quiet else 0
+
+    def wake(self) -> None:
+        """A member has work: our next visit does not hold the token."""
+        self.woken = True
+
+    def take_woken(self) -> bool:
+        """Whether a wake came since the last call."""
+        woken, self.woken = self.woken, False
+        return woken
 
     def visited(self, visit: Visit) -> None:
         self.prev_visit2, self.prev_visit = self.prev_visit, visit

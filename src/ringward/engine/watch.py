@@ -44,6 +44,8 @@ class TokenWatch:
     # Our visits with the aru held by the same other member, and since when.
     aru_stuck: int = 0
     aru_stuck_at: float = 0.0
+    # The count of those visits at the last aru_stuck suspicion.
+    aru_suspected: int = 0
     # Retransmission requests seen in the chain: seq -> (first hop, last hop).
     rtr_watch: dict[int, tuple[int, int]] = field(default_factory=dict)
     # When recovery into this ring began (its representative starts the token).
@@ -134,16 +136,19 @@ class TokenWatch:
         if held:
             self.aru_stuck += 1
             if self.aru_stuck == 1:
-                self.aru_stuck_at = now
+                self.aru_stuck_at, self.aru_suspected = now, 0
         else:
             self.aru_stuck = 0
         return self.aru_stuck
 
-    def aru_suspect_due(self, now: float, visits: int, span_s: float) -> bool:
-        """Whether the aru was held ``visits`` visits and ``span_s`` since it
-        got stuck or since the last suspicion (True restarts the span)."""
-        if self.aru_stuck >= visits and now - self.aru_stuck_at >= span_s:
-            self.aru_stuck_at = now
+    def aru_suspect_due(self, now: float, visits: int, span_s: float, most: int) -> bool:
+        """Whether the aru was held ``visits`` visits and ``span_s``, or
+        ``most`` visits, since it got stuck or since the last suspicion
+        (True restarts both)."""
+        if self.aru_stuck < visits:
+            return False
+        if now - self.aru_stuck_at >= span_s or self.aru_stuck - self.aru_suspected >= most:
+            self.aru_stuck_at, self.aru_suspected = now, self.aru_stuck
             return True
         return False
 

@@ -306,6 +306,15 @@ class Driver:
         self._after_verb()
 
     def _on_readable(self) -> None:
+        start_s = time.monotonic()
+        self._read_batch()
+        if self._overloaded_now():
+            # --misbehave overload: a starved process's wake-up costs at
+            # least what a full batch did.
+            spent_s = time.monotonic() - start_s
+            time.sleep(max(0.0, misbehaving.OVERLOAD_STALL_S - spent_s))
+
+    def _read_batch(self) -> None:
         sock, engine = self._sock, self._engine
         assert sock is not None and engine is not None
         view = memoryview(self._buf)

@@ -2,8 +2,12 @@
 and tests only (loudly logged).
 
 A behaviour of :mod:`ringward.byzantine` wraps the engine; ``overload``
-keeps a correct engine and starves the process instead: each datagram read
-costs OVERLOAD_SLEEP_S of blocked time for OVERLOAD_FOR_S.
+keeps a correct engine and starves the process instead, for OVERLOAD_FOR_S:
+each datagram read costs OVERLOAD_SLEEP_S of blocked time, and each wake-up
+to read at least OVERLOAD_STALL_S. The floor makes it an overload whatever
+the ring sends: with a cost per datagram alone, the 10 hops a second of an
+idle ring (docs/protocol.md, "The idle ring") left a process that reads 50
+datagrams a second on time, and nothing overloaded it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ringward.errors import ConfigError
 __all__ = [
     "OVERLOAD_FOR_S",
     "OVERLOAD_SLEEP_S",
+    "OVERLOAD_STALL_S",
     "Misbehaviour",
     "OverloadWindow",
     "make_engine",
@@ -27,6 +32,9 @@ __all__ = [
 logger = logging.getLogger("ringward.runtime")
 
 OVERLOAD_SLEEP_S: Final = 0.02
+# What a full batch (64 datagrams) cost: the regime a spinning ring kept it
+# in before the idle ring, 1.2-1.3 s late at every probe.
+OVERLOAD_STALL_S: Final = 64 * OVERLOAD_SLEEP_S
 OVERLOAD_FOR_S: Final = 8.0
 
 

@@ -17,8 +17,9 @@ __all__ = ["SCENARIOS", "SMOKE", "by_name"]
 K = FaultKind
 
 # Down longer than the survivors take to drop it (token + consensus
-# timeouts, 2.2 s, and a shared machine's scheduling), or the node is back
-# before the ring could reconfigure and the run fails for it.
+# timeouts, 2.2 s, plus up to n - 1 idle holds of 0.1 s before the token
+# reaches the dead node: docs/protocol.md, "The idle ring"), or the node is
+# back before the ring could reconfigure and the run fails for it.
 SMOKE: Final = Scenario("smoke-kill", 3, (FaultSpec(K.KILL, hold_s=(3.0, 4.0)),), tail_s=2.0)
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
