@@ -56,7 +56,13 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--nodes", type=int, default=3, help="node processes, 2..32 (default 3)")
-    p.add_argument("--size", type=int, default=100, help="payload bytes (default 100)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=100,
+        help="payload bytes, up to 16 MiB (default 100; above the roster's 64 KiB "
+        "default the bench roster allows it)",
+    )
     p.add_argument("--duration", type=float, default=5.0, help="seconds of sending (default 5)")
     p.add_argument("--safe", action="store_true", help="send with safe delivery")
     p.add_argument(

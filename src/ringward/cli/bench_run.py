@@ -37,7 +37,7 @@ from ringward.cli.bench_report import (
     percentile_ms,
 )
 from ringward.cli.demo_cluster import provision
-from ringward.crypto.roster import ProtocolParams
+from ringward.crypto.roster import PARAM_BOUNDS, ProtocolParams
 from ringward.errors import ConfigError, RingwardError
 
 __all__ = [
@@ -55,6 +55,9 @@ __all__ = [
 READY_TIMEOUT_S: Final = 90.0
 RESULT_SLACK_S: Final = 120.0
 EXIT_TIMEOUT_S: Final = 15.0
+
+# The roster's largest payload limit (crypto/roster.py PARAM_BOUNDS).
+SIZE_MAX_BYTES: Final = PARAM_BOUNDS["payload_bytes_max"][1]
 
 
 # An idle ring's trickle: few enough messages that the ring is idle between
@@ -129,6 +132,7 @@ def run_bench(
     runtime's frame security (Ed25519-signed tokens, AES-GCM payloads);
     False runs NullSecurity for reference. ``idle``: an idle phase of
     ``duration`` seconds first, then a trickle (module docstring).
+    ``size`` above the roster's payload limit raises the limit to it.
     ``profile_dir``: every node writes the cProfile statistics of its
     window (``pstats`` format) to ``profile_dir/NAME.prof``. ``params``:
     the protocol parameters signed into the bench roster (None: defaults).
@@ -136,8 +140,11 @@ def run_bench(
     stderr)."""
     if not 2 <= nodes <= 32:
         raise ConfigError("bad_nodes", "--nodes must be 2..32")
-    if not 1 <= size <= 65536:
-        raise ConfigError("bad_size", "--size must be 1..65536 bytes")
+    if not 1 <= size <= SIZE_MAX_BYTES:
+        raise ConfigError("bad_size", f"--size must be 1..{SIZE_MAX_BYTES} bytes")
+    if size > (params or ProtocolParams()).payload_bytes_max:
+        # Larger payloads need a roster that allows them.
+        params = dataclasses.replace(params or ProtocolParams(), payload_bytes_max=size)
     if not 0 < duration <= 3600:
         raise ConfigError("bad_duration", "--duration must be in (0, 3600] seconds")
     if rate is not None and rate <= 0:

@@ -63,8 +63,10 @@ class EngineConfig:
     datagram_bytes_max: int = 1400
     # Largest application payload (fragmented across frames).
     payload_bytes_max: int = 1 << 20
-    # Messages submitted but not yet broadcast; submit() refuses beyond.
+    # Messages submitted but not yet broadcast; submit() refuses beyond,
+    # and beyond this many payload bytes queued (large payloads).
     send_queue_max: int = 10_000
+    send_queue_bytes_max: int = 16 << 20
     # Frames kept for retransmission / not yet delivered, per ring.
     receive_window_frames_max: int = 4096
     # Frames a sender sends under one epoch's data key before moving to the
@@ -124,6 +126,7 @@ class EngineConfig:
             ("datagram_bytes_max", 512 <= self.datagram_bytes_max <= limits.DATAGRAM_BYTES_MAX),
             ("payload_bytes_max", 1 <= self.payload_bytes_max <= 64 << 20),
             ("send_queue_max", self.send_queue_max >= 1),
+            ("send_queue_bytes_max", self.send_queue_bytes_max >= 1),
             ("epoch_frames", 1 <= self.epoch_frames <= 1 << 32),
             (
                 "rekey_interval_ms",

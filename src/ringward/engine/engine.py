@@ -103,7 +103,7 @@ class Engine:
         self._timers: dict[str, float] = {}
         self._msg_no = incarnation << 32
         cfg = self.config
-        self.sendq = SendQueue(cfg.datagram_bytes_max, cfg.send_queue_max, cfg.payload_bytes_max)
+        self.sendq = SendQueue.for_sending(cfg)
         self.assembler = Assembler(cfg.payload_bytes_max)
         # Old-ring frames arrive as fragments during recovery.
         self.rec_assembler = Assembler(limits.DATAGRAM_BYTES_MAX)
@@ -286,7 +286,7 @@ class Engine:
     @property
     def send_room(self) -> bool:
         """Whether ``submit`` would accept a message now."""
-        return len(self.sendq) < self.config.send_queue_max
+        return self.sendq.has_room()
 
     @property
     def token_hops(self) -> int:

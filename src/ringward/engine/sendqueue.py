@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ringward.errors import ConfigError, StateError
 from ringward.wire import limits
 from ringward.wire.batch import COUNT, ENTRY_HEADER, BatchEntry
 from ringward.wire.frame import DATA_PREFIX, HEADER
+
+if TYPE_CHECKING:
+    from ringward.engine.config import EngineConfig
 
 __all__ = ["SendQueue", "batch_capacity", "frames_pending_max"]
 
@@ -48,9 +52,16 @@ class _Pending:
 
 
 class SendQueue:
-    """Payloads waiting for token visits (bounded: ``queue_max`` payloads)."""
+    """Payloads waiting for token visits (bounded: ``queue_max`` payloads,
+    and ``bytes_max`` payload bytes give or take the last payload taken)."""
 
-    def __init__(self, datagram_bytes_max: int, queue_max: int, payload_bytes_max: int) -> None:
+    def __init__(
+        self,
+        datagram_bytes_max: int,
+        queue_max: int,
+        payload_bytes_max: int,
+        bytes_max: int | None = None,
+    ) -> None:
         self.capacity = batch_capacity(datagram_bytes_max)
         # One fragment fills a frame on its own.
         self.chunk = self.capacity - COUNT.size - ENTRY_HEADER.size
@@ -58,11 +69,31 @@ class SendQueue:
             raise ConfigError("bad_config", "datagram_bytes_max leaves no room for payload")
         self.queue_max = queue_max
         self.payload_bytes_max = payload_bytes_max
+        self.bytes_max = bytes_max
         self._queue: deque[_Pending] = deque()
         self._frames_pending = 0
+        self._bytes = 0
+
+    @classmethod
+    def for_sending(cls, cfg: EngineConfig) -> SendQueue:
+        """The application's send queue under ``cfg``'s bounds."""
+        return cls(
+            cfg.datagram_bytes_max,
+            cfg.send_queue_max,
+            cfg.payload_bytes_max,
+            cfg.send_queue_bytes_max,
+        )
 
     def __len__(self) -> int:
         return len(self._queue)
+
+    def has_room(self) -> bool:
+        """Whether :meth:`push` takes another payload (of any allowed size:
+        the byte bound is checked before it, so one large payload always
+        fits an emptier queue)."""
+        return len(self._queue) < self.queue_max and (
+            self.bytes_max is None or self._bytes < self.bytes_max
+        )
 
     @property
     def frames_pending(self) -> int:
@@ -77,12 +108,16 @@ class SendQueue:
             raise ConfigError(
                 "payload_too_large", f"{len(payload)} bytes > {self.payload_bytes_max}"
             )
-        if len(self._queue) >= self.queue_max:
-            raise StateError("backpressure", f"send queue full ({self.queue_max} payloads)")
+        if not self.has_room():
+            raise StateError(
+                "backpressure",
+                f"send queue full ({len(self._queue)} payloads, {self._bytes} bytes)",
+            )
         whole = ENTRY_HEADER.size + len(payload) <= self.capacity - COUNT.size
         count = 1 if whole else -(-len(payload) // self.chunk)
         self._queue.append(_Pending(msg_no, payload, safe, recovered, count))
         self._frames_pending += count
+        self._bytes += len(payload)
 
     def next_batch(self) -> list[BatchEntry]:
         """Entries for one frame (empty when nothing is queued)."""
@@ -110,11 +145,11 @@ class SendQueue:
             self._frames_pending -= 1
             if p.next_frag < p.frag_count:
                 break  # the next fragment needs a frame of its own
-            self._queue.popleft()
+            self._bytes -= len(self._queue.popleft().payload)
         return entries
 
     def _done(self) -> None:
-        self._queue.popleft()
+        self._bytes -= len(self._queue.popleft().payload)
         self._frames_pending -= 1
 
     def rewind(self) -> None:
