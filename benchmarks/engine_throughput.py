@@ -99,13 +99,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="CPU seconds per case")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[3, 5], help="ring sizes")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1024], help="payload bytes")
+    parser.add_argument("--security", choices=("both", "on", "off"), default="both")
     args = parser.parse_args()
     config = EngineConfig()
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.security]
     rows = [
         run(n, size, args.seconds, config, secure=secure)
-        for n in (3, 5)
-        for size in (100, 1024)
-        for secure in (False, True)
+        for n in args.nodes
+        for size in args.sizes
+        for secure in modes
     ]
     if args.json:
         print(json.dumps(rows))
