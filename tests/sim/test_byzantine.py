@@ -212,6 +212,13 @@ OPEN_SOAK_WORLDS = [
     (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2, "none"),
     (10, "1:lie-aru,6:fail-live:3,9:fail-live:2", 6074, "loss=0.05"),
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
+    # Stop 22's soak. lie-aru re-signs the tokens it relays (out of turn);
+    # only its successor, far-hop-jump, sees one and proves it at the moment
+    # the others evict far-hop-jump, so they drop the proof (banned sender)
+    # while lie-aru rejects itself: never evicted by the others.
+    (7, "2:far-hop-jump,3:lie-aru", 60667, "loss=0.05"),
+    # join-phantom never evicted (fails at b02d4e5 too).
+    (10, "2:poison-ring-seq-jump,9:join-phantom,10:drop-commit", 60683, "none"),
 ]
 
 
