@@ -212,11 +212,6 @@ OPEN_SOAK_WORLDS = [
     (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2, "none"),
     (10, "1:lie-aru,6:fail-live:3,9:fail-live:2", 6074, "loss=0.05"),
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
-    # Stop 22's soak. lie-aru re-signs the tokens it relays (out of turn);
-    # only its successor, far-hop-jump, sees one and proves it at the moment
-    # the others evict far-hop-jump, so they drop the proof (banned sender)
-    # while lie-aru rejects itself: never evicted by the others.
-    (7, "2:far-hop-jump,3:lie-aru", 60667, "loss=0.05"),
     # join-phantom never evicted (fails at b02d4e5 too).
     (10, "2:poison-ring-seq-jump,9:join-phantom,10:drop-commit", 60683, "none"),
 ]
@@ -248,6 +243,16 @@ def test_a_starving_member_does_not_slow_every_rotation(spec: str, seed: int) ->
     checker's bound (G3). The starver's tokens are now relayed at once
     after its successor has needed a relay (tests/engine/test_starved_link.py)."""
     _run(10, spec, seed=seed)
+
+
+@HEAVY
+def test_a_proof_sent_as_its_maker_is_evicted_still_convicts() -> None:
+    """Byzantine soak seed 60667: lie-aru re-signs a token it relays (out
+    of turn); only its successor, far-hop-jump, saw it, and its proof came
+    just after the others evicted far-hop-jump: dropped as a banned
+    sender's, and lie-aru was never evicted by the others (tests/engine/
+    test_late_proofs.py)."""
+    _run(7, "2:far-hop-jump,3:lie-aru", seed=60667, faults="loss=0.05")
 
 
 @HEAVY

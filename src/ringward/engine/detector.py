@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from ringward.engine.config import MERGE_BACKOFF_MAX_S, EngineConfig, Timing
 from ringward.engine.watch import ChurnWatch, LoadMeter, TokenWatch
-from ringward.wire import CommitMember, Frame, RingId
+from ringward.wire import CommitMember, Frame, Kind, RingId
+from ringward.wire.frame import Header
 
 __all__ = [
     "OVERLOAD_SIGNALS",
@@ -160,6 +161,10 @@ class CommitWatch(NamedTuple):
         return self.hop >= 2 * len(self.members)
 
 
+# Proofs a member convicted here may still send us (Detector.takes_late_proof).
+PROOFS_AFTER_BAN_MAX: Final = 4
+
+
 @dataclass(slots=True)
 class Verdict:
     """Why ``target`` must leave: its evidence (a PROOF frame, or the
@@ -207,6 +212,8 @@ class Detector:
         # target -> accuser -> signed accusation frame (bound to its ring).
         self.accusations: dict[int, dict[int, Frame]] = {}
         self.verdicts: dict[int, Verdict] = {}
+        # Per banned sender: its verdict's time and the proofs taken since.
+        self.late_proofs: dict[int, tuple[float, int]] = {}
         # Accusations this node made, per ring (at most one per target).
         self.accused: dict[int, RingId] = {}
         # target -> times it was evicted (for the doubling cool-down).
@@ -521,6 +528,24 @@ class Detector:
     def banned(self, now: float, target: int) -> bool:
         v = self.verdicts.get(target)
         return v is not None and now < v.at + self.cooldown_s(target)
+
+    def takes_late_proof(self, now: float, head: Header) -> bool:
+        """Whether a PROOF from ``head.sender``, banned here, is taken: a
+        member convicted at the moment it proved another's misbehaviour
+        (which it alone may have seen) sends its proof as the others ban
+        it. A proof convicts only the signer of its statements, whoever
+        forwards it; up to ``PROOFS_AFTER_BAN_MAX`` within a token timeout
+        of the verdict, so a banned node cannot make us verify more."""
+        sender = head.sender
+        v = self.verdicts.get(sender)
+        if head.kind is not Kind.PROOF or v is None or now > v.at + self.timing.token_timeout_s:
+            return False
+        at, taken = self.late_proofs.get(sender, (v.at, 0))
+        taken = taken if at == v.at else 0
+        if taken >= PROOFS_AFTER_BAN_MAX:
+            return False
+        self.late_proofs[sender] = (v.at, taken + 1)  # bounded by the roster
+        return True
 
     def forgive(self, now: float, target: int, ring_seq: int) -> None:
         """The cool-down is over: ``target`` may join again; evidence from

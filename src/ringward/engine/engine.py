@@ -205,7 +205,7 @@ class Engine:
         if head.sender == self.node_id:
             # Our own frame, re-sent by a member serving a retransmission.
             return Drop.OWN_FRAME
-        if self.banned(head.sender):
+        if self.banned(head.sender) and not self.detector.takes_late_proof(self.now, head):
             return Drop.BANNED_SENDER
         sig = limits.SIGNATURE_BYTES
         if head.signed and not self.security.verify(head.sender, data[:-sig], data[-sig:]):
