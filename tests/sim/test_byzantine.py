@@ -214,6 +214,10 @@ OPEN_SOAK_WORLDS = [
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
     # join-phantom never evicted (fails at b02d4e5 too).
     (10, "2:poison-ring-seq-jump,9:join-phantom,10:drop-commit", 60683, "none"),
+    # lie-aru evicted by accusation before any provable lie: on an idle ring
+    # its aru = seq is what a correct holder signs unless a member lacks a
+    # frame (holds at b02d4e5, before the idle ring).
+    (7, "2:lie-aru,5:flood-recovery", 70246, "loss=0.05"),
 ]
 
 
@@ -253,6 +257,17 @@ def test_a_proof_sent_as_its_maker_is_evicted_still_convicts() -> None:
     sender's, and lie-aru was never evicted by the others (tests/engine/
     test_late_proofs.py)."""
     _run(7, "2:far-hop-jump,3:lie-aru", seed=60667, faults="loss=0.05")
+
+
+@HEAVY
+def test_a_commit_saboteur_before_any_ring_is_accused_in_a_round() -> None:
+    """Byzantine soak seed 70067: break-link was evicted before the first
+    recovery completed, and drop-commit then killed every commit round. Its
+    commit_loss scores crossed the threshold between rounds, when no ring
+    was bound, so no accusation was made and no ring was ever installed
+    (G3). A commit round now accuses the members already over the threshold
+    as it binds us to its ring."""
+    _run(10, "2:break-link,5:creep-flow,8:drop-commit", seed=70067, faults="loss=0.05")
 
 
 @HEAVY

@@ -120,8 +120,24 @@ def _score_deferred(engine: Engine) -> None:
 
 
 def _score(engine: Engine, peer: int, signal: str) -> None:
+    _accuse(engine, peer, engine.detector.score(engine.now, peer, signal))
+
+
+def accuse_in_round(engine: Engine) -> None:
+    """A commit round bound us to its ring: accuse the members whose scores
+    are over the threshold already. A score that crossed it while no ring
+    was bound (between rounds, before any ring was installed) made no
+    accusation, and a member that kills every commit round was then never
+    evicted (Byzantine soak seed 70067)."""
+    if engine.pending is None or engine.ring is not None:
+        return
+    for peer in engine.pending.members:
+        if peer != engine.node_id:
+            _accuse(engine, peer, engine.detector.total(engine.now, peer))
+
+
+def _accuse(engine: Engine, peer: int, total: float) -> None:
     det = engine.detector
-    total = det.score(engine.now, peer, signal)
     ring = _bound_ring(engine)
     if (
         total >= engine.config.suspicion_threshold

@@ -201,6 +201,7 @@ def _first_rotation(
     transition.to(engine, State.COMMIT)
     engine.pending = RingMembers(ring, members)
     transition.remember_ring(engine, ring, members)
+    accusations.accuse_in_round(engine)
     engine.ring_seq_max = max(engine.ring_seq_max, ring.seq)
     # Persisted with ring_seq_max by the ready() after this call, before our
     # forward is sent; DATA of the ring is sealed from the second rotation
