@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -200,8 +199,8 @@ def run_bench(
     )
     if params is None:
         return result
-    defaults = asdict(ProtocolParams())
-    given = {k: v for k, v in asdict(params).items() if v != defaults[k]}
+    defaults = dataclasses.asdict(ProtocolParams())
+    given = {k: v for k, v in dataclasses.asdict(params).items() if v != defaults[k]}
     return dataclasses.replace(result, params=given)
 
 

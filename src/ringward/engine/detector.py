@@ -198,7 +198,9 @@ class _Peer:
 class Detector:
     """One node's view of every peer's behaviour."""
 
-    def __init__(self, me: int, roster: tuple[int, ...], cfg: EngineConfig) -> None:
+    def __init__(
+        self, me: int, roster: tuple[int, ...], cfg: EngineConfig, restarted_at: int = 0
+    ) -> None:
         self.me = me
         self.roster = roster
         self.timing = Timing.of(cfg)
@@ -224,7 +226,7 @@ class Detector:
         # The ring seq this node (re)started with: overload evidence of
         # rings up to it is spent for everyone (the amnesties it granted
         # before a restart are gone; the overloads they forgave are over).
-        self.restarted_at = 0
+        self.restarted_at = restarted_at
         # Proof frames already checked (digest -> verdict reason or "").
         self.checked: dict[bytes, str] = {}
         # Accusations awaiting corroboration: (due, accuser, target, ring),
@@ -534,18 +536,24 @@ class Detector:
         member convicted at the moment it proved another's misbehaviour
         (which it alone may have seen) sends its proof as the others ban
         it. A proof convicts only the signer of its statements, whoever
-        forwards it; up to ``PROOFS_AFTER_BAN_MAX`` within a token timeout
-        of the verdict, so a banned node cannot make us verify more."""
-        sender = head.sender
-        v = self.verdicts.get(sender)
+        forwards it; up to ``PROOFS_AFTER_BAN_MAX`` verified ones
+        (:meth:`took_late_proof`) within a token timeout of the verdict, so
+        a banned node cannot make us verify more, and forged copies (a bad
+        signature) use up nothing."""
+        v = self.verdicts.get(head.sender)
         if head.kind is not Kind.PROOF or v is None or now > v.at + self.timing.token_timeout_s:
             return False
-        at, taken = self.late_proofs.get(sender, (v.at, 0))
-        taken = taken if at == v.at else 0
-        if taken >= PROOFS_AFTER_BAN_MAX:
-            return False
-        self.late_proofs[sender] = (v.at, taken + 1)  # bounded by the roster
-        return True
+        at, taken = self.late_proofs.get(head.sender, (v.at, 0))
+        return at != v.at or taken < PROOFS_AFTER_BAN_MAX
+
+    def took_late_proof(self, sender: int) -> None:
+        """A datagram of ``sender`` passed its signature check: one of its
+        late proofs if it has a verdict here (nothing else of a banned
+        sender gets that far). Bounded by the roster."""
+        v = self.verdicts.get(sender)
+        if v is not None:
+            at, taken = self.late_proofs.get(sender, (v.at, 0))
+            self.late_proofs[sender] = (v.at, taken + 1 if at == v.at else 1)
 
     def forgive(self, now: float, target: int, ring_seq: int) -> None:
         """The cool-down is over: ``target`` may join again; evidence from

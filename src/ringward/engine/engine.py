@@ -129,8 +129,7 @@ class Engine:
         self.last_commit: ForwardedCommit | None = None
         self.tokens = TokenState()  # hops, links, our visits (engine/tokenstate.py)
         # The fault detector (all its state), recent rings' members.
-        self.detector = Detector(node_id, self.roster, self.config)
-        self.detector.restarted_at = ring_seq
+        self.detector = Detector(node_id, self.roster, self.config, restarted_at=ring_seq)
         self.known_rings: dict[RingId, tuple[int, ...]] = {}
         # Roster node -> the highest ring seq it signed in any frame we
         # verified (_stale_join). Bounded by the roster.
@@ -210,6 +209,7 @@ class Engine:
         sig = limits.SIGNATURE_BYTES
         if head.signed and not self.security.verify(head.sender, data[:-sig], data[-sig:]):
             return Drop.BAD_SIGNATURE
+        self.detector.took_late_proof(head.sender)  # a banned sender's, verified
         return None
 
     def tick(self, now: float) -> None:
