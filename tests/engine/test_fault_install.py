@@ -47,3 +47,34 @@ def test_accusations_before_the_first_ring_is_installed_bind_to_the_ring_being_f
     e.receive(1.0, encode(sign_frame(KEYS, 2, pending, Accusation(4, 1, "broken_link", 100))))
     assert 4 in e.detector.verdicts
     assert e.state is State.GATHER and e.banned(4)  # the round that forms without it
+
+
+def test_a_member_convicted_after_it_left_the_view_is_announced_at_once() -> None:
+    """CI (tests/cli, `--misbehave overload`): an overloaded node's commit
+    rounds died at it, so the others formed a view without it; its late
+    joins then convicted it of overload. Evictions were announced only by
+    an install that leaves the target out, and the next install came after
+    its 3 s cool-down, with it back in: no `evict` event, ever. A verdict
+    no view we form will carry out is announced when it is reached."""
+    from ringward.engine.membership import State
+    from ringward.engine.ringstore import RingStore
+    from ringward.wire import Join, LoadReport, Proof, RingId, encode
+
+    ring, cfg = RingId(1, 8), EngineConfig()
+    e = Engine(1, (1, 2, 3, 4), config=cfg, security=KEYS.security(1))
+    e.state, e.ring, e.members, e.ring_seq_max = State.OPERATIONAL, ring, (1, 2, 3), ring.seq
+    e.store = RingStore(ring, cfg.receive_window_frames_max)
+    old, joins = RingId(1, 4), []
+    for n, seq in enumerate((4, 8, 12), 1):  # node 4's joins of three rounds
+        load = LoadReport(0, 0, cfg.overload_hold_ms, 0, n)
+        body = Join(seq, (1, 2, 3, 4), (), (), (), 0, load)
+        joins.append(sign_frame(KEYS, 4, old, body))
+    proof = Proof(4, "overload", tuple(joins))
+    e.receive(10.0, encode(sign_frame(KEYS, 2, ring, proof)))
+    verdict = e.detector.verdicts.get(4)
+    assert verdict is not None and verdict.reason == "overload"
+    assert e.state is State.OPERATIONAL  # nothing to leave: 4 is not in our view
+    evicted = [ev for ev in e.ready().events if isinstance(ev, Evicted)]
+    assert [(ev.target, ev.reason) for ev in evicted] == [(4, "overload")]
+    accusations.on_install(e, (1, 2, 3, 4), "R1.12")  # back after its cool-down
+    assert not [ev for ev in e.ready().events if isinstance(ev, Evicted)]

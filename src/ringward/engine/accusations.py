@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ringward.engine import evidence, validate, verdicts
 from ringward.engine.api import Evicted, Rejoined
-from ringward.engine.detector import LossBlame
+from ringward.engine.detector import LossBlame, Verdict
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
 from ringward.wire import (
@@ -463,6 +463,13 @@ def _within(frames: list[Frame], budget: int) -> tuple[Frame, ...]:
     return tuple(out)
 
 
+def announce(engine: Engine, v: Verdict) -> None:
+    """Tell the application of an eviction, once."""
+    if not v.announced and v.target != engine.node_id:
+        v.announced = True
+        engine.emit(Evicted(v.target, v.reason, v.proof))
+
+
 def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     """A regular view is installed: announce the evictions it carries out,
     readmit nodes whose cool-down is over."""
@@ -475,9 +482,8 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
             suspect(engine, sender, "phantom")
     due = det.take_announcements()
     for target, v in sorted(due.items(), key=lambda tv: tv[0]):
-        if target not in members and not v.announced and target != engine.node_id:
-            v.announced = True
-            engine.emit(Evicted(target, v.reason, v.proof))
+        if target not in members:
+            announce(engine, v)
     for target in det.expired(engine.now):
         if target != engine.node_id:
             det.forgive(engine.now, target, engine.ring_seq_max)

@@ -97,7 +97,8 @@ class ViewInstalled:
 
 @dataclass(frozen=True, slots=True)
 class Evicted:
-    """The regular view just installed leaves out ``target`` because of
+    """The regular view just installed leaves out ``target`` (or it was
+    already out when convicted: announced at the verdict) because of
     evidence every member checked: ``proof`` True when the target's own
     signed statements convict it (``reason`` ``equivocation``, ``overload``,
     ``rule:<name>``), False when f+1 members accused it (``accused``)."""

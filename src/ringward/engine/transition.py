@@ -113,17 +113,24 @@ def act(engine: Engine, v: Verdict) -> None:
         reject(engine, v)
         return
     g = engine.gather
-    if engine.state is State.GATHER and g is not None:
-        if v.target in g.proc and v.target not in g.fail:
-            g.fail.add(v.target)
-            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
-            engine.send_join()
-        return
     in_ring = v.target in engine.members or (
         engine.pending is not None and v.target in engine.pending.members
     )
-    if in_ring and engine.state is not State.REJECTED:
+    forming = g is not None and v.target in g.proc
+    if engine.state is State.REJECTED:
+        return
+    if engine.state is State.GATHER:
+        if forming and g is not None and v.target not in g.fail:
+            g.fail.add(v.target)
+            engine.set_timer("consensus", engine.timing.consensus_timeout_s)
+            engine.send_join()
+    elif in_ring:
         engine.enter_gather(engine.now, reason="evict")
+    if not (forming or in_ring):
+        # Out of every view we hold or form (failed before its proof
+        # came): no install leaves it out, and the next may take it back
+        # after its cool-down, so the eviction is announced now.
+        accusations.announce(engine, v)
 
 
 def reject(engine: Engine, verdict: Verdict) -> None:

@@ -78,7 +78,8 @@ class Evicted:
     """``target`` was evicted from the group for ``reason`` (``equivocation``,
     ``rule:<name>``, ``overload``: its own signed statements convict it,
     ``proof`` True; ``accused``: f+1 members accused it, ``proof`` False).
-    Emitted by every member installing the view that leaves it out."""
+    Emitted by every member installing the view that leaves it out, or,
+    if it was already out of the view when convicted, at the verdict."""
 
     target: int
     reason: str
