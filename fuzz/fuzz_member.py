@@ -439,7 +439,7 @@ def _bounds(engine: Engine) -> Iterator[str]:
     add("detector.false_last", len(det.false_last), 1025)
     add("detector.checked", len(det.checked), 1025)
     add("detector.accused_at", sum(len(v) for v in det.accused_at.values()), r * r)
-    add("detector.evicted_proposals", len(det.evicted_proposals), r * r)
+    add("detector.merge_proposals", len(det.merge_proposals), r * r)
     add("detector.proposed", len(det.proposed), r)
     add("detector.evictions", sum(len(v) for v in det.evictions.values()), 64 * r)
     # RINGS_KEPT after each install; a failed round adds one (16: a few).

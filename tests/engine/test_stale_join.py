@@ -165,13 +165,45 @@ def test_proposing_an_evicted_node_is_allowed_at_the_merge_back_off_only() -> No
     first = EngineConfig().merge_timeout_ms / 1000
     t, gap, correct = 0.0, first, []
     for _ in range(8):
-        correct.append(det.may_propose_evicted(t, 2, frozenset({5}), first))
+        correct.append(det.may_propose(t, 2, frozenset({5}), first))
         t, gap = t + gap, min(2 * gap, 10.0)
     assert all(correct)
-    excused = [det.may_propose_evicted(0.3 * i, 3, frozenset({5}), first) for i in range(20)]
+    excused = [det.may_propose(0.3 * i, 3, frozenset({5}), first) for i in range(20)]
     assert excused[:3] == [True, True, True]
     assert excused.count(False) >= 12
     # Forgiven: the schedule starts afresh.
     det.convict(0.0, 5, "accused", False, ())
     det.forgive(10.0, 5, 8)
-    assert (3, 5) not in det.evicted_proposals
+    assert (3, 5) not in det.merge_proposals
+
+
+def _restart_proposing(e: Engine, sender: int, outsider: int, at: float) -> None:
+    """``sender``'s join restarts ``e``'s operational ring at ``at`` (the
+    token seen just before), proposing ``outsider``, which ``e`` hears."""
+    from ringward.engine import accusations
+    from ringward.wire import decode
+
+    e.state, e.now = State.OPERATIONAL, at
+    e.detector.tokens.last_seen_t = at
+    e.detector.heard_from(outsider, at)
+    frame = decode(join(sender, RING.seq, (*MEMBERS, outsider)))
+    accusations.on_restart_by_join(e, frame)
+
+
+def test_proposing_a_live_outsider_faster_than_the_merge_back_off_is_churn() -> None:
+    """An outsider that is alive but never merged (its joins refused: a
+    Byzantine accomplice) was an excuse for any number of restarts: the
+    proposal was no phantom (the node is heard) and no churn (a merge).
+    Merging it at a correct member's back-off is still excused; restarting
+    every 0.3 s (join-churn's pace) is churn (Byzantine soak seed 60683)."""
+    first = EngineConfig().merge_timeout_ms / 1000
+    e, t, gap = engine(), 10.0, first
+    for _ in range(8):
+        _restart_proposing(e, 2, 5, t)
+        t, gap = t + gap, min(2 * gap, 10.0)
+    assert "churn" not in e.detector.scores(t).get(2, {})
+    for i in range(10):
+        _restart_proposing(e, 3, 5, 10.0 + 0.3 * i)
+    assert e.detector.scores(13.0).get(3, {}).get("churn", 0.0) > 0
+    e.detector.merged((5,))  # in an installed ring: its merges start afresh
+    assert not [k for k in e.detector.merge_proposals if k[1] == 5]

@@ -33,7 +33,8 @@ Behaviours (docs/fault-detector.md has the detection bounds):
   standing 3 rotations).
 * ``join-churn`` - restarts membership 0.3 s after every install.
 * ``join-phantom`` - the same, proposing a roster node absent from the ring
-  (a crashed one) in each restart, as a merge would.
+  and silent (a crashed one) in each restart, as a merge would; with no
+  such node, it is join-churn.
 * ``flood-signed`` - signs and broadcasts tokens that are not its turn.
 * ``frame:TARGET`` - accuses TARGET at every visit.
 * ``fail-live:TARGET`` - restarts membership once, then lists TARGET, a

@@ -68,11 +68,19 @@ class JoinChurn(Behaviour):
 
 class JoinPhantom(JoinChurn):
     """``join-phantom``: join-churn that proposes a roster node absent from
-    the ring (a merge proposal was exempt from churn)."""
+    the ring and silent (a merge proposal was exempt from churn). A node
+    outside the ring that is heard is no phantom: proposing it is a merge,
+    judged by its pace (accusations.on_restart_by_join); with no silent
+    node to propose it is join-churn."""
 
     def phantom(self) -> tuple[int, ...]:
         e = self.engine
-        absent = [n for n in e.roster if n not in e.members]
+        recent_s = e.timing.consensus_timeout_s
+        absent = [
+            n
+            for n in e.roster
+            if n not in e.members and not e.detector.heard_lately(n, e.now, recent_s)
+        ]
         return tuple(absent[:1])
 
 

@@ -375,21 +375,24 @@ def on_restart_by_join(engine: Engine, frame: Frame) -> None:
         due = engine.detector.churn.open(frame.sender, j.cause, frozenset(engine.members))
         if due is not None:
             suspect(engine, due, "churn")
-    elif evicted == outsiders:
-        # Only nodes we evicted (our joins fail them at once, so the round
-        # is short). A member that missed the eviction (it was down) hears
-        # their traffic and proposes them at its merge back-off; more often
-        # than that is churn (a restarted correct member was accused of
-        # `phantom` for it, in 0.6 s).
-        if not engine.detector.may_propose_evicted(
-            engine.now, frame.sender, evicted, engine.timing.merge_timeout_s
-        ):
-            suspect(engine, frame.sender, "churn")
-    else:
+    elif not engine.detector.may_propose(
+        engine.now, frame.sender, outsiders, engine.timing.merge_timeout_s
+    ):
+        # A correct member merges an outsider it hears at most once per
+        # merge back-off, until the outsider is in a ring; more often is
+        # churn, whether the outsider is evicted (a member that was down
+        # during the eviction hears its traffic and proposes it; accused of
+        # `phantom` for it in 0.6 s before this rule) or alive but never
+        # merged (its joins are refused: join-phantom proposing a poisoned
+        # member restarted the ring every 1.5 s, neither phantom nor churn,
+        # Byzantine soak seeds 60683, 90137).
+        suspect(engine, frame.sender, "churn")
+    elif evicted != outsiders:
         # Proposing to add a node (a merge, a rejoin) is what a member that
         # heard an outsider must do; judged when the round ends: if we heard
         # none of the proposed nodes and none made it in, it was churn
-        # ("phantom": it also cost everyone a consensus timeout).
+        # ("phantom": it also cost everyone a consensus timeout). Nodes we
+        # evicted are not judged so: our joins fail them at once.
         engine.detector.propose(
             frame.sender, outsiders - evicted, engine.now, engine.timing.consensus_timeout_s
         )
@@ -480,6 +483,7 @@ def on_install(engine: Engine, members: tuple[int, ...], view: str) -> None:
     for sender, outsiders in sorted(det.take_proposals().items()):
         if sender in members and outsiders and outsiders.isdisjoint(members):
             suspect(engine, sender, "phantom")
+    det.merged(members)
     due = det.take_announcements()
     for target, v in sorted(due.items(), key=lambda tv: tv[0]):
         if target not in members:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final, NamedTuple
 
@@ -246,9 +247,9 @@ class Detector:
         self.heard_at: dict[int, float] = {}
         # Verdicts forgiven before a view without their target was installed.
         self.unannounced: dict[int, Verdict] = {}
-        # (proposer, evicted node) -> (next time it may propose it, back-off):
+        # (proposer, outsider) -> (next time it may propose it, back-off):
         # the schedule of a correct proposer's merge back-off.
-        self.evicted_proposals: dict[tuple[int, int], tuple[float, float]] = {}
+        self.merge_proposals: dict[tuple[int, int], tuple[float, float]] = {}
         # The forming ring's commit progress (recovery.observe_commit).
         self.commit_watch: CommitWatch | None = None
         # The current ring's tokens as the detector sees them (reset with
@@ -278,26 +279,26 @@ class Detector:
         readmitted node starts afresh)."""
         self.overload_run.pop(target, None)
 
-    def may_propose_evicted(
-        self, now: float, proposer: int, evicted: frozenset[int], first_s: float
+    def may_propose(
+        self, now: float, proposer: int, outsiders: frozenset[int], first_s: float
     ) -> bool:
-        """Whether ``proposer`` may restart our ring proposing ``evicted``
-        (nodes we evicted) now: a correct member merges an outsider it hears
-        at most once per back-off, which starts at ``first_s`` and doubles up
-        to MERGE_BACKOFF_MAX_S (engine.Engine._may_merge). Half a back-off of
-        slack for the network's delays."""
-        ok = False
-        for node in sorted(evicted):
-            key = (proposer, node)
-            until, delay = self.evicted_proposals.get(key, (0.0, first_s))
+        """Whether ``proposer`` may restart our ring proposing ``outsiders``
+        now: at most once per merge back-off (gather.MergeBackoff, from
+        ``first_s``), with half a back-off of slack for the network."""
+        ok, sched = False, self.merge_proposals
+        for key in [(proposer, node) for node in sorted(outsiders)]:
+            until, delay = sched.get(key, (0.0, first_s))
             if now >= until:
                 ok = True
-                if len(self.evicted_proposals) < len(self.roster) ** 2:
-                    self.evicted_proposals[key] = (
-                        now + delay / 2,
-                        min(2 * delay, MERGE_BACKOFF_MAX_S),
-                    )
+                if len(sched) < len(self.roster) ** 2:
+                    sched[key] = (now + delay / 2, min(2 * delay, MERGE_BACKOFF_MAX_S))
         return ok
+
+    def merged(self, members: Iterable[int]) -> None:
+        """Nodes in an installed ring: proposing them starts afresh."""
+        ins = set(members)
+        for key in [k for k in self.merge_proposals if k[1] in ins]:
+            del self.merge_proposals[key]
 
     # ------------------------------------------------ what the glue records
 
@@ -567,8 +568,7 @@ class Detector:
         self.accused.pop(target, None)
         self.amnesty[target] = ring_seq
         self.forget_scores(target)
-        for key in [k for k in self.evicted_proposals if k[1] == target]:
-            del self.evicted_proposals[key]
+        self.merged((target,))
 
     def expired(self, now: float) -> list[int]:
         """Convicted nodes whose cool-down is over."""
