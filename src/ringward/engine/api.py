@@ -25,7 +25,9 @@ in ``Engine.drops`` under the WireError/CryptoError reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from ringward.wire.fastnew import slot_setters
 
 __all__ = [
     "Delivered",
@@ -40,12 +42,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class MessageId:
+class MessageId(NamedTuple):
     """A message's identity: its sender and the sender's message number.
 
     Message numbers start at ``incarnation << 32`` (the driver gives every
     start of a node a fresh incarnation), so ids never repeat across restarts.
+    A named tuple, not a dataclass: one is made, hashed and compared per
+    message at every node (docs/performance.md, "Where a node's CPU goes").
     """
 
     sender: int
@@ -79,6 +82,22 @@ class Delivered:
     @property
     def sender(self) -> int:
         return self.msg_id.sender
+
+
+_NEW = object.__new__
+_D_VIEW, _D_SEQ, _D_ID, _D_PAYLOAD, _D_SAFE = slot_setters(Delivered)
+
+
+def new_delivered(view: str, seq: int, msg_id: MessageId, payload: bytes, safe: bool) -> Delivered:
+    """``Delivered(view, seq, msg_id, payload, safe)``, built faster: one
+    per message at every node (ringward.wire.fastnew)."""
+    d = _NEW(Delivered)
+    _D_VIEW(d, view)
+    _D_SEQ(d, seq)
+    _D_ID(d, msg_id)
+    _D_PAYLOAD(d, payload)
+    _D_SAFE(d, safe)
+    return d
 
 
 @dataclass(frozen=True, slots=True)

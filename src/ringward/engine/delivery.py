@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ringward.engine import faults, versions
-from ringward.engine.api import Delivered, MessageId
+from ringward.engine.api import MessageId, new_delivered
 from ringward.engine.membership import State, transitional_view_id
 from ringward.engine.reasons import Drop
 from ringward.engine.ringstore import HeldToken, RingStore
@@ -187,12 +187,13 @@ def deliver_ready(engine: Engine) -> None:
 def deliver_entries(
     engine: Engine, view: str, seq: int, sender: int, entries: tuple[BatchEntry, ...]
 ) -> None:
+    add, emit = engine.assembler.add, engine.emit  # once per message: bound once
     for e in entries:
         if e.recovered:
             continue
-        payload = engine.assembler.add(sender, e)
+        payload = add(sender, e)
         if payload is not None:
-            engine.emit(Delivered(view, seq, MessageId(sender, e.msg_no), payload, e.safe))
+            emit(new_delivered(view, seq, MessageId(sender, e.msg_no), payload, e.safe))
 
 
 def confirm(

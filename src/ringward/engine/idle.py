@@ -83,14 +83,17 @@ def wake_due(engine: Engine) -> int | None:
     frames listed within the last rotation are not safe before our next
     visit, so no holder's visit is quiet before it. At most one wake per
     token seen: a burst of submits sends one."""
-    cur = engine.active()
+    # Called on every submit: the cheap tests first (a busy ring fails the
+    # quiet-hops one), and the operational ring's own fields.
     me, hops = engine.tokens.holder, engine.tokens.hops
+    n = len(engine.members)
     if (
-        cur is None
-        or engine.state is not State.OPERATIONAL
-        or len(cur.members) < 2
-        or me.quiet_hops < len(cur.members)
+        me.quiet_hops < n
+        or n < 2
         or me.woke_at == hops.seen
+        or engine.state is not State.OPERATIONAL
+        or engine.ring is None
+        or engine.store is None
     ):
         return None
     me.woke_at = hops.seen

@@ -208,7 +208,8 @@ class Assembler:
         """Feed one entry; the whole payload when it completes a message,
         None otherwise (out-of-order or oversize fragments are dropped)."""
         if entry.frag_count == 1:
-            self._partial.pop(sender, None)
+            if self._partial:  # the common case, once per message: no lookup
+                self._partial.pop(sender, None)
             return entry.payload
         p = self._partial.get(sender)
         if entry.frag_index == 0:

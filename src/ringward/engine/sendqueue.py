@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ringward.errors import ConfigError, StateError
 from ringward.wire import limits
-from ringward.wire.batch import COUNT, ENTRY_HEADER, BatchEntry
+from ringward.wire.batch import COUNT, ENTRY_HEADER, BatchEntry, new_entry
 from ringward.wire.frame import DATA_PREFIX, HEADER
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class SendQueue:
                 size = ENTRY_HEADER.size + len(p.payload)
                 if size > room:
                     break
-                entries.append(BatchEntry(p.msg_no, 0, 1, p.safe, p.payload, p.recovered))
+                entries.append(new_entry(p.msg_no, 0, 1, p.safe, p.payload, p.recovered))
                 room -= size
                 self._done()
                 continue
@@ -138,7 +138,7 @@ class SendQueue:
             if ENTRY_HEADER.size + len(piece) > room:
                 break
             entries.append(
-                BatchEntry(p.msg_no, p.next_frag, p.frag_count, p.safe, piece, p.recovered)
+                new_entry(p.msg_no, p.next_frag, p.frag_count, p.safe, piece, p.recovered)
             )
             room -= ENTRY_HEADER.size + len(piece)
             p.next_frag += 1

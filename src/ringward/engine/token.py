@@ -506,9 +506,8 @@ def on_submit(engine: Engine) -> None:
         release_held(engine)
         return
     hop = idle.wake_due(engine)
-    cur = engine.active()
-    if hop is not None and cur is not None:
-        engine.emit_signed(cur.ring, TokenRequest(hop))
+    if hop is not None and engine.ring is not None:
+        engine.emit_signed(engine.ring, TokenRequest(hop))
 
 
 def _forward(engine: Engine, ring: RingId, nxt: Token, members: tuple[int, ...]) -> None:

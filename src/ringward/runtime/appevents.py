@@ -12,6 +12,7 @@ from ringward.engine.api import EngineEvent, Rejoined, ViewInstalled
 from ringward.engine.api import Evicted as EngineEvicted
 from ringward.engine.api import Rejected as EngineRejected
 from ringward.runtime.events import Delivered, Event, Evicted, Rejected, ViewChanged
+from ringward.wire.fastnew import slot_setters
 
 __all__ = ["delivered", "log_event", "names_of", "to_app"]
 
@@ -52,15 +53,21 @@ def delivered(event: EngineDelivered, names: Mapping[int, str]) -> Delivered:
     """The application's ``Delivered`` (the common case, apart: it runs once
     per message at every node and is worth no log line)."""
     sender = event.msg_id.sender
-    return Delivered(
-        sender,
-        event.payload,
-        event.seq,
-        event.safe,
-        event.view,
-        event.msg_id,
-        _name(names, sender),
-    )
+    d = _NEW(Delivered)
+    _SENDER(d, sender)
+    _PAYLOAD(d, event.payload)
+    _SEQ(d, event.seq)
+    _SAFE(d, event.safe)
+    _VIEW(d, event.view)
+    _ID(d, event.msg_id)
+    _NAME(d, _name(names, sender))
+    return d
+
+
+# Delivered(...) built faster: once per message at every node
+# (ringward.wire.fastnew; tests/runtime compare it with the constructor).
+_NEW = object.__new__
+_SENDER, _PAYLOAD, _SEQ, _SAFE, _VIEW, _ID, _NAME = slot_setters(Delivered)
 
 
 def _view_change(

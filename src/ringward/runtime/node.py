@@ -265,7 +265,8 @@ class Node(Driver):
                 + (" (encode text first, e.g. text.encode())" if isinstance(data, str) else ""),
             )
         payload = bytes(data)
-        await self._switching.wait()  # a roster reload drains the old ring first
+        if not self._switching.is_set():
+            await self._switching.wait()  # a roster reload drains the old ring first
         while True:
             engine = self._running()
             if engine.send_room:
