@@ -295,7 +295,7 @@ class Node(Driver):
         """Every event, in the order the engine produced them, from the start
         of the node; ends after ``close()`` once the queued events are read.
         Concurrent iterators share (split) one stream."""
-        while await self._wait_event():
+        while self._events or await self._wait_event():  # no await while events queue
             event = self._pop_event()
             if event is not None:
                 yield event
