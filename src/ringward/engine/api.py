@@ -27,8 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from ringward.wire.fastnew import slot_setters
-
 __all__ = [
     "Delivered",
     "EngineEvent",
@@ -67,11 +65,11 @@ class Outgoing:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
+class Delivered(NamedTuple):
     """A message delivered in agreed (or, if ``safe``, safe) order in view
     ``view``; ``seq`` is the ring sequence number of the frame that completed
-    it (several messages of one frame share it)."""
+    it (several messages of one frame share it). A named tuple: one is made
+    per message at every node (docs/performance.md)."""
 
     view: str
     seq: int
@@ -82,22 +80,6 @@ class Delivered:
     @property
     def sender(self) -> int:
         return self.msg_id.sender
-
-
-_NEW = object.__new__
-_D_VIEW, _D_SEQ, _D_ID, _D_PAYLOAD, _D_SAFE = slot_setters(Delivered)
-
-
-def new_delivered(view: str, seq: int, msg_id: MessageId, payload: bytes, safe: bool) -> Delivered:
-    """``Delivered(view, seq, msg_id, payload, safe)``, built faster: one
-    per message at every node (ringward.wire.fastnew)."""
-    d = _NEW(Delivered)
-    _D_VIEW(d, view)
-    _D_SEQ(d, seq)
-    _D_ID(d, msg_id)
-    _D_PAYLOAD(d, payload)
-    _D_SAFE(d, safe)
-    return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ringward.engine import faults, versions
-from ringward.engine.api import MessageId, new_delivered
+from ringward.engine.api import Delivered, MessageId
 from ringward.engine.membership import State, transitional_view_id
 from ringward.engine.reasons import Drop
 from ringward.engine.ringstore import HeldToken, RingStore
@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 AD_BYTES = HEADER.size + DATA_PREFIX.size
+
+_TUPLE = tuple.__new__
 
 
 def make_data(engine: Engine, ring: RingId, seq: int, entries: list[BatchEntry]) -> bytes:
@@ -193,7 +195,10 @@ def deliver_entries(
             continue
         payload = add(sender, e)
         if payload is not None:
-            emit(new_delivered(view, seq, MessageId(sender, e.msg_no), payload, e.safe))
+            # Delivered(view, seq, MessageId(sender, e.msg_no), payload, e.safe)
+            # without the named tuples' Python-level __new__ (per message).
+            msg_id = _TUPLE(MessageId, (sender, e.msg_no))
+            emit(_TUPLE(Delivered, (view, seq, msg_id, payload, e.safe)))
 
 
 def confirm(
