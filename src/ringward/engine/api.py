@@ -65,17 +65,22 @@ class Outgoing:
     data: bytes
 
 
-class Delivered(NamedTuple):
+# Its fields in the functional form, whose annotations are the classes
+# themselves (the class form's are strings here, which the API reference
+# cannot resolve in a named tuple's generated __new__).
+_DeliveredFields = NamedTuple(
+    "_DeliveredFields",
+    [("view", str), ("seq", int), ("msg_id", MessageId), ("payload", bytes), ("safe", bool)],
+)
+
+
+class Delivered(_DeliveredFields):
     """A message delivered in agreed (or, if ``safe``, safe) order in view
     ``view``; ``seq`` is the ring sequence number of the frame that completed
     it (several messages of one frame share it). A named tuple: one is made
     per message at every node (docs/performance.md)."""
 
-    view: str
-    seq: int
-    msg_id: MessageId
-    payload: bytes
-    safe: bool
+    __slots__ = ()
 
     @property
     def sender(self) -> int:
