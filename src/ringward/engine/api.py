@@ -68,7 +68,7 @@ class Outgoing:
 # Its fields in the functional form, whose annotations are the classes
 # themselves (the class form's are strings here, which the API reference
 # cannot resolve in a named tuple's generated __new__).
-_DeliveredFields = NamedTuple(
+_DeliveredFields = NamedTuple(  # noqa: UP014 (see above)
     "_DeliveredFields",
     [("view", str), ("seq", int), ("msg_id", MessageId), ("payload", bytes), ("safe", bool)],
 )
