@@ -285,12 +285,14 @@ def observe_commit(
     _watch(
         engine, CommitWatch(frame.ring, members, ct.hop, ct.key_commit, ct.members, engine.now, raw)
     )
-    if engine.pending is not None and engine.pending.ring == frame.ring:
+    if engine.pending == RingMembers(frame.ring, members):
         # A round gives up a token timeout after its last progress, as the
         # members still waiting in GATHER measure a stall (_watch): timed
         # from our own forward, a round slowed upstream was given up
         # before its stalled holder had held it a token timeout, and only
         # the few members ahead of it could blame it (soak seed 80417).
+        # Only under our round's members (the certificate is not checked
+        # here): each of them re-arms it at most twice, at its own hops.
         engine.set_timer("token_loss", engine.timing.token_timeout_s)
     # As for tokens (token.relay): a forward sent to everyone but its next
     # holder would get the holder blamed for the round; relayed once if late.
