@@ -212,10 +212,6 @@ OPEN_SOAK_WORLDS = [
     (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2, "none"),
     (10, "1:lie-aru,6:fail-live:3,9:fail-live:2", 6074, "loss=0.05"),
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
-    # lie-aru evicted by accusation before any provable lie: on an idle ring
-    # its aru = seq is what a correct holder signs unless a member lacks a
-    # frame (holds at b02d4e5, before the idle ring).
-    (7, "2:lie-aru,5:flood-recovery", 70246, "loss=0.05"),
 ]
 
 
@@ -283,12 +279,25 @@ def test_a_commit_dropper_behind_a_slow_hop_is_blamed_by_every_member() -> None:
 
 @HEAVY
 def test_a_proof_sent_as_its_maker_is_evicted_still_convicts() -> None:
-    """Byzantine soak seed 60667: lie-aru re-signs a token it relays (out
+    """Byzantine soak seed 60667: resign-aru (then named lie-aru) re-signs a token it relays (out
     of turn); only its successor, far-hop-jump, saw it, and its proof came
     just after the others evicted far-hop-jump: dropped as a banned
-    sender's, and lie-aru was never evicted by the others (tests/engine/
+    sender's, and resign-aru was never evicted by the others (tests/engine/
     test_late_proofs.py)."""
-    _run(7, "2:far-hop-jump,3:lie-aru", seed=60667, faults="loss=0.05")
+    _run(7, "2:far-hop-jump,3:resign-aru", seed=60667, faults="loss=0.05")
+
+
+@HEAVY
+@pytest.mark.parametrize("liar", ["lie-aru", "resign-aru"])
+def test_an_aru_liar_is_evicted_as_its_expectation_says(liar: str) -> None:
+    """Byzantine soak seed 70246 (7 nodes, 5% loss): lie-aru re-signed the
+    tokens its engine had recorded, so its own successor's tokens linked to
+    a version its engine never made; the token died at it and every member
+    blamed it (token_loss) before its aru lie was provable, and a "proof"
+    expectation failed. Those were two misbehaviours: ``lie-aru`` now signs
+    its lie (it must be proven), ``resign-aru`` keeps the re-signing (it
+    must be evicted, by whichever comes first)."""
+    _run(7, f"2:{liar},5:flood-recovery", seed=70246, faults="loss=0.05")
 
 
 @HEAVY
@@ -323,7 +332,7 @@ def test_a_member_whose_recovery_died_delivers_its_old_ring_alone() -> None:
     others had delivered them safe in a configuration with node 5). A
     version the dead stream carried alone is carried again (engine test:
     tests/engine/test_recovered_versions.py)."""
-    _run(10, "2:far-hop-jump,4:lie-aru,7:join-phantom", seed=30644, faults="loss=0.05")
+    _run(10, "2:far-hop-jump,4:resign-aru,7:join-phantom", seed=30644, faults="loss=0.05")
 
 
 @HEAVY
@@ -485,7 +494,7 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 # in a row at one member fails it; tests/engine/test_round_escape.py).
 # Behaviours added later are left out, so that each seed above keeps
 # naming the world it always named.
-LATER = ("flood-recovery", "flood-recovery-repeat", "recover-fork", "fail-live")
+LATER = ("flood-recovery", "flood-recovery-repeat", "recover-fork", "fail-live", "resign-aru")
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *LATER))
 # make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
 ALL_SEEDS = (2009, 2195)
@@ -529,7 +538,7 @@ def test_make_test_judges_every_behaviour() -> None:
     def names(spec: str, nodes: int) -> set[str]:
         return {name for name, _ in parse_spec(spec, nodes).values()}
 
-    own_tests = {"break-link", "join-phantom", "overload", "fail-live"}
+    own_tests = {"break-link", "join-phantom", "overload", "fail-live", "resign-aru"}
     judged = set(ALONE_IN_MAKE_TEST) | own_tests
     for nodes, spec in F_WORLDS:
         judged |= names(spec, nodes)

@@ -19,8 +19,13 @@ _tokens.py, _membership.py, _traffic.py (the behaviours), _table.py (name
 Behaviours (docs/fault-detector.md has the detection bounds):
 
 * ``equivocate`` - signs two versions of each token, one to each half.
-* ``lie-aru`` - raises each token's aru to its seq (aru_id 0).
-* ``break-link`` - lie-aru with random bytes for ``prev``, so that no
+* ``lie-aru`` - signs each of its tokens with the aru raised to its seq
+  (aru_id 0), and keeps telling that lie (retransmissions, links, answers).
+* ``resign-aru`` - re-signs every token it sends, relays of other members'
+  tokens included, with the aru raised to its seq, after its engine recorded
+  the original: its relays are tokens out of its turn, and its successor's
+  tokens link to a version its own engine never made.
+* ``break-link`` - resign-aru with random bytes for ``prev``, so that no
   predecessor links to its tokens (the transition rules cannot be applied);
   every copy it sends of a token, retransmissions and answers included, is
   the altered one.

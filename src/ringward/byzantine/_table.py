@@ -40,6 +40,7 @@ from ringward.byzantine._tokens import (
     LieAru,
     LieBacklog,
     LieFcc,
+    ResignAru,
     SlowToken,
     StarveSuccessor,
 )
@@ -80,5 +81,6 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "equivocate-successor": EquivocateSuccessor,
         "frame-aru": FrameAru,
         "fail-live": FailLive,
+        "resign-aru": ResignAru,
     }
 )

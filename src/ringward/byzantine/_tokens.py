@@ -36,6 +36,7 @@ __all__ = [
     "LieAru",
     "LieBacklog",
     "LieFcc",
+    "ResignAru",
     "SlowToken",
     "StarveSuccessor",
 ]
@@ -90,7 +91,21 @@ class EquivocateSuccessor(Behaviour):
 
 
 class LieAru(Behaviour):
-    """``lie-aru``: each token's aru raised to its seq (aru_id 0)."""
+    """``lie-aru``: each token it makes claims aru = seq (aru_id 0), a lie
+    whenever some member lacks a frame; it keeps telling the same lie (its
+    retransmissions, links and answers carry it)."""
+
+    def signing(self, ring: RingId, body: object) -> object:
+        if isinstance(body, Token):
+            return dataclasses.replace(body, aru=body.seq, aru_id=0)
+        return body
+
+
+class ResignAru(Behaviour):
+    """``resign-aru``: every token it sends, its relays of other members'
+    tokens included, re-signed by itself with aru = seq (aru_id 0), after its
+    engine recorded the original: a relay is then a token out of its turn,
+    and its own successor links to a version its engine never made."""
 
     def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
         return [
@@ -178,7 +193,7 @@ class FrameAru(HoldAru):
 
 
 class BreakLink(Behaviour):
-    """``break-link``: lie-aru with random bytes for ``prev``, in every copy
+    """``break-link``: resign-aru with random bytes for ``prev``, in every copy
     of its tokens it sends (and it never serves another member's token)."""
 
     # Altered tokens remembered, so that a retransmission repeats the lie.

@@ -87,6 +87,10 @@ EXPECT: Final[dict[str, Expectation]] = {
     # Finding 5, recovery half: a second version of its own old token in
     # the stream; every member holding the first proves the fork.
     "recover-fork": "proof",
+    # Its re-signed relays are tokens out of turn (proof), unless its own
+    # tokens, which no successor can link to its engine's record, die at it
+    # first and every member blames it.
+    "resign-aru": "accused",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))
