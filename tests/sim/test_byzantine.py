@@ -155,6 +155,25 @@ def test_a_representative_that_never_sends_the_commit_is_failed_and_blamed() -> 
 
 
 @HEAVY
+@pytest.mark.parametrize(
+    ("nodes", "spec"),
+    [(4, "1:alter-commit"), (7, "1:alter-commit"), (4, "1:bad-key-next"), (7, "1:bad-key-next")],
+)
+def test_a_representative_sealing_unusable_keys_frames_nobody(nodes: int, spec: str) -> None:
+    """A representative whose commit names another key commitment than the
+    keys it sealed (``alter-commit`` as the lowest node): the member after
+    it refused the commit, the round died there, and that correct member
+    was blamed and failed from round after round; the representative was
+    never evicted (G3, seeds 1 and 2 on 4 and 5 nodes). Every member now
+    checks its own key in the representative's broadcast commit: one that
+    does not open or match fails the representative at once and accuses it
+    (``bad_key``). ``bad-key-next`` seals the bad key to the next member
+    only: only it can tell, so it fails the representative from each round
+    that one leads and is not held to its lone accusation."""
+    _run(nodes, spec, seed=1, duration=8.0)
+
+
+@HEAVY
 def test_join_phantom_is_scored_while_the_node_it_proposes_is_down() -> None:
     """Restarts proposing a crashed roster node (as a merge would) used to be
     exempt from churn: evicted only once node 5 was back (10.3 s after the
@@ -494,7 +513,15 @@ def test_seeded_byzantine_worlds_with_value_lies(seed: int, behaviours: tuple[st
 # in a row at one member fails it; tests/engine/test_round_escape.py).
 # Behaviours added later are left out, so that each seed above keeps
 # naming the world it always named.
-LATER = ("flood-recovery", "flood-recovery-repeat", "recover-fork", "fail-live", "resign-aru")
+LATER = (
+    "flood-recovery",
+    "flood-recovery-repeat",
+    "recover-fork",
+    "fail-live",
+    "resign-aru",
+    "alter-commit",
+    "bad-key-next",
+)
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *LATER))
 # make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
 ALL_SEEDS = (2009, 2195)
@@ -538,7 +565,15 @@ def test_make_test_judges_every_behaviour() -> None:
     def names(spec: str, nodes: int) -> set[str]:
         return {name for name, _ in parse_spec(spec, nodes).values()}
 
-    own_tests = {"break-link", "join-phantom", "overload", "fail-live", "resign-aru"}
+    own_tests = {
+        "break-link",
+        "join-phantom",
+        "overload",
+        "fail-live",
+        "resign-aru",
+        "alter-commit",
+        "bad-key-next",
+    }
     judged = set(ALONE_IN_MAKE_TEST) | own_tests
     for nodes, spec in F_WORLDS:
         judged |= names(spec, nodes)

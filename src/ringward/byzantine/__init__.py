@@ -25,6 +25,11 @@ Behaviours (docs/fault-detector.md has the detection bounds):
   tokens included, with the aru raised to its seq, after its engine recorded
   the original: its relays are tokens out of its turn, and its successor's
   tokens link to a version its own engine never made.
+* ``alter-commit`` - restarts membership once, then every commit token it
+  forwards names another key commitment (as the representative: its keys
+  do not match its commitment for anyone).
+* ``bad-key-next`` - restarts membership once, then, as the representative,
+  seals the member after it a key that does not open (only it can tell).
 * ``break-link`` - resign-aru with random bytes for ``prev``, so that no
   predecessor links to its tokens (the transition rules cannot be applied);
   every copy it sends of a token, retransmissions and answers included, is

@@ -78,6 +78,25 @@ class Behaviour:
         return [n for n in self.engine.roster if n != self.engine.node_id]
 
 
+class SwapCache:
+    """The altered datagram sent for each original, so that a
+    retransmission or an answer repeats the same lie (the oldest forgotten
+    past ``KEPT``)."""
+
+    KEPT = 256
+
+    def __init__(self) -> None:
+        self._swap: dict[bytes, bytes] = {}
+
+    def get(self, data: bytes, make: Callable[[], bytes]) -> bytes:
+        got = self._swap.get(data)
+        if got is None:
+            if len(self._swap) >= self.KEPT:
+                self._swap.pop(next(iter(self._swap)))
+            got = self._swap[data] = make()
+        return got
+
+
 def kind_of(data: bytes) -> Kind | None:
     """The kind of the frame ``data``, or None when it does not decode."""
     try:

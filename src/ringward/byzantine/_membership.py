@@ -12,14 +12,25 @@ import dataclasses
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ringward.byzantine._base import U64_MAX, Behaviour, decoded
+from ringward.byzantine._base import U64_MAX, Behaviour, SwapCache, decoded
 from ringward.engine import Outgoing, State
-from ringward.wire import CommitMember, CommitToken, FrameRef, Join, LoadReport, RingId, Token
+from ringward.wire import (
+    CommitMember,
+    CommitToken,
+    FrameRef,
+    Join,
+    LoadReport,
+    RingId,
+    SealedKey,
+    Token,
+)
 
 if TYPE_CHECKING:
     from ringward.byzantine.engine import ByzantineEngine
 
 __all__ = [
+    "AlterCommit",
+    "BadKeyNext",
     "CommitLie",
     "CommitLieJump",
     "DropCommit",
@@ -208,6 +219,51 @@ class DropCommit(RestartOnce):
                 continue
             res.append(o)
         return res
+
+
+class AlterCommit(RestartOnce):
+    """``alter-commit``: restarts membership once, then every commit token
+    it forwards names another key commitment than the one it received
+    (retransmissions repeat the same altered forward): the next holder
+    refuses it, and the round dies at the alterer."""
+
+    def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
+        super().__init__(engine, arg)
+        self.swap = SwapCache()
+
+    def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
+        return [self._one(o) for o in out]
+
+    def _one(self, o: Outgoing) -> Outgoing:
+        frame = decoded(o.data)
+        ct = frame.body if frame is not None else None
+        if frame is None or not isinstance(ct, CommitToken) or frame.sender != self.engine.node_id:
+            return o  # not a commit, or a relay of another member's forward
+        altered = self.alter(frame.ring, ct)
+        if altered is None:
+            return o
+        return Outgoing(o.dest, self.swap.get(o.data, lambda: self.resign_body(frame, altered)))
+
+    def alter(self, ring: RingId, ct: CommitToken) -> CommitToken | None:
+        """The forward it sends instead of ``ct`` (None: ``ct`` itself)."""
+        return dataclasses.replace(ct, key_commit=bytes(b ^ 0xFF for b in ct.key_commit))
+
+
+class BadKeyNext(AlterCommit):
+    """``bad-key-next``: restarts membership once, then, as the
+    representative, seals the first member after it a key that does not
+    open (every other member gets the real one): only that member can tell,
+    and the round dies there."""
+
+    def alter(self, ring: RingId, ct: CommitToken) -> CommitToken | None:
+        if ring.rep != self.engine.node_id or ct.hop != 1:
+            return None
+        members = _commit_members(ct)
+        nxt = members[1] if len(members) > 1 else None
+        keys = tuple(
+            SealedKey(k.node, bytes(len(k.sealed))) if k.node == nxt else k for k in ct.keys
+        )
+        return dataclasses.replace(ct, keys=keys)
 
 
 class StarveCommit(RestartOnce):

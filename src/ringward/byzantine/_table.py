@@ -13,6 +13,8 @@ from typing import Final
 
 from ringward.byzantine._base import Behaviour
 from ringward.byzantine._membership import (
+    AlterCommit,
+    BadKeyNext,
     CommitLie,
     CommitLieJump,
     DropCommit,
@@ -82,5 +84,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "frame-aru": FrameAru,
         "fail-live": FailLive,
         "resign-aru": ResignAru,
+        "alter-commit": AlterCommit,
+        "bad-key-next": BadKeyNext,
     }
 )

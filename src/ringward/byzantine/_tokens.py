@@ -14,7 +14,7 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ringward.byzantine._base import U64_MAX, Behaviour, decoded, kind_of
+from ringward.byzantine._base import U64_MAX, Behaviour, SwapCache, decoded, kind_of
 from ringward.engine import Outgoing
 from ringward.engine.evidence import backlog_step_max
 from ringward.wire import Kind, RingId, Token, decode
@@ -196,14 +196,11 @@ class BreakLink(Behaviour):
     """``break-link``: resign-aru with random bytes for ``prev``, in every copy
     of its tokens it sends (and it never serves another member's token)."""
 
-    # Altered tokens remembered, so that a retransmission repeats the lie.
-    KEPT = 256
-
     def __init__(self, engine: ByzantineEngine, arg: int | None) -> None:
         super().__init__(engine, arg)
         # Its real tokens -> the altered ones it sends instead, so that no
         # honest copy (a retransmission, an answer to a request) escapes.
-        self.swap: dict[bytes, bytes] = {}
+        self.swap = SwapCache()
 
     def outgoing(self, out: list[Outgoing]) -> list[Outgoing]:
         res = []
@@ -214,14 +211,11 @@ class BreakLink(Behaviour):
                 continue
             if frame.sender != self.engine.node_id:
                 continue  # never serves another member's token either
-            if o.data not in self.swap:
-                if len(self.swap) >= self.KEPT:
-                    self.swap.pop(next(iter(self.swap)))
-                self.swap[o.data] = self.resign(
-                    o.data, partial(_unlinked, junk=self.rng.randbytes(32))
-                )
-            res.append(Outgoing(o.dest, self.swap[o.data]))
+            res.append(Outgoing(o.dest, self.swap.get(o.data, partial(self._unlinked, o.data))))
         return res
+
+    def _unlinked(self, data: bytes) -> bytes:
+        return self.resign(data, partial(_unlinked, junk=self.rng.randbytes(32)))
 
 
 class DropToken(Behaviour):

@@ -91,6 +91,13 @@ EXPECT: Final[dict[str, Expectation]] = {
     # tokens, which no successor can link to its engine's record, die at it
     # first and every member blames it.
     "resign-aru": "accused",
+    # Finding 1's other half: its forwards name another key commitment; the
+    # next holder refuses them and observers keep the round's blame on it.
+    "alter-commit": "accused",
+    # The same as the representative, to the next member only: nobody else
+    # can tell, so it is failed from each round it leads, never evicted;
+    # the member it lied to is not blamed.
+    "bad-key-next": "harmless",
 }
 # Every behaviour name, sorted.
 BEHAVIOURS: Final = tuple(sorted(EXPECT))

@@ -61,6 +61,10 @@ SILENT_TOKEN_FRACTION = 0.8
 # A ring restarted by its representative after this fraction of the rekey
 # interval is a rekey, not churn (the timer fires at the full interval).
 REKEY_DUE_FRACTION = 0.9
+# Signals only their accuser can observe (a key sealed to it alone): an
+# accusation of one is not held against its accuser when nobody follows it.
+# A liar using the name gains nothing from it: f+1 accusers still evict.
+PRIVATE_SIGNALS = frozenset({"bad_key"})
 
 
 def commit_suspect(engine: Engine) -> int | None:
@@ -229,6 +233,8 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     # the accuser (a framer is evicted in turn). Distinct accusations of
     # one accuser about one target count at most once per rotation.
     n = max(1, len(engine.members))
+    if acc.signal in PRIVATE_SIGNALS:
+        return
     if det.heard(engine.now, frame.sender, acc.target, frame.ring, acc.hop, n):
         due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
         det.review(due, frame.sender, acc.target, frame.ring)

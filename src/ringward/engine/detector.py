@@ -2,9 +2,8 @@
 and what it watches (engine/watch.py: the ring's tokens, our own load).
 
 No engine access and no clock of its own: every method takes ``now`` from
-the engine, and durations are in seconds (``config.Timing``, converted once).
-The engine's glue (engine/faults.py) feeds it observations and acts on its
-verdicts (docs/fault-detector.md).
+the engine, durations are in seconds (``config.Timing``, converted once), and
+engine/faults.py feeds it observations and acts on its verdicts.
 
 * Scores: per peer and named signal, decaying exponentially with half-life
   ``suspicion_half_life_ms`` (the shape of libp2p gossipsub's peer scores:
@@ -43,11 +42,10 @@ __all__ = [
     "Verdict",
 ]
 
-# Score added per observation, by signal (threshold 100 by default). Chosen
-# so that one event never suffices: a correct node that is paused once, or
-# loses the token once to a loss burst, stays below the threshold; a node
-# that does it at every chance crosses it within a few rotations
-# (docs/fault-detector.md has the measured detection times).
+# Score added per observation, by signal (threshold 100 by default): one
+# event never suffices where a correct node can cause it (paused once, the
+# token lost once to a loss burst); doing it at every chance crosses within
+# a few rotations (docs/fault-detector.md has the measured detection times).
 WEIGHTS: dict[str, float] = {
     # The token died at this member's visit and it then answered the
     # membership round (it was alive, not crashed).
@@ -89,6 +87,8 @@ WEIGHTS: dict[str, float] = {
     "recovery_junk": 100.0,
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
+    # As representative it sealed us a key we cannot use: only we can see it.
+    "bad_key": 100.0,
 }
 
 # What an honest overloaded member causes: its visits run long, the token

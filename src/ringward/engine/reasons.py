@@ -103,6 +103,9 @@ class Note(enum.StrEnum):
     WAKE_SENT = "wake_sent"  # new work on an idle ring: we asked for the next token
     WOKEN = "woken"  # a member's wake: our next visit does not hold the token
     COMMIT_RELAYED = "commit_relayed"  # a commit token re-sent to its late holder
+    # Our key in the representative's commit did not open or match its
+    # commitment: the representative failed and blamed (recovery.py).
+    COMMIT_KEY_REFUSED = "commit_key_refused"
     CHAIN_STALLED = "chain_stalled"  # a missing link never came: membership restarts
     # Two rings in a row died in COMMIT or RECOVERY at the same member, and
     # their other members are too few to evict it: it is failed in the next

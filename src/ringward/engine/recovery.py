@@ -132,7 +132,7 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
     if (
         signers != members
         or frame.ring.rep != members[0]
-        or frame.sender not in members
+        or frame.sender != members[(ct.hop - 1) % len(members)]
         or engine.node_id not in members
         or any(not engine.security.verify(j.sender, signing_bytes(j), j.signature) for j in ct.cert)
     ):
@@ -189,13 +189,13 @@ def _first_rotation(
     ):
         engine.drops[Drop.COMMIT_MISMATCH] += 1
         return
-    mine = [k.sealed for k in ct.keys if k.node == engine.node_id]
-    if len(mine) > 1 or not engine.security.accept_ring_key(
-        ring, mine[0] if mine else None, ct.key_commit
-    ):
+    if not _key_opens(engine, ring, ct):
         # No key for us, or not the key the commitment names: a
         # representative handing out different keys is refused.
         engine.drops[Drop.COMMIT_BAD_KEY] += 1
+        if ct.hop == 1:
+            # Signed by the representative itself (on_commit): its key.
+            _refuse_representative(engine, ring)
         return
     engine.key_commit = ct.key_commit
     transition.to(engine, State.COMMIT)
@@ -268,6 +268,21 @@ def observe_commit(
     n = len(members)
     if not 1 <= ct.hop <= 2 * n or frame.sender != members[(ct.hop - 1) % n]:
         return
+    g = engine.gather
+    if (
+        ct.hop == 1
+        and frame.ring.rep == frame.sender
+        and engine.state is State.GATHER
+        and g is not None
+        and tuple(g.candidates()) == members
+        and not _key_opens(engine, frame.ring, ct)
+    ):
+        # The representative's own forward (broadcast) seals us a key that
+        # does not open or is not the one it commits to: it cannot be
+        # ours, and the round can only die at whichever member it reaches
+        # first, which is not to be blamed for it.
+        _refuse_representative(engine, frame.ring)
+        return
     w = engine.detector.commit_watch
     if _stale_round(engine, frame.ring, w):
         # A replayed or late commit of a ring we are past would move the
@@ -297,6 +312,32 @@ def observe_commit(
     # As for tokens (token.relay): a forward sent to everyone but its next
     # holder would get the holder blamed for the round; relayed once if late.
     engine.set_timer("commit_relay", token.RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
+
+
+def _key_opens(engine: Engine, ring: RingId, ct: CommitToken) -> bool:
+    """The commit seals us exactly one key, and it is the one its
+    commitment names."""
+    mine = [k.sealed for k in ct.keys if k.node == engine.node_id]
+    return len(mine) == 1 and engine.security.accept_ring_key(ring, mine[0], ct.key_commit)
+
+
+def _refuse_representative(engine: Engine, ring: RingId) -> None:
+    """The representative of ``ring``, a round we are gathering for, sealed
+    us a key we cannot use: a correct representative seals every member the
+    key it commits to. Failed at once, so that the next round forms under
+    the next representative (the others follow our fail set), and blamed
+    (``bad_key``, a signal only we can see: our accusation is not held
+    against us if nobody follows it, and every member it lied to accuses
+    it too)."""
+    g = engine.gather
+    if engine.state is not State.GATHER or g is None or ring.rep not in g.candidates():
+        return
+    accusations.suspect(engine, ring.rep, "bad_key")
+    g.fail.add(ring.rep)
+    g.agreed = None
+    engine.notes[Note.COMMIT_KEY_REFUSED] += 1
+    engine.set_timer("consensus", engine.timing.consensus_timeout_s)
+    engine.send_join()
 
 
 def _stale_round(engine: Engine, ring: RingId, w: CommitWatch | None) -> bool:
