@@ -174,6 +174,17 @@ def test_a_representative_sealing_unusable_keys_frames_nobody(nodes: int, spec: 
 
 
 @HEAVY
+def test_a_slow_representative_beside_a_token_dropper_is_evicted() -> None:
+    """Byzantine soak seed 130153 (7 nodes, no faults; every seed of this
+    world failed): the representative held each ring's first token nearly a
+    token timeout and then restarted the ring as lost, its successor
+    dropping the token; the others had seen the token just before and
+    blamed nobody, so no ring lasted and neither was ever evicted (G3). The
+    first visit is timed from the commit's last forward (``slow_hold``)."""
+    _run(7, "1:slow-token,2:drop-token", seed=130153)
+
+
+@HEAVY
 def test_join_phantom_is_scored_while_the_node_it_proposes_is_down() -> None:
     """Restarts proposing a crashed roster node (as a merge would) used to be
     exempt from churn: evicted only once node 5 was back (10.3 s after the

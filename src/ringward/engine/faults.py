@@ -76,6 +76,8 @@ def observe_token(
         prev = before[1].body
         assert isinstance(prev, Token)
         _observe_visit(engine, frame, prev, watch.seen_at[tk.hop - 1], fresh, store)
+    elif tk.hop == 1 and fresh:
+        _observe_first_visit(engine, frame)
     # A link that does not match is fetched by engine/chain.py.
     accusations.review_accusations(engine)
     return True
@@ -144,6 +146,23 @@ def link_broken(engine: Engine, maker: int) -> None:
 def _remember(engine: Engine, hop: int, raw: bytes, frame: Frame, n: int) -> None:
     newest = engine.tokens.hops.seen
     engine.detector.tokens.remember(hop, raw, frame, engine.now, newest, ROTATIONS_KEPT * n)
+
+
+def _observe_first_visit(engine: Engine, frame: Frame) -> None:
+    """The representative's first token of a ring: its visit began when the
+    commit token came back to it (the last forward, broadcast like every
+    forward). Unjudged, a representative that held it nearly a token
+    timeout, then restarted the ring as lost, stalled it for good beside a
+    member that drops the token: the others had seen the token just before
+    and blamed nobody (Byzantine soak seed 130153)."""
+    w = engine.detector.commit_watch
+    if (
+        w is not None
+        and w.ring == frame.ring
+        and w.hop == 2 * len(w.members)
+        and engine.now - w.at > engine.timing.slow_hold_s
+    ):
+        accusations.suspect(engine, frame.sender, "slow_hold")
 
 
 def _observe_visit(
