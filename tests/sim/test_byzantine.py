@@ -157,9 +157,16 @@ def test_a_representative_that_never_sends_the_commit_is_failed_and_blamed() -> 
 @HEAVY
 @pytest.mark.parametrize(
     ("nodes", "spec"),
-    [(4, "1:alter-commit"), (7, "1:alter-commit"), (4, "1:bad-key-next"), (7, "1:bad-key-next")],
+    [
+        (4, "1:alter-commit"),
+        (7, "1:alter-commit"),
+        (4, "1:bad-key-next"),
+        (7, "1:bad-key-next"),
+        (4, "2:alter-key-next"),
+        (7, "3:alter-key-next"),
+    ],
 )
-def test_a_representative_sealing_unusable_keys_frames_nobody(nodes: int, spec: str) -> None:
+def test_a_commit_sealing_an_unusable_key_frames_nobody(nodes: int, spec: str) -> None:
     """A representative whose commit names another key commitment than the
     keys it sealed (``alter-commit`` as the lowest node): the member after
     it refused the commit, the round died there, and that correct member
@@ -169,7 +176,11 @@ def test_a_representative_sealing_unusable_keys_frames_nobody(nodes: int, spec: 
     does not open or match fails the representative at once and accuses it
     (``bad_key``). ``bad-key-next`` seals the bad key to the next member
     only: only it can tell, so it fails the representative from each round
-    that one leads and is not held to its lone accusation."""
+    that one leads and is not held to its lone accusation. A forwarder
+    replacing the next holder's key (``alter-key-next``) stalled every round
+    and was never evicted (G3, 4 and 7 nodes): a forward must keep every
+    sealed key as the representative sent it, or observers ignore it and the
+    round dies at its maker."""
     _run(nodes, spec, seed=1, duration=8.0)
 
 
@@ -532,6 +543,7 @@ LATER = (
     "resign-aru",
     "alter-commit",
     "bad-key-next",
+    "alter-key-next",
 )
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *LATER))
 # make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
@@ -584,6 +596,7 @@ def test_make_test_judges_every_behaviour() -> None:
         "resign-aru",
         "alter-commit",
         "bad-key-next",
+        "alter-key-next",
     }
     judged = set(ALONE_IN_MAKE_TEST) | own_tests
     for nodes, spec in F_WORLDS:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlterCommit",
+    "AlterKeyNext",
     "BadKeyNext",
     "CommitLie",
     "CommitLieJump",
@@ -259,11 +260,21 @@ class BadKeyNext(AlterCommit):
         if ring.rep != self.engine.node_id or ct.hop != 1:
             return None
         members = _commit_members(ct)
-        nxt = members[1] if len(members) > 1 else None
-        keys = tuple(
-            SealedKey(k.node, bytes(len(k.sealed))) if k.node == nxt else k for k in ct.keys
-        )
-        return dataclasses.replace(ct, keys=keys)
+        return dataclasses.replace(ct, keys=_spoiled(ct, members[1] if len(members) > 1 else None))
+
+
+class AlterKeyNext(AlterCommit):
+    """``alter-key-next``: restarts membership once, then every commit token
+    it forwards in the first rotation seals the next holder a key that does
+    not open (the key commitment and every other key unchanged): the next
+    holder refuses it, and the round dies at the alterer."""
+
+    def alter(self, ring: RingId, ct: CommitToken) -> CommitToken | None:
+        members = _commit_members(ct)
+        if not members or ct.hop >= len(members):
+            return None
+        nxt = members[ct.hop % len(members)]
+        return dataclasses.replace(ct, keys=_spoiled(ct, nxt))
 
 
 class StarveCommit(RestartOnce):
@@ -365,6 +376,11 @@ class RecoverFork(RestartOnce):
         other = tuple(FrameRef(r.seq, bytes(b ^ 0xFF for b in r.digest)) for r in tk.frames)
         _, raw = e.sign_frame(ring, dataclasses.replace(tk, frames=other))
         e.recq.push(e.next_msg_no(), raw, safe=False, recovered=True)
+
+
+def _spoiled(ct: CommitToken, node: int | None) -> tuple[SealedKey, ...]:
+    """``ct``'s sealed keys with ``node``'s replaced by one that does not open."""
+    return tuple(SealedKey(k.node, bytes(len(k.sealed))) if k.node == node else k for k in ct.keys)
 
 
 def _commit_members(ct: CommitToken) -> tuple[int, ...]:

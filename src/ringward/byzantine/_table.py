@@ -14,6 +14,7 @@ from typing import Final
 from ringward.byzantine._base import Behaviour
 from ringward.byzantine._membership import (
     AlterCommit,
+    AlterKeyNext,
     BadKeyNext,
     CommitLie,
     CommitLieJump,
@@ -85,6 +86,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "fail-live": FailLive,
         "resign-aru": ResignAru,
         "alter-commit": AlterCommit,
+        "alter-key-next": AlterKeyNext,
         "bad-key-next": BadKeyNext,
     }
 )

@@ -94,6 +94,9 @@ EXPECT: Final[dict[str, Expectation]] = {
     # Finding 1's other half: its forwards name another key commitment; the
     # next holder refuses them and observers keep the round's blame on it.
     "alter-commit": "accused",
+    # A forward sealing the next holder a bad key: observers hold every
+    # forward to the representative's keys, so the round dies at its maker.
+    "alter-key-next": "accused",
     # The same as the representative, to the next member only: nobody else
     # can tell, so it is failed from each round it leads, never evicted;
     # the member it lied to is not blamed.

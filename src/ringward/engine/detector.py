@@ -148,7 +148,7 @@ class CommitWatch(NamedTuple):
     ring: RingId
     members: tuple[int, ...]
     hop: int
-    key_commit: bytes
+    keying: bytes  # key commitment and a digest of the sealed keys
     entries: tuple[CommitMember, ...]
     at: float
     raw: bytes = b""  # the hop as seen (observed hops: relayed if late)

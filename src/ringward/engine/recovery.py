@@ -197,7 +197,7 @@ def _first_rotation(
             # Signed by the representative itself (on_commit): its key.
             _refuse_representative(engine, ring)
         return
-    engine.key_commit = ct.key_commit
+    engine.key_commit = _keying(engine, ct)
     transition.to(engine, State.COMMIT)
     engine.pending = RingMembers(ring, members)
     transition.remember_ring(engine, ring, members)
@@ -222,7 +222,7 @@ def _second_rotation(
         engine.drops[Drop.COMMIT_UNEXPECTED] += 1
         return
     if tuple(e.node for e in ct.members) != members or not hmac.compare_digest(
-        ct.key_commit, engine.key_commit
+        _keying(engine, ct), engine.key_commit
     ):
         engine.drops[Drop.COMMIT_MISMATCH] += 1
         return
@@ -252,7 +252,7 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         return
     # Re-sent until the next holder shows progress (retransmit_commit).
     engine.last_commit = ForwardedCommit(raw, ct.hop)
-    _watch(engine, CommitWatch(ring, members, ct.hop, ct.key_commit, ct.members, engine.now))
+    _watch(engine, CommitWatch(ring, members, ct.hop, _keying(engine, ct), ct.members, engine.now))
     engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
 
 
@@ -263,8 +263,8 @@ def observe_commit(
     in: remember the furthest hop, so that a round that dies is blamed on
     the member that did not forward it (accusations.loss_blame). A hop
     counts only from the member whose turn made it, and only if it keeps
-    what the hop before it held (key commitment, entries so far): an
-    altered forward leaves the blame on its maker."""
+    what the hop before it held (key commitment, sealed keys, entries so
+    far): an altered forward leaves the blame on its maker."""
     n = len(members)
     if not 1 <= ct.hop <= 2 * n or frame.sender != members[(ct.hop - 1) % n]:
         return
@@ -293,12 +293,13 @@ def observe_commit(
         kept = min(len(w.entries), len(ct.members))
         if (
             ct.hop <= w.hop
-            or not hmac.compare_digest(ct.key_commit, w.key_commit)
+            or not hmac.compare_digest(_keying(engine, ct), w.keying)
             or ct.members[:kept] != w.entries[:kept]
         ):
             return
     _watch(
-        engine, CommitWatch(frame.ring, members, ct.hop, ct.key_commit, ct.members, engine.now, raw)
+        engine,
+        CommitWatch(frame.ring, members, ct.hop, _keying(engine, ct), ct.members, engine.now, raw),
     )
     if engine.pending == RingMembers(frame.ring, members):
         # A round gives up a token timeout after its last progress, as the
@@ -312,6 +313,17 @@ def observe_commit(
     # As for tokens (token.relay): a forward sent to everyone but its next
     # holder would get the holder blamed for the round; relayed once if late.
     engine.set_timer("commit_relay", token.RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
+
+
+def _keying(engine: Engine, ct: CommitToken) -> bytes:
+    """What no forward may change after the representative's: the key
+    commitment and every member's sealed key. A forwarder that replaced the
+    next member's key got that member refusing the round and blamed for it,
+    and stalled every round, never evicted."""
+    keys = b"".join(
+        k.node.to_bytes(2, "big") + len(k.sealed).to_bytes(2, "big") + k.sealed for k in ct.keys
+    )
+    return ct.key_commit + engine.digest(keys)
 
 
 def _key_opens(engine: Engine, ring: RingId, ct: CommitToken) -> bool:
