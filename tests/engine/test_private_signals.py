@@ -1,5 +1,5 @@
 """An accusation resting on what only its accuser can see (a key sealed to
-it alone, ``bad_key``) is not held against that accuser when nobody follows
+it alone, ``bad_commit``) is not held against that accuser when nobody follows
 it; any other lone accusation still is (real engines, real keys)."""
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def _false_accusation_scores(signal: str) -> list[float]:
 
 
 def test_a_lone_accusation_on_a_private_signal_costs_its_accuser_nothing() -> None:
-    assert {"bad_key"} == PRIVATE_SIGNALS
-    assert _false_accusation_scores("bad_key") == [0.0, 0.0]
+    assert {"bad_commit"} == PRIVATE_SIGNALS
+    assert _false_accusation_scores("bad_commit") == [0.0, 0.0]
 
 
 def test_a_lone_accusation_on_a_shared_signal_is_held_against_its_accuser() -> None:

@@ -164,6 +164,9 @@ def test_a_representative_that_never_sends_the_commit_is_failed_and_blamed() -> 
         (7, "1:bad-key-next"),
         (4, "2:alter-key-next"),
         (7, "3:alter-key-next"),
+        (4, "2:alter-cert"),
+        (7, "3:alter-cert"),
+        (4, "1:alter-cert"),
     ],
 )
 def test_a_commit_sealing_an_unusable_key_frames_nobody(nodes: int, spec: str) -> None:
@@ -174,13 +177,15 @@ def test_a_commit_sealing_an_unusable_key_frames_nobody(nodes: int, spec: str) -
     never evicted (G3, seeds 1 and 2 on 4 and 5 nodes). Every member now
     checks its own key in the representative's broadcast commit: one that
     does not open or match fails the representative at once and accuses it
-    (``bad_key``). ``bad-key-next`` seals the bad key to the next member
+    (``bad_commit``). ``bad-key-next`` seals the bad key to the next member
     only: only it can tell, so it fails the representative from each round
     that one leads and is not held to its lone accusation. A forwarder
     replacing the next holder's key (``alter-key-next``) stalled every round
     and was never evicted (G3, 4 and 7 nodes): a forward must keep every
     sealed key as the representative sent it, or observers ignore it and the
-    round dies at its maker."""
+    round dies at its maker; the same for a certificate spoiled on the way
+    (``alter-cert``), which observers did not verify: they verify the
+    representative's (hop 1) and hold later forwards to it."""
     _run(nodes, spec, seed=1, duration=8.0)
 
 
@@ -544,6 +549,7 @@ LATER = (
     "alter-commit",
     "bad-key-next",
     "alter-key-next",
+    "alter-cert",
 )
 ALL_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b not in ("overload", *LATER))
 # make test keeps two (a ring of 4 and one of 10); the rest run in make soak.
@@ -597,6 +603,7 @@ def test_make_test_judges_every_behaviour() -> None:
         "alter-commit",
         "bad-key-next",
         "alter-key-next",
+        "alter-cert",
     }
     judged = set(ALONE_IN_MAKE_TEST) | own_tests
     for nodes, spec in F_WORLDS:

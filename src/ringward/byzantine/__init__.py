@@ -30,6 +30,8 @@ Behaviours (docs/fault-detector.md has the detection bounds):
   do not match its commitment for anyone).
 * ``alter-key-next`` - restarts membership once, then every commit token
   it forwards in the first rotation seals the next holder a bad key.
+* ``alter-cert`` - restarts membership once, then every commit token it
+  forwards in the first rotation carries a certificate that does not verify.
 * ``bad-key-next`` - restarts membership once, then, as the representative,
   seals the member after it a key that does not open (only it can tell).
 * ``break-link`` - resign-aru with random bytes for ``prev``, so that no

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ringward.byzantine.engine import ByzantineEngine
 
 __all__ = [
+    "AlterCert",
     "AlterCommit",
     "AlterKeyNext",
     "BadKeyNext",
@@ -275,6 +276,20 @@ class AlterKeyNext(AlterCommit):
             return None
         nxt = members[ct.hop % len(members)]
         return dataclasses.replace(ct, keys=_spoiled(ct, nxt))
+
+
+class AlterCert(AlterCommit):
+    """``alter-cert``: restarts membership once, then every commit token it
+    forwards in the first rotation carries the certificate with its last
+    join's signature spoiled (its sets unchanged): the next holder refuses
+    it, and the round dies at the alterer."""
+
+    def alter(self, ring: RingId, ct: CommitToken) -> CommitToken | None:
+        if not ct.cert or ct.hop >= len(_commit_members(ct)):
+            return None
+        last = ct.cert[-1]
+        spoiled = dataclasses.replace(last, signature=bytes(len(last.signature)))
+        return dataclasses.replace(ct, cert=(*ct.cert[:-1], spoiled))
 
 
 class StarveCommit(RestartOnce):

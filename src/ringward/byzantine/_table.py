@@ -13,6 +13,7 @@ from typing import Final
 
 from ringward.byzantine._base import Behaviour
 from ringward.byzantine._membership import (
+    AlterCert,
     AlterCommit,
     AlterKeyNext,
     BadKeyNext,
@@ -86,6 +87,7 @@ CLASSES: Final[Mapping[str, type[Behaviour]]] = MappingProxyType(
         "fail-live": FailLive,
         "resign-aru": ResignAru,
         "alter-commit": AlterCommit,
+        "alter-cert": AlterCert,
         "alter-key-next": AlterKeyNext,
         "bad-key-next": BadKeyNext,
     }

@@ -97,6 +97,8 @@ EXPECT: Final[dict[str, Expectation]] = {
     # A forward sealing the next holder a bad key: observers hold every
     # forward to the representative's keys, so the round dies at its maker.
     "alter-key-next": "accused",
+    # A forward whose certificate no longer verifies: held to the same.
+    "alter-cert": "accused",
     # The same as the representative, to the next member only: nobody else
     # can tell, so it is failed from each round it leads, never evicted;
     # the member it lied to is not blamed.

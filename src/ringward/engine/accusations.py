@@ -64,7 +64,7 @@ REKEY_DUE_FRACTION = 0.9
 # Signals only their accuser can observe (a key sealed to it alone): an
 # accusation of one is not held against its accuser when nobody follows it.
 # A liar using the name gains nothing from it: f+1 accusers still evict.
-PRIVATE_SIGNALS = frozenset({"bad_key"})
+PRIVATE_SIGNALS = frozenset({"bad_commit"})
 
 
 def commit_suspect(engine: Engine) -> int | None:

@@ -88,7 +88,7 @@ WEIGHTS: dict[str, float] = {
     # It accused a member nobody else suspected.
     "false_accusation": 25.0,
     # As representative it sealed us a key we cannot use: only we can see it.
-    "bad_key": 100.0,
+    "bad_commit": 100.0,
 }
 
 # What an honest overloaded member causes: its visits run long, the token
@@ -148,7 +148,7 @@ class CommitWatch(NamedTuple):
     ring: RingId
     members: tuple[int, ...]
     hop: int
-    keying: bytes  # key commitment and a digest of the sealed keys
+    fixed: bytes  # what forwards keep: key commitment, keys, certificate
     entries: tuple[CommitMember, ...]
     at: float
     raw: bytes = b""  # the hop as seen (observed hops: relayed if late)

@@ -128,17 +128,27 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
                 accusations.absorb(engine, j.body.proofs, j.body.accusations)
     if engine.state not in (State.GATHER, State.COMMIT, State.RECOVERY, State.OPERATIONAL):
         return  # the evidence convicted us
-    signers = tuple(j.sender for j in ct.cert)
     if (
-        signers != members
-        or frame.ring.rep != members[0]
+        frame.ring.rep != members[0]
         or frame.sender != members[(ct.hop - 1) % len(members)]
         or engine.node_id not in members
-        or any(not engine.security.verify(j.sender, signing_bytes(j), j.signature) for j in ct.cert)
     ):
         engine.drops[Drop.COMMIT_BAD_CERT] += 1
         return
+    if not _cert_holds(engine, ct, members):
+        engine.drops[Drop.COMMIT_BAD_CERT] += 1
+        if ct.hop == 1:
+            # The representative's own commit (signed by it): unusable.
+            _refuse_representative(engine, frame.ring)
+        return
     _process(engine, frame.ring, members, ct)
+
+
+def _cert_holds(engine: Engine, ct: CommitToken, members: tuple[int, ...]) -> bool:
+    """The certificate's joins are the members', one each, and verify."""
+    return tuple(j.sender for j in ct.cert) == members and all(
+        engine.security.verify(j.sender, signing_bytes(j), j.signature) for j in ct.cert
+    )
 
 
 def _process(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitToken) -> None:
@@ -197,7 +207,7 @@ def _first_rotation(
             # Signed by the representative itself (on_commit): its key.
             _refuse_representative(engine, ring)
         return
-    engine.key_commit = _keying(engine, ct)
+    engine.key_commit = _fixed(engine, ct)
     transition.to(engine, State.COMMIT)
     engine.pending = RingMembers(ring, members)
     transition.remember_ring(engine, ring, members)
@@ -222,7 +232,7 @@ def _second_rotation(
         engine.drops[Drop.COMMIT_UNEXPECTED] += 1
         return
     if tuple(e.node for e in ct.members) != members or not hmac.compare_digest(
-        _keying(engine, ct), engine.key_commit
+        _fixed(engine, ct), engine.key_commit
     ):
         engine.drops[Drop.COMMIT_MISMATCH] += 1
         return
@@ -252,7 +262,7 @@ def _forward(engine: Engine, ring: RingId, members: tuple[int, ...], ct: CommitT
         return
     # Re-sent until the next holder shows progress (retransmit_commit).
     engine.last_commit = ForwardedCommit(raw, ct.hop)
-    _watch(engine, CommitWatch(ring, members, ct.hop, _keying(engine, ct), ct.members, engine.now))
+    _watch(engine, CommitWatch(ring, members, ct.hop, _fixed(engine, ct), ct.members, engine.now))
     engine.set_timer("commit_rtx", engine.timing.token_retransmit_s)
 
 
@@ -263,8 +273,8 @@ def observe_commit(
     in: remember the furthest hop, so that a round that dies is blamed on
     the member that did not forward it (accusations.loss_blame). A hop
     counts only from the member whose turn made it, and only if it keeps
-    what the hop before it held (key commitment, sealed keys, entries so
-    far): an altered forward leaves the blame on its maker."""
+    what the hop before it held (key commitment, sealed keys, certificate,
+    entries so far): an altered forward leaves the blame on its maker."""
     n = len(members)
     if not 1 <= ct.hop <= 2 * n or frame.sender != members[(ct.hop - 1) % n]:
         return
@@ -274,13 +284,15 @@ def observe_commit(
         and frame.ring.rep == frame.sender
         and engine.state is State.GATHER
         and g is not None
+        and frame.ring.rep == members[0]
         and tuple(g.candidates()) == members
-        and not _key_opens(engine, frame.ring, ct)
+        and not (_key_opens(engine, frame.ring, ct) and _cert_holds(engine, ct, members))
     ):
         # The representative's own forward (broadcast) seals us a key that
-        # does not open or is not the one it commits to: it cannot be
-        # ours, and the round can only die at whichever member it reaches
-        # first, which is not to be blamed for it.
+        # does not open or is not the one it commits to, or carries a
+        # certificate that does not verify: the round can only die at
+        # whichever member it reaches first, which is not to be blamed.
+        # Checked once, at hop 1: later forwards keep what it held.
         _refuse_representative(engine, frame.ring)
         return
     w = engine.detector.commit_watch
@@ -293,13 +305,13 @@ def observe_commit(
         kept = min(len(w.entries), len(ct.members))
         if (
             ct.hop <= w.hop
-            or not hmac.compare_digest(_keying(engine, ct), w.keying)
+            or not hmac.compare_digest(_fixed(engine, ct), w.fixed)
             or ct.members[:kept] != w.entries[:kept]
         ):
             return
     _watch(
         engine,
-        CommitWatch(frame.ring, members, ct.hop, _keying(engine, ct), ct.members, engine.now, raw),
+        CommitWatch(frame.ring, members, ct.hop, _fixed(engine, ct), ct.members, engine.now, raw),
     )
     if engine.pending == RingMembers(frame.ring, members):
         # A round gives up a token timeout after its last progress, as the
@@ -315,15 +327,17 @@ def observe_commit(
     engine.set_timer("commit_relay", token.RELAY_RETRANSMITS * engine.timing.token_retransmit_s)
 
 
-def _keying(engine: Engine, ct: CommitToken) -> bytes:
+def _fixed(engine: Engine, ct: CommitToken) -> bytes:
     """What no forward may change after the representative's: the key
-    commitment and every member's sealed key. A forwarder that replaced the
-    next member's key got that member refusing the round and blamed for it,
-    and stalled every round, never evicted."""
+    commitment, every member's sealed key and the certificate. A forwarder
+    that replaced the next holder's key, or spoiled a join of the
+    certificate, got that holder refusing the round and blamed for it, and
+    stalled every round, never evicted."""
     keys = b"".join(
         k.node.to_bytes(2, "big") + len(k.sealed).to_bytes(2, "big") + k.sealed for k in ct.keys
     )
-    return ct.key_commit + engine.digest(keys)
+    cert = b"".join(signing_bytes(j) + j.signature for j in ct.cert)
+    return ct.key_commit + engine.digest(keys) + engine.digest(cert)
 
 
 def _key_opens(engine: Engine, ring: RingId, ct: CommitToken) -> bool:
@@ -334,17 +348,18 @@ def _key_opens(engine: Engine, ring: RingId, ct: CommitToken) -> bool:
 
 
 def _refuse_representative(engine: Engine, ring: RingId) -> None:
-    """The representative of ``ring``, a round we are gathering for, sealed
-    us a key we cannot use: a correct representative seals every member the
-    key it commits to. Failed at once, so that the next round forms under
-    the next representative (the others follow our fail set), and blamed
-    (``bad_key``, a signal only we can see: our accusation is not held
-    against us if nobody follows it, and every member it lied to accuses
-    it too)."""
+    """The representative of ``ring``, a round we are gathering for, made a
+    commit we cannot use (our key does not open or is not the committed
+    one, or its certificate does not verify): a correct representative's
+    commit is usable by every member it names. Failed at once, so that the
+    next round forms under the next representative (the others follow our
+    fail set), and blamed (``bad_commit``: what only we may see, our key, so
+    a lone accusation is not held against us; every member it lied to
+    accuses it too)."""
     g = engine.gather
     if engine.state is not State.GATHER or g is None or ring.rep not in g.candidates():
         return
-    accusations.suspect(engine, ring.rep, "bad_key")
+    accusations.suspect(engine, ring.rep, "bad_commit")
     g.fail.add(ring.rep)
     g.agreed = None
     engine.notes[Note.COMMIT_KEY_REFUSED] += 1
