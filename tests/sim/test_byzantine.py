@@ -258,6 +258,11 @@ OPEN_SOAK_WORLDS = [
     (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2, "none"),
     (10, "1:lie-aru,6:fail-live:3,9:fail-live:2", 6074, "loss=0.05"),
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
+    # drop-commit beside bad-key-next, both outside the ring, form rounds
+    # of their own in which only the other liar sees the commit withheld;
+    # the ring merges drop-commit at its back-off pace, so it is evicted
+    # at 33 s (30 s run), not within 6 s (Byzantine soak seed 170159).
+    (10, "1:drop-commit,2:bad-key-next,8:alter-key-next", 170159, "none"),
 ]
 
 

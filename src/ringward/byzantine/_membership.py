@@ -261,21 +261,24 @@ class BadKeyNext(AlterCommit):
         if ring.rep != self.engine.node_id or ct.hop != 1:
             return None
         members = _commit_members(ct)
-        return dataclasses.replace(ct, keys=_spoiled(ct, members[1] if len(members) > 1 else None))
+        return dataclasses.replace(ct, keys=_spoiled(ct, *members[1:2]))
 
 
 class AlterKeyNext(AlterCommit):
-    """``alter-key-next``: restarts membership once, then every commit token
+    """``alter-key-next``: restarts membership once, then the commit token
     it forwards in the first rotation seals the next holder a key that does
     not open (the key commitment and every other key unchanged): the next
-    holder refuses it, and the round dies at the alterer."""
+    holder refuses it, and the round dies at the alterer. As the
+    representative it spoils every member's key (the next member's alone
+    is ``bad-key-next``, which only that member can tell)."""
 
     def alter(self, ring: RingId, ct: CommitToken) -> CommitToken | None:
         members = _commit_members(ct)
-        if not members or ct.hop >= len(members):
+        if not members or ct.hop > len(members):
             return None
-        nxt = members[ct.hop % len(members)]
-        return dataclasses.replace(ct, keys=_spoiled(ct, nxt))
+        rep = ct.hop == 1 and ring.rep == self.engine.node_id
+        spoil = members if rep else (members[ct.hop % len(members)],)
+        return dataclasses.replace(ct, keys=_spoiled(ct, *spoil))
 
 
 class AlterCert(AlterCommit):
@@ -285,7 +288,7 @@ class AlterCert(AlterCommit):
     it, and the round dies at the alterer."""
 
     def alter(self, ring: RingId, ct: CommitToken) -> CommitToken | None:
-        if not ct.cert or ct.hop >= len(_commit_members(ct)):
+        if not ct.cert or ct.hop > len(_commit_members(ct)):
             return None
         last = ct.cert[-1]
         spoiled = dataclasses.replace(last, signature=bytes(len(last.signature)))
@@ -393,9 +396,9 @@ class RecoverFork(RestartOnce):
         e.recq.push(e.next_msg_no(), raw, safe=False, recovered=True)
 
 
-def _spoiled(ct: CommitToken, node: int | None) -> tuple[SealedKey, ...]:
-    """``ct``'s sealed keys with ``node``'s replaced by one that does not open."""
-    return tuple(SealedKey(k.node, bytes(len(k.sealed))) if k.node == node else k for k in ct.keys)
+def _spoiled(ct: CommitToken, *nodes: int) -> tuple[SealedKey, ...]:
+    """``ct``'s sealed keys, those of ``nodes`` replaced by keys that do not open."""
+    return tuple(SealedKey(k.node, bytes(len(k.sealed))) if k.node in nodes else k for k in ct.keys)
 
 
 def _commit_members(ct: CommitToken) -> tuple[int, ...]:

@@ -56,9 +56,9 @@ WEIGHTS: dict[str, float] = {
     "commit_loss": 25.0,
     # Every candidate of a Gather round agreed, this member among them, and
     # it (the representative) started no commit token for a consensus
-    # timeout. Heavier than commit_loss: it answered the round while doing
-    # it, so it is not a member too slow to read.
-    "commit_withheld": 50.0,
+    # timeout. Above half the threshold: one round it leads per merge
+    # back-off at most (10 s, the half-life) still crosses it, 60 + 30 + ...
+    "commit_withheld": 60.0,
     # A visit observed to last longer than slow_hold_ms.
     "slow_hold": 35.0,
     # A retransmission of its own frame was requested at its visit and it
