@@ -201,6 +201,17 @@ def test_a_slow_representative_beside_a_token_dropper_is_evicted() -> None:
 
 
 @HEAVY
+def test_members_recovering_and_members_out_of_recovery_accuse_in_one_ring() -> None:
+    """Byzantine soak seed 190543 (7 nodes, no faults): three members still
+    recovering into a ring accused slow-token bound to the ring they were
+    leaving, the three already out of recovery in the new ring; each half
+    took the other's accusations for another ring's, they convicted apart,
+    and a correct member was left out of the ring for good (G3). Members
+    recovering into a ring now accuse in it."""
+    _run(7, "1:far-hop,5:slow-token", seed=190543)
+
+
+@HEAVY
 def test_join_phantom_is_scored_while_the_node_it_proposes_is_down() -> None:
     """Restarts proposing a crashed roster node (as a merge would) used to be
     exempt from churn: evicted only once node 5 was back (10.3 s after the

@@ -165,10 +165,14 @@ def _bound_ring(engine: Engine) -> RingId | None:
     accusation could be made until a first ring was installed, and a
     break-link member that killed every first recovery was never evicted
     (Byzantine soak seed 1115: 10 nodes, every member suspected it in
-    every round, and nobody had a ring to accuse it in)."""
-    if engine.ring is not None:
-        return engine.ring
-    return engine.pending.ring if engine.pending is not None else None
+    every round, and nobody had a ring to accuse it in). While recovering
+    into a ring, that ring: the members out of recovery first accuse in it,
+    and ours, bound to the ring we are leaving, were older than theirs and
+    never counted there; the two halves convicted apart (Byzantine soak
+    seed 190543: a correct member was left out of the ring for good)."""
+    if engine.pending is not None and (engine.ring is None or engine.state is State.RECOVERY):
+        return engine.pending.ring
+    return engine.ring
 
 
 def _in_play(engine: Engine, peer: int) -> bool:

@@ -341,10 +341,12 @@ def _fixed(engine: Engine, ct: CommitToken) -> bytes:
 
 
 def _key_opens(engine: Engine, ring: RingId, ct: CommitToken) -> bool:
-    """The commit seals us exactly one key, and it is the one its
-    commitment names."""
+    """The commit seals us at most one key, and the security in use accepts
+    it as the one its commitment names (none, without encryption)."""
     mine = [k.sealed for k in ct.keys if k.node == engine.node_id]
-    return len(mine) == 1 and engine.security.accept_ring_key(ring, mine[0], ct.key_commit)
+    return len(mine) <= 1 and engine.security.accept_ring_key(
+        ring, mine[0] if mine else None, ct.key_commit
+    )
 
 
 def _refuse_representative(engine: Engine, ring: RingId) -> None:
