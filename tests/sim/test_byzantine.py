@@ -274,6 +274,10 @@ OPEN_SOAK_WORLDS = [
     # the ring merges drop-commit at its back-off pace, so it is evicted
     # at 33 s (30 s run), not within 6 s (Byzantine soak seed 170159).
     (10, "1:drop-commit,2:bad-key-next,8:alter-key-next", 170159, "none"),
+    # break-link beside a commit saboteur at 5% loss: no ring is ever
+    # installed and neither is evicted (the same with drop-commit for
+    # alter-cert, and at 66228cd: not diagnosed; Byzantine soak seed 210737).
+    (10, "3:break-link,6:poison-ring-seq-jump,7:alter-cert", 210737, "loss=0.05"),
 ]
 
 
