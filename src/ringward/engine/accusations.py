@@ -236,9 +236,9 @@ def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
     # Judged later: an accusation nobody corroborates by then weighs against
     # the accuser (a framer is evicted in turn). Distinct accusations of
     # one accuser about one target count at most once per rotation.
-    n = max(1, len(engine.members))
     if acc.signal in PRIVATE_SIGNALS:
         return
+    n = max(1, len(engine.members))
     if det.heard(engine.now, frame.sender, acc.target, frame.ring, acc.hop, n):
         due = engine.now + REVIEW_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
         det.review(due, frame.sender, acc.target, frame.ring)

@@ -122,7 +122,7 @@ class Engine:
         self.plan: RecoveryPlan | None = None
         self.recq: SendQueue | None = None
         self.commit_seen = -1
-        self.key_commit = b""
+        self.commit_fixed = b""  # what the commit's forwards keep (recovery._fixed)
         self.my_entry: CommitMember | None = None  # ours, in the commit being formed
         self.timing = Timing.of(self.config)  # the _ms fields, in seconds
         self.merge_backoff = gather.MergeBackoff(self.timing.merge_timeout_s)

@@ -139,7 +139,7 @@ def on_commit(engine: Engine, frame: Frame, raw: bytes) -> None:
         engine.drops[Drop.COMMIT_BAD_CERT] += 1
         if ct.hop == 1:
             # The representative's own commit (signed by it): unusable.
-            _refuse_representative(engine, frame.ring)
+            _refuse_representative(engine, frame.ring, members)
         return
     _process(engine, frame.ring, members, ct)
 
@@ -205,9 +205,9 @@ def _first_rotation(
         engine.drops[Drop.COMMIT_BAD_KEY] += 1
         if ct.hop == 1:
             # Signed by the representative itself (on_commit): its key.
-            _refuse_representative(engine, ring)
+            _refuse_representative(engine, ring, members)
         return
-    engine.key_commit = _fixed(engine, ct)
+    engine.commit_fixed = _fixed(engine, ct)
     transition.to(engine, State.COMMIT)
     engine.pending = RingMembers(ring, members)
     transition.remember_ring(engine, ring, members)
@@ -232,7 +232,7 @@ def _second_rotation(
         engine.drops[Drop.COMMIT_UNEXPECTED] += 1
         return
     if tuple(e.node for e in ct.members) != members or not hmac.compare_digest(
-        _fixed(engine, ct), engine.key_commit
+        _fixed(engine, ct), engine.commit_fixed
     ):
         engine.drops[Drop.COMMIT_MISMATCH] += 1
         return
@@ -278,14 +278,10 @@ def observe_commit(
     n = len(members)
     if not 1 <= ct.hop <= 2 * n or frame.sender != members[(ct.hop - 1) % n]:
         return
-    g = engine.gather
     if (
         ct.hop == 1
         and frame.ring.rep == frame.sender
-        and engine.state is State.GATHER
-        and g is not None
-        and frame.ring.rep == members[0]
-        and tuple(g.candidates()) == members
+        and _may_refuse(engine, frame.ring, members)
         and not (_key_opens(engine, frame.ring, ct) and _cert_holds(engine, ct, members))
     ):
         # The representative's own forward (broadcast) seals us a key that
@@ -293,7 +289,7 @@ def observe_commit(
         # certificate that does not verify: the round can only die at
         # whichever member it reaches first, which is not to be blamed.
         # Checked once, at hop 1: later forwards keep what it held.
-        _refuse_representative(engine, frame.ring)
+        _refuse_representative(engine, frame.ring, members)
         return
     w = engine.detector.commit_watch
     if _stale_round(engine, frame.ring, w):
@@ -301,18 +297,14 @@ def observe_commit(
         # watch off the round that is stalling (and its blame onto others).
         engine.drops[Drop.COMMIT_STALE] += 1
         return
+    if w is not None and w.ring == frame.ring and ct.hop <= w.hop:
+        return
+    fixed = _fixed(engine, ct)
     if w is not None and w.ring == frame.ring:
         kept = min(len(w.entries), len(ct.members))
-        if (
-            ct.hop <= w.hop
-            or not hmac.compare_digest(_fixed(engine, ct), w.fixed)
-            or ct.members[:kept] != w.entries[:kept]
-        ):
+        if not hmac.compare_digest(fixed, w.fixed) or ct.members[:kept] != w.entries[:kept]:
             return
-    _watch(
-        engine,
-        CommitWatch(frame.ring, members, ct.hop, _fixed(engine, ct), ct.members, engine.now, raw),
-    )
+    _watch(engine, CommitWatch(frame.ring, members, ct.hop, fixed, ct.members, engine.now, raw))
     if engine.pending == RingMembers(frame.ring, members):
         # A round gives up a token timeout after its last progress, as the
         # members still waiting in GATHER measure a stall (_watch): timed
@@ -349,7 +341,22 @@ def _key_opens(engine: Engine, ring: RingId, ct: CommitToken) -> bool:
     )
 
 
-def _refuse_representative(engine: Engine, ring: RingId) -> None:
+def _may_refuse(engine: Engine, ring: RingId, members: tuple[int, ...]) -> bool:
+    """``ring`` is the round we are gathering for, led by the lowest of its
+    members, and newer than any ring we entered or installed (a replay of
+    an older ring's commit blames nobody)."""
+    g = engine.gather
+    return (
+        engine.state is State.GATHER
+        and g is not None
+        and ring.rep == members[0]
+        and tuple(g.candidates()) == members
+        and ring.seq > engine.ring_entered
+        and (engine.ring is None or ring.seq > engine.ring.seq)
+    )
+
+
+def _refuse_representative(engine: Engine, ring: RingId, members: tuple[int, ...]) -> None:
     """The representative of ``ring``, a round we are gathering for, made a
     commit we cannot use (our key does not open or is not the committed
     one, or its certificate does not verify): a correct representative's
@@ -359,7 +366,7 @@ def _refuse_representative(engine: Engine, ring: RingId) -> None:
     a lone accusation is not held against us; every member it lied to
     accuses it too)."""
     g = engine.gather
-    if engine.state is not State.GATHER or g is None or ring.rep not in g.candidates():
+    if not _may_refuse(engine, ring, members) or g is None:
         return
     accusations.suspect(engine, ring.rep, "bad_commit")
     g.fail.add(ring.rep)
