@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from helpers import sign_frame
 from ringward.engine import Engine, EngineConfig, accusations
-from ringward.engine.membership import State
+from ringward.engine.membership import GatherState, State
 from ringward.engine.ringstore import RingMembers
 from ringward.sim.keys import SimKeys
 from ringward.wire import Accusation, Frame, RingId, encode
@@ -82,3 +82,27 @@ def test_a_delayed_older_accusation_does_not_replace_a_newer_one() -> None:
     e = _engine(State.RECOVERY, OLD, NEW)
     accusations.absorb(e, (), (_accusation(2, NEW), _accusation(2, OLD)))
     assert [f.ring for f in e.detector.accusers(TARGET, NEW)] == [NEW]
+
+
+def test_accusers_of_rings_newer_than_ours_are_added_together() -> None:
+    """Members that never shared a ring since ours accuse in different
+    rounds' rings: counted apart, none reached f+1 and no ring was ever
+    installed (Byzantine soak seed 210737)."""
+    e = _engine(State.GATHER, OLD, None)
+    e.ring_entered = e.ring_seq_max = 32
+    accusations.absorb(
+        e, (), (_accusation(2, NEW), _accusation(3, RingId(1, 32)), _accusation(4, RingId(5, 32)))
+    )
+    assert TARGET in e.detector.verdicts
+
+
+def test_a_member_with_no_ring_bound_accuses_in_the_round_it_gathers_for() -> None:
+    """A member that refused every commit round (its certificate was
+    altered on the way) had no ring to bind an accusation to, so its
+    suspicion never counted anywhere (Byzantine soak seed 210737)."""
+    e = _engine(State.GATHER, None, None)
+    e.gather = GatherState(proc=set(ROSTER), fail=set())
+    e.ring_entered, e.ring_seq_max = 4, 32
+    for _ in range(5):
+        accusations.suspect(e, TARGET, "commit_loss")
+    assert e.detector.accused.get(TARGET) == RingId(1, 32)

@@ -172,6 +172,13 @@ def _bound_ring(engine: Engine) -> RingId | None:
     seed 190543: a correct member was left out of the ring for good)."""
     if engine.pending is not None and (engine.ring is None or engine.state is State.RECOVERY):
         return engine.pending.ring
+    if engine.ring is None and engine.state is State.GATHER:
+        # Never installed a ring, nor in a round's commit (one whose
+        # certificate was altered on the way is refused before it binds):
+        # the round we gather for, named by the highest ring seq we heard,
+        # which the members that did enter that round's ring count (seed
+        # 210737: three members refused every round and never accused).
+        return RingId(engine.node_id, engine.ring_seq_max)
     return engine.ring
 
 
@@ -208,11 +215,25 @@ def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
     det = engine.detector
     if not det.add_accusation(frame, target, _counts(engine, frame.ring, target)):
         return
-    accusers = det.accusers(target, frame.ring)
+    accusers = _accusers(engine, target)
     if len(accusers) >= det.accusers_needed:
         v = det.convict(engine.now, target, "accused", False, tuple(accusers))
         if v is not None:
             engine.act(v)
+
+
+def _accusers(engine: Engine, target: int) -> list[Frame]:
+    """The accusations of ``target`` that count here now, whatever ring
+    each is bound to (one per accuser, its latest). Members that share no
+    ring since ours accuse in different rounds' rings: counted ring by
+    ring, none reached f+1 while each round died of the same member (seed
+    210737). Rings older than ours no longer count (``_counts``), so no
+    accusation outlives the ring we install after it."""
+    return [
+        f
+        for f in engine.detector.accusations.get(target, {}).values()
+        if _counts(engine, f.ring, target)
+    ]
 
 
 def on_accusation(engine: Engine, frame: Frame, verified: bool = True) -> None:
@@ -443,7 +464,7 @@ def join_evidence(engine: Engine) -> tuple[tuple[Frame, ...], tuple[Frame, ...]]
             accusations.extend(v.evidence)
     for target in sorted(det.accusations):
         if target not in det.verdicts:
-            accusations.extend(det.accusers(target, _bound_ring(engine)))
+            accusations.extend(_accusers(engine, target))
     # A byte budget per join, so that a commit token carrying every new
     # member's join as its certificate stays within one datagram.
     budget = JOIN_EVIDENCE_BYTES // max(1, len(engine.gather.proc) if engine.gather else 1)
