@@ -391,6 +391,18 @@ def test_members_bound_to_different_rounds_convict_a_commit_saboteur_together(
 
 
 @HEAVY
+def test_members_waiting_blame_a_commit_holder_that_answered_before_the_next_round() -> None:
+    """Byzantine soak seed 250067: after drop-commit's eviction every round
+    went from the representative to alter-commit, whose altered forward its
+    successor refused. The members waiting in GATHER blamed alter-commit
+    when the next round started, to be scored at its next join; but it was
+    in every round and sent its joins between them, always before the
+    blame, so only the representative ever scored it, and nothing was
+    delivered after 1 s (G3). A join sent since the stalled hop answers."""
+    _run(10, "2:drop-commit,3:alter-commit,10:break-link", seed=250067, faults="loss=0.05")
+
+
+@HEAVY
 def test_a_commit_withholder_is_failed_after_a_round_left_for_its_merge() -> None:
     """Byzantine soak seed 6085: the members left a commit round when the
     withholding representative's merge join came, agreed with it, and took

@@ -405,9 +405,14 @@ def relay_commit(engine: Engine) -> None:
 def _watch(engine: Engine, new: CommitWatch) -> None:
     """Commit progress seen. A round we were waiting in (not yet our turn)
     that stalled at a holder for a token timeout and was replaced by a new
-    one died there: blamed like a token loss (scored if that member answers
-    the round). Members that entered it blame through their own timeout."""
+    one died there: blamed like a token loss, scored once that member
+    answers (a join). A join it sent since the stalled hop answered
+    already: a holder that is in every round, giving each up with the
+    representative, sends its joins before the next round starts and never
+    after, and was never scored here (Byzantine soak seed 250067).
+    Members that entered the round blame through their own timeout."""
     old = engine.detector.commit_watch
+    det = engine.detector
     if (
         old is not None
         and old.ring != new.ring
@@ -415,10 +420,13 @@ def _watch(engine: Engine, new: CommitWatch) -> None:
         and old.holder != engine.node_id
         and (engine.pending is None or engine.pending.ring != old.ring)
         and engine.now - old.at > engine.timing.token_timeout_s
-        and engine.detector.loss_blame is None
+        and det.loss_blame is None
     ):
-        engine.detector.loss_blame = LossBlame(old.holder, engine.now, "commit_loss")
-    engine.detector.commit_watch = new
+        if det.heard_lately(old.holder, engine.now, engine.now - old.at):
+            accusations.suspect(engine, old.holder, "commit_loss")
+        else:
+            det.loss_blame = LossBlame(old.holder, engine.now, "commit_loss")
+    det.commit_watch = new
 
 
 @functools.lru_cache(maxsize=8)
