@@ -65,6 +65,9 @@ REKEY_DUE_FRACTION = 0.9
 # accusation of one is not held against its accuser when nobody follows it.
 # A liar using the name gains nothing from it: f+1 accusers still evict.
 PRIVATE_SIGNALS = frozenset({"bad_commit"})
+# How far (in ring seq) from the highest ring seq known the accusations
+# added up across rings may lie: four rounds.
+ACCUSATION_SEQ_WINDOW = 4 * validate.RING_SEQ_STEP
 
 
 def commit_suspect(engine: Engine) -> int | None:
@@ -142,7 +145,7 @@ def accuse_in_round(engine: Engine) -> None:
 
 def _accuse(engine: Engine, peer: int, total: float) -> None:
     det = engine.detector
-    ring = _bound_ring(engine)
+    ring = _accusation_ring(engine)
     if (
         total >= engine.config.suspicion_threshold
         and ring is not None
@@ -172,14 +175,20 @@ def _bound_ring(engine: Engine) -> RingId | None:
     seed 190543: a correct member was left out of the ring for good)."""
     if engine.pending is not None and (engine.ring is None or engine.state is State.RECOVERY):
         return engine.pending.ring
-    if engine.ring is None and engine.state is State.GATHER:
-        # Never installed a ring, nor in a round's commit (one whose
-        # certificate was altered on the way is refused before it binds):
-        # the round we gather for, named by the highest ring seq we heard,
-        # which the members that did enter that round's ring count (seed
-        # 210737: three members refused every round and never accused).
-        return RingId(engine.node_id, engine.ring_seq_max)
     return engine.ring
+
+
+def _accusation_ring(engine: Engine) -> RingId | None:
+    """The ring our accusations name: the bound one, or, with none (never
+    installed a ring, nor in a round's commit: one whose certificate was
+    altered on the way is refused before it binds), the round we gather
+    for, named by the highest ring seq we heard, which the members that did
+    enter that round count (seed 210737: three members refused every round
+    and never accused). Accusations made to us are not reviewed then."""
+    ring = _bound_ring(engine)
+    if ring is None and engine.state is State.GATHER:
+        return RingId(engine.node_id, engine.ring_seq_max)
+    return ring
 
 
 def _in_play(engine: Engine, peer: int) -> bool:
@@ -223,16 +232,22 @@ def _count_accusation(engine: Engine, frame: Frame, target: int) -> None:
 
 
 def _accusers(engine: Engine, target: int) -> list[Frame]:
-    """The accusations of ``target`` that count here now, whatever ring
-    each is bound to (one per accuser, its latest). Members that share no
-    ring since ours accuse in different rounds' rings: counted ring by
-    ring, none reached f+1 while each round died of the same member (seed
-    210737). Rings older than ours no longer count (``_counts``), so no
-    accusation outlives the ring we install after it."""
+    """The accusations of ``target`` that count here now (one per accuser,
+    its latest): those of our own ring, and those of any ring that counts
+    here (``_counts``) within ACCUSATION_SEQ_WINDOW of the highest ring seq
+    we know. Members that share no ring since ours accuse in different
+    rounds' rings: counted ring by ring, none reached f+1 while each round
+    died of the same member (seed 210737). The window keeps the sum to
+    one stretch of rounds: accusations of incidents far apart, none of
+    them f+1 strong (replayed, say, to a node that just restarted), do not
+    add up, and an accuser still suspecting the target accuses again in
+    each new round."""
+    own, top = _bound_ring(engine), engine.ring_seq_max
     return [
         f
         for f in engine.detector.accusations.get(target, {}).values()
         if _counts(engine, f.ring, target)
+        and (f.ring == own or abs(f.ring.seq - top) <= ACCUSATION_SEQ_WINDOW)
     ]
 
 
@@ -346,6 +361,8 @@ def on_join(engine: Engine, frame: Frame) -> None:
     absorb(engine, j.proofs, j.accusations)
     det = engine.detector
     det.heard_from(frame.sender, engine.now)
+    if engine.gather is not None:
+        engine.gather.answered[frame.sender] = engine.now  # a fresh join (not stale)
     # A merge proposes an outsider that is alive: one we heard lately (a
     # churner proposing an absent node is judged as churn, as before).
     recent_s = engine.timing.consensus_timeout_s

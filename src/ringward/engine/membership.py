@@ -76,6 +76,9 @@ class GatherState:
     # so that the member that restarted the ring is the one blamed for it
     # (accusations.on_restart_by_join), whatever order the joins arrive in.
     cause: int = 0
+    # When each node's latest fresh join of this round arrived: a commit
+    # holder that sent one since its round stalled answered (recovery._watch).
+    answered: dict[int, float] = field(default_factory=dict)
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)

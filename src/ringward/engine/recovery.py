@@ -406,23 +406,25 @@ def _watch(engine: Engine, new: CommitWatch) -> None:
     """Commit progress seen. A round we were waiting in (not yet our turn)
     that stalled at a holder for a token timeout and was replaced by a new
     one died there: blamed like a token loss, scored once that member
-    answers (a join). A join it sent since the stalled hop answered
+    answers (a fresh join). A join it sent since the stalled hop answered
     already: a holder that is in every round, giving each up with the
     representative, sends its joins before the next round starts and never
     after, and was never scored here (Byzantine soak seed 250067).
-    Members that entered the round blame through their own timeout."""
+    Members that entered the round blame through their own timeout, once."""
     old = engine.detector.commit_watch
     det = engine.detector
+    g = engine.gather
     if (
         old is not None
         and old.ring != new.ring
         and not old.done
         and old.holder != engine.node_id
         and (engine.pending is None or engine.pending.ring != old.ring)
+        and engine.ring_entered < old.ring.seq
         and engine.now - old.at > engine.timing.token_timeout_s
         and det.loss_blame is None
     ):
-        if det.heard_lately(old.holder, engine.now, engine.now - old.at):
+        if g is not None and g.answered.get(old.holder, old.at) > old.at:
             accusations.suspect(engine, old.holder, "commit_loss")
         else:
             det.loss_blame = LossBlame(old.holder, engine.now, "commit_loss")
