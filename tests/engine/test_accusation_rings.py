@@ -14,6 +14,8 @@ delivered for the rest of the run (Byzantine soak seed 4034, 10 nodes,
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import sign_frame
 from ringward.engine import Engine, EngineConfig, accusations
 from ringward.engine.membership import GatherState, State
@@ -108,20 +110,20 @@ def test_a_member_with_no_ring_bound_accuses_in_the_round_it_gathers_for() -> No
     assert e.detector.accused.get(TARGET) == RingId(1, 32)
 
 
-def test_accusations_of_rounds_far_apart_are_not_added_together() -> None:
+@pytest.mark.parametrize(
+    ("installed", "known", "seqs"),
+    [(None, 40, (44, 60, 96)), (OLD, 60, (28, 44, 60))],
+    ids=["just-restarted", "behind"],
+)
+def test_accusations_of_rounds_far_apart_are_not_added_together(
+    installed: RingId | None, known: int, seqs: tuple[int, ...]
+) -> None:
     """Sub-threshold accusations of incidents far apart (replayed, say, to
     a node that just restarted with the ring seq it had saved) do not add
     up to a verdict: only those within four rounds of the highest ring seq
     we know are summed across rings."""
-    e = _engine(State.GATHER, None, None)
-    e.ring_entered = e.ring_seq_max = 40
-    rings = (RingId(2, 44), RingId(3, 60), RingId(4, 96))
-    made = tuple(_accusation(a, r) for a, r in zip((2, 3, 4), rings, strict=True))
+    e = _engine(State.GATHER, installed, None)
+    e.ring_entered = e.ring_seq_max = known
+    made = tuple(_accusation(a, RingId(a, s)) for a, s in zip((2, 3, 4), seqs, strict=True))
     accusations.absorb(e, (), made)
     assert TARGET not in e.detector.verdicts
-    e2 = _engine(State.GATHER, OLD, None)
-    e2.ring_entered = e2.ring_seq_max = 60
-    rings = (RingId(1, 28), RingId(3, 44), RingId(4, 60))
-    made = tuple(_accusation(a, r) for a, r in zip((2, 3, 4), rings, strict=True))
-    accusations.absorb(e2, (), made)
-    assert TARGET not in e2.detector.verdicts
