@@ -33,7 +33,9 @@ def engine() -> Engine:
 
 
 def join(sender: int, ring_seq: int, proc: tuple[int, ...], fail: tuple[int, ...] = ()) -> bytes:
-    body = Join(ring_seq, proc, fail, (), ())
+    # The sender fails these on its own account (Join.claims).
+    claims = tuple(n for n in fail if n in proc and n != sender)
+    body = Join(ring_seq, proc, fail, (), (), claims=claims)
     # A join carries at least its header ring's seq (a correct node's older
     # joins name its older ring).
     ring = RING if ring_seq >= RING.seq else RingId(RING.rep, ring_seq)
@@ -135,14 +137,15 @@ def test_replaying_every_join_already_seen_changes_nothing(
     joins: list[tuple[int, int, set[int], set[int]]],
 ) -> None:
     """Whatever joins correct members sent (each one's seq never falls and
-    its sets only grow), a second delivery of any of them (a replay) leaves
+    its proc and claims only grow), a second delivery of any of them (a replay) leaves
     the round exactly as it was: sets, latest joins and state."""
     e = gathering()
     raws = []
     sent: dict[int, tuple[int, set[int], set[int]]] = {}
     for t, (sender, drawn, more_proc, more_fail) in enumerate(joins):
         seq0, proc, fail = sent.get(sender, (0, {sender}, set()))
-        seq, proc, fail = max(drawn, seq0), proc | more_proc, (fail | more_fail) - {sender}
+        seq, proc = max(drawn, seq0), proc | more_proc
+        fail = ((fail | more_fail) & proc) - {sender}
         sent[sender] = (seq, proc, fail)
         raw = join(sender, seq, tuple(sorted(proc)), tuple(sorted(fail)))
         raws.append(raw)
@@ -151,8 +154,9 @@ def test_replaying_every_join_already_seen_changes_nothing(
         return  # consensus reached or a commit started: another round
     g = e.gather
     before = (set(g.proc), set(g.fail), dict(g.joins), e.state)
+    last = 11.0 + (len(joins) - 1) * 0.01  # no timer fires: only the replays act
     for raw in raws:
-        e.receive(12.0, raw)
+        e.receive(last, raw)
         assert (set(g.proc), set(g.fail), dict(g.joins), e.state) == before
 
 

@@ -416,6 +416,10 @@ class FailLive(RestartOnce):
     def signing(self, ring: RingId, body: object) -> object:
         e = self.engine
         if isinstance(body, Join) and e.now >= e.start_s and self.arg is not None:
+            # Proposed, failed and claimed: a valid statement (a claim is
+            # of a node the join proposes), so no rule convicts it.
+            proc = tuple(sorted({*body.proc, self.arg}))
             fail = tuple(sorted({*body.fail, self.arg}))
-            return dataclasses.replace(body, fail=fail)
+            claimed = tuple(sorted({*body.claims, self.arg}))
+            return dataclasses.replace(body, proc=proc, fail=fail, claims=claimed)
         return body

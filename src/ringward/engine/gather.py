@@ -12,15 +12,16 @@ per back-off period (:class:`MergeBackoff`).
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, evidence, faults, recovery, transition
+from ringward.engine import accusations, claims, evidence, faults, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.engine.membership import Agreed, GatherState, State
 from ringward.engine.reasons import Drop, Note
 from ringward.errors import WireError
-from ringward.wire import Frame, Join, RingId, limits
+from ringward.wire import Frame, Join, RingId, limits, signing_bytes
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
@@ -83,22 +84,25 @@ def enter(
     if engine.state is State.REJECTED and not rejoin:
         return
     if engine.state is State.GATHER and engine.gather is not None:
-        if engine.gather.merge(add, ()):
+        if engine.gather.merge(add):
+            claims.refresh(engine)
             send_join(engine)
         return
     engine.notes[f"{Note.GATHER}:{reason}"] += 1  # counted, not an error: a reason to reconfigure
     died = _died_at(engine)
     transition.to(engine, State.GATHER)
-    # Back from a failed COMMIT or RECOVERY, the previous round's sets
+    # Back from a failed COMMIT or RECOVERY, the previous round's claims
     # stand (Totem clears the fail set only on entering OPERATIONAL):
     # forgetting them would re-admit the nodes just failed and loop.
     kept = engine.gather
     engine.gather = GatherState(
         proc={engine.node_id, *engine.members, *add, *(kept.proc if kept else ())},
-        fail=set(kept.fail) if kept else set(),
+        fail=set(),
         ring_seq_max=engine.ring_seq_max,
         died_at=died,
         cause=cause,
+        claims=set(kept.claims) if kept else set(),
+        local=set(kept.local) if kept else set(),
     )
     if died is not None and kept is not None and kept.died_at == died:
         # The ring died at this member twice in a row, and its other
@@ -109,9 +113,14 @@ def enter(
         # third member to relay the token) looped so (Byzantine soak seed
         # 2098). Failed, it is merged with later, once we are operational.
         engine.notes[Note.DIED_TWICE] += 1
-        engine.gather.fail.add(died)
-    engine.gather.fail.discard(engine.node_id)
-    engine.gather.fail |= {n for n in engine.gather.proc if engine.banned(n)}
+        claims.claim(engine, (died,), local=True)
+    claims.claim(engine, {n for n in engine.gather.proc if engine.banned(n)}, local=True)
+    stuck = engine.detector.tokens
+    if stuck.aru_stuck_id and stuck.aru_stuck >= max(1, engine.config.fail_recv_const // 2):
+        # The same member held our ring's aru down for half of Totem's
+        # fail_recv_const: we saw what the member that failed it saw.
+        claims.claim(engine, (stuck.aru_stuck_id,))
+    claims.refresh(engine)
     transition.end_round(engine)
     engine.security.retire({engine.ring} if engine.ring else ())
     transition.reset_tokens(engine)
@@ -154,6 +163,7 @@ def send_join(engine: Engine) -> None:
         accused,
         g.cause,
         load,
+        tuple(sorted(g.claims & g.proc)),
     )
     try:
         raw = engine.emit_signed(ring, body)
@@ -180,13 +190,14 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
             # Evicted, its cool-down not over: its joins start nothing.
             engine.drops[Drop.JOIN_BANNED] += 1
         return
-    if _stale_join(engine, sender, j):
+    if _stale_join(engine, sender, j) or _seen_before(engine, frame):
         # Sent before something we know it did since: a delayed or
         # replayed join. Taken, it would bring back the sets of an
         # earlier round (an evicted node in proc: a round that waits a
         # consensus timeout for it) and hide the sender's latest join.
         engine.drops[Drop.STALE_JOIN] += 1
         return
+    engine.detector.heard_from(sender, engine.now)  # alive (claims.refresh)
     accusations.on_join(engine, frame)
     faults.join_load(engine, frame)
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
@@ -211,9 +222,9 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
     g = engine.gather
     assert g is not None
-    if sender in g.fail:
-        engine.drops[Drop.JOIN_FROM_FAILED] += 1
-        return
+    # Its claims count whether or not we fail it (claims.refresh): members
+    # holding the same joins then leave out the same nodes.
+    g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
     # A member whose wait for the commit ran out before ours fails the
     # representative: blame it as our own timer would (as for token loss,
     # accusations.SILENT_TOKEN_FRACTION), or only the first to time out
@@ -221,18 +232,14 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     # Failing the representative changes our sets: announced below, with
     # a fresh consensus period, like any other change.
     changed = _commit_overdue(engine, accusations.SILENT_TOKEN_FRACTION)
-    if engine.node_id in j.fail:
-        # It considers us failed: part ways; the merge comes later.
-        g.fail.add(sender)
-        changed = True
+    changed |= claims.refresh(engine)
+    if sender in g.fail:
+        engine.drops[Drop.JOIN_FROM_FAILED] += 1
     else:
-        g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
-        # Fail sets are unioned on trust, as in Totem: refusing claims
-        # about nodes we still hear was tried and split partitioned
-        # rings into singletons that never re-merged (SECURITY.md: a
-        # Byzantine member can keep a live node out of one ring).
-        changed |= g.merge(j.proc, j.fail) | _fail_banned(engine, j.proc)
-    g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
+        changed |= g.merge(j.proc) | _fail_banned(engine, j.proc)
+        changed |= claims.refresh(engine)
+        g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
+    _relay_joins(engine, frame)
     if changed:
         # New sets: everyone gets a full consensus period to agree to
         # them (Totem re-enters gather), or the first timer to fire
@@ -245,6 +252,39 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     check_consensus(engine)
 
 
+def _relay_joins(engine: Engine, frame: Frame) -> None:
+    """Whoever leaves out a node we still hear gets that node's latest join
+    from us, and a node's join goes to the members leaving it out: a link
+    that lost one direction (or a member silent to one other only) then
+    costs no correct node its place (claims.refresh leaves a node heard out
+    only on f+1 claims). At most once per join timeout per pair."""
+    g = engine.gather
+    assert g is not None
+    j = frame.body
+    assert isinstance(j, Join)
+    me, sender = engine.node_id, frame.sender
+    recent_s = engine.timing.consensus_timeout_s
+    for node in set(j.fail) - g.fail - {me, sender}:
+        got = g.joins.get(node)
+        if got is not None and engine.detector.heard_lately(node, engine.now, recent_s):
+            _relay(engine, sender, got[2])
+    if sender not in g.fail:
+        for node, (_, failed, _) in list(g.joins.items()):
+            if node not in (me, sender) and sender in failed:
+                _relay(engine, node, frame)
+
+
+def _relay(engine: Engine, dest: int, frame: Frame) -> None:
+    g = engine.gather
+    assert g is not None
+    key = (dest, frame.sender)
+    if engine.now < g.relayed.get(key, -1.0) + engine.timing.join_timeout_s:
+        return
+    g.relayed[key] = engine.now
+    engine.notes[Note.JOIN_RELAYED] += 1
+    engine.send(dest, signing_bytes(frame) + frame.signature)
+
+
 def _fail_banned(engine: Engine, proposed: Iterable[int]) -> bool:
     """A node we evicted, proposed by a member that has not learnt of it
     yet: fail it, or the round waits for its join until the consensus
@@ -252,7 +292,7 @@ def _fail_banned(engine: Engine, proposed: Iterable[int]) -> bool:
     g = engine.gather
     assert g is not None
     banned = {n for n in proposed if n not in g.fail and engine.banned(n)}
-    g.fail |= banned
+    claims.claim(engine, banned, local=True)
     return bool(banned)
 
 
@@ -285,8 +325,34 @@ def _stale_join(engine: Engine, sender: int, j: Join) -> bool:
     assert isinstance(old, Join)
     if j.ring_seq != old.ring_seq:
         return j.ring_seq < old.ring_seq
-    proc, fail = frozenset(j.proc), frozenset(j.fail)
-    return proc <= got[0] and fail <= got[1] and (proc, fail) != (got[0], got[1])
+    # Within a round proc and claims only grow (the fail set is computed
+    # from what the sender hears, and may shrink).
+    proc, claimed = frozenset(j.proc), frozenset(j.claims)
+    old_claimed = frozenset(old.claims)
+    return proc <= got[0] and claimed <= old_claimed and (proc, claimed) != (got[0], old_claimed)
+
+
+# Joins of one sender remembered per round (gather._seen_before).
+SEEN_JOINS_MAX = 8
+
+
+def _seen_before(engine: Engine, frame: Frame) -> bool:
+    """A join of this round we took before and that is not the sender's
+    latest: a copy delayed or replayed (its fail set, computed from what
+    the sender heard, may differ from the latest with the same proc and
+    claims). A new join is remembered."""
+    g = engine.gather
+    if g is None:
+        return False
+    got = g.joins.get(frame.sender)
+    if got is not None and hmac.compare_digest(got[2].signature, frame.signature):
+        return False  # the latest again: a resend
+    seen = g.seen.setdefault(frame.sender, [])
+    if frame.signature in seen:
+        return True
+    seen.append(frame.signature)
+    del seen[:-SEEN_JOINS_MAX]
+    return False
 
 
 def on_leave(engine: Engine, sender: int, j: Join) -> None:
@@ -298,15 +364,16 @@ def on_leave(engine: Engine, sender: int, j: Join) -> None:
         engine.drops[Drop.STALE_LEAVE] += 1
         return
     if engine.state is State.GATHER and engine.gather is not None:
-        if sender not in engine.gather.fail:
-            engine.gather.fail.add(sender)
+        claims.claim(engine, (sender,), local=True)
+        if claims.refresh(engine):
             engine.set_timer("consensus", engine.timing.consensus_timeout_s)
             send_join(engine)
             check_consensus(engine)
         return
     enter(engine, engine.now, reason="leave")
     if engine.gather is not None:
-        engine.gather.fail.add(sender)
+        claims.claim(engine, (sender,), local=True)
+        claims.refresh(engine)
         send_join(engine)
 
 
@@ -337,8 +404,8 @@ def on_consensus_timer(engine: Engine) -> None:
         # soak seed 2098). They get a consensus period to answer.
         send_join(engine)
         return
-    silent = engine.gather.silent() - {engine.node_id}
-    engine.gather.fail |= silent
+    claims.claim(engine, engine.gather.silent())
+    claims.refresh(engine)
     send_join(engine)
     check_consensus(engine)
 
@@ -376,7 +443,8 @@ def _commit_overdue(engine: Engine, fraction: float) -> bool:
     rep = members[0]
     g.agreed = None
     accusations.suspect(engine, rep, "commit_withheld")
-    g.fail.add(rep)
+    claims.claim(engine, (rep,))
+    claims.refresh(engine)
     return True
 
 
@@ -400,7 +468,8 @@ def foreign(engine: Engine, frame: Frame) -> None:
         # Gathering (a node that just started, say) and a ring is out
         # there: propose to include its members rather than wait for the
         # consensus timer, form a ring alone, and merge afterwards.
-        g.merge((sender,), ())
+        g.merge((sender,))
+        claims.refresh(engine)
         engine.set_timer("consensus", engine.timing.consensus_timeout_s)
         send_join(engine)
         return

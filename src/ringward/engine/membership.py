@@ -60,6 +60,8 @@ class GatherState:
     ``my_failed_list`` and the joins received)."""
 
     proc: set[int]
+    # What we propose to leave out: computed from the claims we hold
+    # (engine/claims.py), never unioned from other joins.
     fail: set[int]
     # Latest join of each node: its proc and fail sets and the frame itself
     # (the frames become the commit token's certificate).
@@ -79,16 +81,24 @@ class GatherState:
     # When each node's latest fresh join of this round arrived: a commit
     # holder that sent one since its round stalled answered (recovery._watch).
     answered: dict[int, float] = field(default_factory=dict)
+    # Nodes we fail on our own account (every join names them), and those
+    # of them we leave out whatever the others claim (a verdict, a leave).
+    claims: set[int] = field(default_factory=set)
+    local: set[int] = field(default_factory=set)
+    # Digests of the joins taken this round, per sender (the last few): a
+    # second copy is a replay, dropped before it counts as hearing it.
+    seen: dict[int, list[bytes]] = field(default_factory=dict)
+    # (to, whose join) -> when we last relayed that join (gather._relay_joins).
+    relayed: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)
 
-    def merge(self, proc: Iterable[int], fail: Iterable[int]) -> bool:
-        """Union another node's sets into ours; True if ours changed."""
-        before = (len(self.proc), len(self.fail))
+    def merge(self, proc: Iterable[int]) -> bool:
+        """Union another node's proposed nodes into ours; True if ours grew."""
+        before = len(self.proc)
         self.proc.update(proc)
-        self.fail.update(fail)
-        return before != (len(self.proc), len(self.fail))
+        return before != len(self.proc)
 
     def consensus(self) -> bool:
         """Every candidate has sent a join with exactly our sets."""

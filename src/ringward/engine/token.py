@@ -27,7 +27,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, chain, delivery, evidence, faults, flow, idle, versions
+from ringward.engine import (
+    accusations,
+    chain,
+    claims,
+    delivery,
+    evidence,
+    faults,
+    flow,
+    idle,
+    versions,
+)
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
@@ -86,6 +96,7 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     ts = engine.tokens
     _track_hops(engine, ts, tk.hop, members)
     if tk.hop > ts.hops.seen:
+        engine.detector.heard_from(frame.sender, engine.now)  # alive (claims.refresh)
         _observe(engine, ts, tk, members)
         _arm_relay(engine, ts, frame, raw)
     _take_turn(engine, ts, frame, raw)
@@ -446,6 +457,7 @@ def _aru_stuck(
     watch = engine.detector.tokens
     held = pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id)
     stuck = watch.aru_held(held, engine.now)
+    watch.aru_stuck_id = aru_id if held else 0
     span_s = ARU_STUCK_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
     if (
         held
@@ -468,7 +480,8 @@ def _aru_stuck(
         return engine.active() is None
     engine.enter_gather(engine.now, reason="fail_recv")
     if engine.gather is not None:
-        engine.gather.fail.add(aru_id)
+        claims.claim(engine, (aru_id,))
+        claims.refresh(engine)
         engine.send_join()
     return True
 
