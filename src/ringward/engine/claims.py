@@ -63,7 +63,11 @@ def _refused(engine: Engine) -> set[int]:
     rep, first = w.members[0], w.members[1]
     got = g.joins.get(first)
     body = got[2].body if got is not None else None
-    return {rep} if isinstance(body, Join) and rep in body.claims else set()
+    # Its claim in a join sent after the commit reached it: a holder that
+    # took the commit sends no join until the round is over.
+    if not isinstance(body, Join) or rep not in body.claims or g.answered.get(first, 0.0) <= w.at:
+        return set()
+    return {rep}
 
 
 def refresh(engine: Engine) -> bool:

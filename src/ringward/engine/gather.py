@@ -12,7 +12,6 @@ per back-off period (:class:`MergeBackoff`).
 from __future__ import annotations
 
 import dataclasses
-import hmac
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -190,7 +189,7 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
             # Evicted, its cool-down not over: its joins start nothing.
             engine.drops[Drop.JOIN_BANNED] += 1
         return
-    if _stale_join(engine, sender, j) or _seen_before(engine, frame):
+    if _stale_join(engine, sender, j):
         # Sent before something we know it did since: a delayed or
         # replayed join. Taken, it would bring back the sets of an
         # earlier round (an evicted node in proc: a round that waits a
@@ -198,6 +197,8 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         engine.drops[Drop.STALE_JOIN] += 1
         return
     engine.detector.heard_from(sender, engine.now)  # alive (claims.refresh)
+    if engine.gather is not None:
+        engine.gather.answered[sender] = engine.now  # a fresh join
     accusations.on_join(engine, frame)
     faults.join_load(engine, frame)
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
@@ -330,29 +331,6 @@ def _stale_join(engine: Engine, sender: int, j: Join) -> bool:
     proc, claimed = frozenset(j.proc), frozenset(j.claims)
     old_claimed = frozenset(old.claims)
     return proc <= got[0] and claimed <= old_claimed and (proc, claimed) != (got[0], old_claimed)
-
-
-# Joins of one sender remembered per round (gather._seen_before).
-SEEN_JOINS_MAX = 8
-
-
-def _seen_before(engine: Engine, frame: Frame) -> bool:
-    """A join of this round we took before and that is not the sender's
-    latest: a copy delayed or replayed (its fail set, computed from what
-    the sender heard, may differ from the latest with the same proc and
-    claims). A new join is remembered."""
-    g = engine.gather
-    if g is None:
-        return False
-    got = g.joins.get(frame.sender)
-    if got is not None and hmac.compare_digest(got[2].signature, frame.signature):
-        return False  # the latest again: a resend
-    seen = g.seen.setdefault(frame.sender, [])
-    if frame.signature in seen:
-        return True
-    seen.append(frame.signature)
-    del seen[:-SEEN_JOINS_MAX]
-    return False
 
 
 def on_leave(engine: Engine, sender: int, j: Join) -> None:

@@ -85,9 +85,6 @@ class GatherState:
     # of them we leave out whatever the others claim (a verdict, a leave).
     claims: set[int] = field(default_factory=set)
     local: set[int] = field(default_factory=set)
-    # Digests of the joins taken this round, per sender (the last few): a
-    # second copy is a replay, dropped before it counts as hearing it.
-    seen: dict[int, list[bytes]] = field(default_factory=dict)
     # (to, whose join) -> when we last relayed that join (gather._relay_joins).
     relayed: dict[tuple[int, int], float] = field(default_factory=dict)
 
