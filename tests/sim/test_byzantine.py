@@ -276,6 +276,16 @@ FAIL_LIVE_WORLDS = [
 
 
 @HEAVY
+def test_members_that_missed_a_refused_commit_count_the_refusal() -> None:
+    """Byzantine soak seed 330191 (the first version of fail claims): the
+    members that saw bad-key-next's commit reach its victim and stop left
+    the representative out; three that missed the forward kept it, and at
+    the consensus timeout the four claimed the three, which split into
+    singletons. Whoever sees the refusal claims the representative too."""
+    _run(10, "1:bad-key-next,5:frame:10,8:equivocate", seed=330191)
+
+
+@HEAVY
 @pytest.mark.parametrize(("nodes", "spec", "seed", "faults"), FAIL_LIVE_WORLDS)
 def test_a_member_failing_a_live_node_leaves_out_only_itself(
     nodes: int, spec: str, seed: int, faults: str

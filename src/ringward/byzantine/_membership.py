@@ -410,8 +410,8 @@ def _commit_members(ct: CommitToken) -> tuple[int, ...]:
 
 
 class FailLive(RestartOnce):
-    """``fail-live:TARGET``: restarts membership once, then lists TARGET, a
-    live correct member, in the fail set of every join it signs."""
+    """``fail-live:TARGET``: restarts membership once, then proposes, fails
+    and claims TARGET, a live correct member, in every join it signs."""
 
     def signing(self, ring: RingId, body: object) -> object:
         e = self.engine

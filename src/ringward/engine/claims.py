@@ -82,11 +82,14 @@ def refresh(engine: Engine) -> bool:
             continue
         for node in body.claims:
             claimants.setdefault(node, set()).add(sender)
-    for node in g.claims:
-        claimants.setdefault(node, set()).add(me)
     needed = engine.detector.f + 1
     recent_s = engine.timing.consensus_timeout_s
     refused = _refused(engine)
+    # We saw the refusal: claimed, so that members that missed the commit's
+    # forward count it rather than part ways with us at their timeout.
+    g.claims |= refused - {me}
+    for node in g.claims:
+        claimants.setdefault(node, set()).add(me)
     fail = set(g.local) | refused
     for node, who in claimants.items():
         if len(who) >= needed or not engine.detector.heard_lately(node, engine.now, recent_s):
