@@ -272,6 +272,13 @@ FAIL_LIVE_WORLDS = [
     # under loss.
     (4, "2:fail-live:1", 1, "none"),
     (7, "2:fail-live:1,3:fail-live:1", 1, "loss=0.05"),
+    # Left out, the liar restarted the ring as an outsider at the combined
+    # pace of every member's merge back-off, each round a consensus timeout
+    # (late deliveries, G3): an outsider whose latest join fails a member we
+    # hear is not trying to join us (review of stop 26; Byzantine soak seed
+    # 340142).
+    (5, "2:fail-live:3", 4242, "loss=0.05,delay=1..15"),
+    (10, "4:starve-successor,7:fail-live:2,9:drop-token", 340142, "none"),
 ]
 
 

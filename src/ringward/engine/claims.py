@@ -12,9 +12,10 @@ the claims it holds (docs/protocol.md, "Fail claims"):
 * a node we still hear is left out when f+1 distinct members claim it:
   one liar, or f of them, leave nobody out, and a member whose sets keep
   disagreeing is claimed by every other member at its consensus timeout;
-* a representative is left out on the claim of the member its commit
-  reached first, when we saw that commit reach it and go no further (a
-  sealed key that does not open is what only that member can see);
+* a representative whose commit we saw reach its first holder and stop,
+  that holder claiming it afterwards (a sealed key that does not open is
+  what only that member can see), is claimed by us too: the f+1 who saw
+  it leave it out;
 * what we hold a reason of our own for (a verdict, a leave, a ring that
   died at the node twice, a commit we refused) is left out by us at once
   (``GatherState.local``), and claimed for the others to count.
@@ -29,12 +30,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ringward.wire import Join
+from ringward.wire import Frame, Join
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
 
-__all__ = ["claim", "refresh"]
+__all__ = ["claim", "note_claims", "refresh"]
 
 
 def claim(engine: Engine, nodes: Iterable[int], *, local: bool = False) -> bool:
@@ -49,10 +50,23 @@ def claim(engine: Engine, nodes: Iterable[int], *, local: bool = False) -> bool:
     return bool(new)
 
 
+def note_claims(engine: Engine, frame: Frame) -> None:
+    """Before ``frame`` (a join) replaces its sender's latest: when we first
+    saw the sender claim each node this round (a resend or a replay of a
+    join we hold adds nothing)."""
+    g = engine.gather
+    assert g is not None
+    j = frame.body
+    assert isinstance(j, Join)
+    for node in j.claims:
+        g.claimed_at.setdefault((frame.sender, node), engine.now)
+
+
 def _refused(engine: Engine) -> set[int]:
     """The representative whose commit we saw reach its first holder (the
-    forward to it is broadcast) and go no further, if that holder claims
-    it: its sealed key did not open, which only it can see."""
+    forward to it is broadcast) and go no further, if that holder claimed
+    it only afterwards: its sealed key did not open, which only it can see.
+    We claim it then (one claim, counted like any other)."""
     g = engine.gather
     assert g is not None
     w = engine.detector.commit_watch
@@ -61,13 +75,8 @@ def _refused(engine: Engine) -> set[int]:
     if engine.ring is not None and w.ring.seq <= engine.ring.seq:
         return set()
     rep, first = w.members[0], w.members[1]
-    got = g.joins.get(first)
-    body = got[2].body if got is not None else None
-    # Its claim in a join sent after the commit reached it: a holder that
-    # took the commit sends no join until the round is over.
-    if not isinstance(body, Join) or rep not in body.claims or g.answered.get(first, 0.0) <= w.at:
-        return set()
-    return {rep}
+    # A holder that took the commit sends no join until the round is over.
+    return {rep} if g.claimed_at.get((first, rep), 0.0) > w.at else set()
 
 
 def refresh(engine: Engine) -> bool:
@@ -84,13 +93,13 @@ def refresh(engine: Engine) -> bool:
             claimants.setdefault(node, set()).add(sender)
     needed = engine.detector.f + 1
     recent_s = engine.timing.consensus_timeout_s
-    refused = _refused(engine)
-    # We saw the refusal: claimed, so that members that missed the commit's
-    # forward count it rather than part ways with us at their timeout.
-    g.claims |= refused - {me}
+    # We saw the refusal: claimed, so that f+1 who saw it leave the
+    # representative out, and members that missed the commit's forward
+    # count the same claims rather than part ways with us.
+    g.claims |= _refused(engine) - {me}
     for node in g.claims:
         claimants.setdefault(node, set()).add(me)
-    fail = set(g.local) | refused
+    fail = set(g.local)
     for node, who in claimants.items():
         if len(who) >= needed or not engine.detector.heard_lately(node, engine.now, recent_s):
             fail.add(node)
@@ -98,7 +107,7 @@ def refresh(engine: Engine) -> bool:
     shunned = bool(others) and all(
         (got := g.joins.get(n)) is not None and me in got[1] for n in others
     )
-    if len(claimants.get(me, ())) >= needed or me in refused or shunned:
+    if len(claimants.get(me, ())) >= needed or shunned:
         # Left out (by f+1 claims, or by every other candidate): part ways
         # with the members that leave us out; the merge comes later.
         fail |= {n for n, (_, failed, _) in g.joins.items() if me in failed}

@@ -48,6 +48,19 @@ class MergeBackoff:
     def __init__(self, first_s: float) -> None:
         self._first_s = first_s
         self._until: dict[int, tuple[float, float]] = {}
+        # The fail set of each node's latest join we took: an outsider
+        # failing a member we hear is not trying to join us (``refuses``).
+        self._fails: dict[int, frozenset[int]] = {}
+
+    def note_join(self, sender: int, fail: Iterable[int]) -> None:
+        """``sender``'s latest join we took fails these nodes."""
+        self._fails[sender] = frozenset(fail)
+
+    def refuses(self, sender: int, live: Iterable[int]) -> bool:
+        """Whether ``sender``'s latest join failed one of ``live``: merging
+        with it would only start rounds it never agrees to (a liar failing a
+        live node leaves out only itself, claims.refresh, once per round)."""
+        return not self._fails.get(sender, frozenset()).isdisjoint(live)
 
     def allow(self, now: float, sender: int) -> bool:
         """Whether ``sender`` may start a round now; if so, the next time it
@@ -62,9 +75,10 @@ class MergeBackoff:
         """Members of an installed ring start afresh."""
         for member in members:
             self._until.pop(member, None)
+            self._fails.pop(member, None)
 
     def __len__(self) -> int:
-        return len(self._until)
+        return len(self._until) + len(self._fails)
 
 
 def enter(
@@ -204,27 +218,14 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
         return  # its evidence convicted us, or it convicted itself
     engine.ring_seq_max = max(engine.ring_seq_max, j.ring_seq)
-    if engine.state is not State.GATHER:
-        members = engine.pending.members if engine.pending else engine.members
-        failed = engine.gather.fail if engine.gather is not None else set()
-        if engine.node_id in j.fail or engine.node_id not in j.proc or sender in failed:
-            # It is not trying to join us (it failed us, or does not know
-            # us yet): restarting our membership would only start a loop
-            # of rings that it leaves again. Our ring traffic will reach
-            # it as foreign traffic, and the merge starts from there.
-            engine.drops[Drop.JOIN_NOT_FOR_US] += 1
-            return
-        if sender not in members and not engine.merge_backoff.allow(engine.now, sender):
-            # An outsider's join (perhaps a replayed one of a node that
-            # is gone) restarts membership once per back-off period.
-            engine.drops[Drop.JOIN_BACKOFF] += 1
-            return
-        accusations.on_restart_by_join(engine, frame)
-        enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
+    engine.merge_backoff.note_join(sender, j.fail)
+    if engine.state is not State.GATHER and not _restart_by_join(engine, frame):
+        return
     g = engine.gather
     assert g is not None
     # Its claims count whether or not we fail it (claims.refresh): members
     # holding the same joins then leave out the same nodes.
+    claims.note_claims(engine, frame)
     g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
     # A member whose wait for the commit ran out before ours fails the
     # representative: blame it as our own timer would (as for token loss,
@@ -236,6 +237,10 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     changed |= claims.refresh(engine)
     if sender in g.fail:
         engine.drops[Drop.JOIN_FROM_FAILED] += 1
+    elif sender not in g.proc and engine.merge_backoff.refuses(
+        sender, _live(engine, g.candidates())
+    ):
+        engine.drops[Drop.JOIN_NOT_FOR_US] += 1  # an outsider failing a node we hear
     else:
         changed |= g.merge(j.proc) | _fail_banned(engine, j.proc)
         changed |= claims.refresh(engine)
@@ -251,6 +256,45 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     # consensus timer: a node that just started must not form a ring of
     # one before anyone could answer.
     check_consensus(engine)
+
+
+def _restart_by_join(engine: Engine, frame: Frame) -> bool:
+    """A join outside GATHER: whether it starts a round (then started)."""
+    j = frame.body
+    assert isinstance(j, Join)
+    sender = frame.sender
+    members = engine.pending.members if engine.pending else engine.members
+    failed = engine.gather.fail if engine.gather is not None else set()
+    outsider_refuses = sender not in members and engine.merge_backoff.refuses(
+        sender, _live(engine, members)
+    )
+    if (
+        engine.node_id in j.fail
+        or engine.node_id not in j.proc
+        or sender in failed
+        or outsider_refuses
+    ):
+        # It is not trying to join us (it failed us or a member we hear,
+        # or does not know us yet): restarting our membership would only
+        # start a loop of rings that it leaves again. Our ring traffic will
+        # reach it as foreign traffic, and the merge starts from there.
+        engine.drops[Drop.JOIN_NOT_FOR_US] += 1
+        return False
+    if sender not in members and not engine.merge_backoff.allow(engine.now, sender):
+        # An outsider's join (perhaps a replayed one of a node that
+        # is gone) restarts membership once per back-off period.
+        engine.drops[Drop.JOIN_BACKOFF] += 1
+        return False
+    accusations.on_restart_by_join(engine, frame)
+    enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
+    return True
+
+
+def _live(engine: Engine, nodes: Iterable[int]) -> set[int]:
+    """Those of ``nodes`` (not us) heard within a consensus timeout."""
+    recent_s = engine.timing.consensus_timeout_s
+    det = engine.detector
+    return {n for n in nodes if n != engine.node_id and det.heard_lately(n, engine.now, recent_s)}
 
 
 def _relay_joins(engine: Engine, frame: Frame) -> None:
@@ -382,6 +426,11 @@ def on_consensus_timer(engine: Engine) -> None:
         # soak seed 2098). They get a consensus period to answer.
         send_join(engine)
         return
+    if claims.refresh(engine):
+        # What we hear changed since the last event: new sets, a new period.
+        send_join(engine)
+        check_consensus(engine)
+        return
     claims.claim(engine, engine.gather.silent())
     claims.refresh(engine)
     send_join(engine)
@@ -437,6 +486,10 @@ def foreign(engine: Engine, frame: Frame) -> None:
         return
     engine.detector.heard_from(sender, engine.now)
     g = engine.gather
+    live = _live(engine, g.candidates() if g is not None else engine.members)
+    if engine.merge_backoff.refuses(sender, live):
+        engine.drops[Drop.FOREIGN_RING] += 1
+        return
     if (
         engine.state is State.GATHER
         and g is not None

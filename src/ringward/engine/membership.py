@@ -85,6 +85,8 @@ class GatherState:
     # of them we leave out whatever the others claim (a verdict, a leave).
     claims: set[int] = field(default_factory=set)
     local: set[int] = field(default_factory=set)
+    # (claimant, node) -> when we first saw the claim this round.
+    claimed_at: dict[tuple[int, int], float] = field(default_factory=dict)
     # (to, whose join) -> when we last relayed that join (gather._relay_joins).
     relayed: dict[tuple[int, int], float] = field(default_factory=dict)
 
