@@ -272,13 +272,9 @@ FAIL_LIVE_WORLDS = [
     # under loss.
     (4, "2:fail-live:1", 1, "none"),
     (7, "2:fail-live:1,3:fail-live:1", 1, "loss=0.05"),
-    # Left out, the liar restarted the ring as an outsider at the combined
-    # pace of every member's merge back-off, each round a consensus timeout
-    # (late deliveries, G3): an outsider whose latest join fails a member we
-    # hear is not trying to join us (review of stop 26; Byzantine soak seed
-    # 340142).
-    (5, "2:fail-live:3", 4242, "loss=0.05,delay=1..15"),
-    (10, "4:starve-successor,7:fail-live:2,9:drop-token", 340142, "none"),
+    # Left out, the liar restarts the ring as an outsider at the combined
+    # pace of every member's merge back-off, each round a consensus timeout:
+    # open (OPEN_SOAK_WORLDS).
 ]
 
 
@@ -302,6 +298,13 @@ def test_a_member_failing_a_live_node_leaves_out_only_itself(
 
 # Open (issue 16), strict xfails run by make soak.
 OPEN_SOAK_WORLDS = [
+    # A fail-live liar, left out, restarts the ring as an outsider at the
+    # combined pace of every member's merge back-off (a member's join
+    # restarts the others without charging theirs), each round a consensus
+    # timeout that its sets never agree in: late deliveries, G3 (Byzantine
+    # soak seed 340142; review of stop 26, world 4242).
+    (10, "4:starve-successor,7:fail-live:2,9:drop-token", 340142, "none"),
+    (5, "2:fail-live:3", 4242, "loss=0.05,delay=1..15"),
     # drop-commit beside bad-key-next, both outside the ring, form rounds
     # of their own in which only the other liar sees the commit withheld;
     # the ring merges drop-commit at its back-off pace, so it is evicted

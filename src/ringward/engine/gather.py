@@ -48,19 +48,6 @@ class MergeBackoff:
     def __init__(self, first_s: float) -> None:
         self._first_s = first_s
         self._until: dict[int, tuple[float, float]] = {}
-        # The fail set of each node's latest join we took: an outsider
-        # failing a member we hear is not trying to join us (``refuses``).
-        self._fails: dict[int, frozenset[int]] = {}
-
-    def note_join(self, sender: int, fail: Iterable[int]) -> None:
-        """``sender``'s latest join we took fails these nodes."""
-        self._fails[sender] = frozenset(fail)
-
-    def refuses(self, sender: int, live: Iterable[int]) -> bool:
-        """Whether ``sender``'s latest join failed one of ``live``: merging
-        with it would only start rounds it never agrees to (a liar failing a
-        live node leaves out only itself, claims.refresh, once per round)."""
-        return not self._fails.get(sender, frozenset()).isdisjoint(live)
 
     def allow(self, now: float, sender: int) -> bool:
         """Whether ``sender`` may start a round now; if so, the next time it
@@ -75,10 +62,9 @@ class MergeBackoff:
         """Members of an installed ring start afresh."""
         for member in members:
             self._until.pop(member, None)
-            self._fails.pop(member, None)
 
     def __len__(self) -> int:
-        return len(self._until) + len(self._fails)
+        return len(self._until)
 
 
 def enter(
@@ -218,7 +204,6 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
         return  # its evidence convicted us, or it convicted itself
     engine.ring_seq_max = max(engine.ring_seq_max, j.ring_seq)
-    engine.merge_backoff.note_join(sender, j.fail)
     if engine.state is not State.GATHER and not _restart_by_join(engine, frame):
         return
     g = engine.gather
@@ -237,10 +222,6 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     changed |= claims.refresh(engine)
     if sender in g.fail:
         engine.drops[Drop.JOIN_FROM_FAILED] += 1
-    elif sender not in g.proc and engine.merge_backoff.refuses(
-        sender, _live(engine, g.candidates())
-    ):
-        engine.drops[Drop.JOIN_NOT_FOR_US] += 1  # an outsider failing a node we hear
     else:
         changed |= g.merge(j.proc) | _fail_banned(engine, j.proc)
         changed |= claims.refresh(engine)
@@ -265,19 +246,11 @@ def _restart_by_join(engine: Engine, frame: Frame) -> bool:
     sender = frame.sender
     members = engine.pending.members if engine.pending else engine.members
     failed = engine.gather.fail if engine.gather is not None else set()
-    outsider_refuses = sender not in members and engine.merge_backoff.refuses(
-        sender, _live(engine, members)
-    )
-    if (
-        engine.node_id in j.fail
-        or engine.node_id not in j.proc
-        or sender in failed
-        or outsider_refuses
-    ):
-        # It is not trying to join us (it failed us or a member we hear,
-        # or does not know us yet): restarting our membership would only
-        # start a loop of rings that it leaves again. Our ring traffic will
-        # reach it as foreign traffic, and the merge starts from there.
+    if engine.node_id in j.fail or engine.node_id not in j.proc or sender in failed:
+        # It is not trying to join us (it failed us, or does not know us
+        # yet): restarting our membership would only start a loop of rings
+        # that it leaves again. Our ring traffic will reach it as foreign
+        # traffic, and the merge starts from there.
         engine.drops[Drop.JOIN_NOT_FOR_US] += 1
         return False
     if sender not in members and not engine.merge_backoff.allow(engine.now, sender):
@@ -288,13 +261,6 @@ def _restart_by_join(engine: Engine, frame: Frame) -> bool:
     accusations.on_restart_by_join(engine, frame)
     enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
     return True
-
-
-def _live(engine: Engine, nodes: Iterable[int]) -> set[int]:
-    """Those of ``nodes`` (not us) heard within a consensus timeout."""
-    recent_s = engine.timing.consensus_timeout_s
-    det = engine.detector
-    return {n for n in nodes if n != engine.node_id and det.heard_lately(n, engine.now, recent_s)}
 
 
 def _relay_joins(engine: Engine, frame: Frame) -> None:
@@ -486,10 +452,6 @@ def foreign(engine: Engine, frame: Frame) -> None:
         return
     engine.detector.heard_from(sender, engine.now)
     g = engine.gather
-    live = _live(engine, g.candidates() if g is not None else engine.members)
-    if engine.merge_backoff.refuses(sender, live):
-        engine.drops[Drop.FOREIGN_RING] += 1
-        return
     if (
         engine.state is State.GATHER
         and g is not None
