@@ -79,7 +79,7 @@ def main() -> int:
         "--exclude",
         default="",
         help="byzantine: behaviours left out of the draw, comma-separated (an open finding "
-        "that fails every world it is drawn in)",
+        "that fails every world it is drawn in, say fail-live)",
     )
     args = ap.parse_args()
     excluded = {"overload", *filter(None, args.exclude.split(","))}

@@ -154,8 +154,7 @@ def test_gather_consensus() -> None:
     assert not g.consensus() and g.silent() == {3}
     g.joins[3] = (*mine, None)  # type: ignore[assignment]
     assert g.consensus()
-    assert g.merge({4})
-    g.fail.add(3)
+    assert g.merge({4}, {3})
     assert not g.consensus()
     assert g.candidates() == [1, 2, 4]
 

@@ -71,6 +71,8 @@ def _marks(*, soak: bool = False) -> list[pytest.MarkDecorator]:
 def _marked(behaviour: str) -> object:
     name = behaviour.partition(":")[0]
     marks = _marks(soak=name not in ALONE_IN_MAKE_TEST)
+    if name == "fail-live":  # open: see OPEN_SOAK_WORLDS
+        marks.append(pytest.mark.xfail(strict=True, reason="issue 16: a live node kept out"))
     return pytest.param(behaviour, marks=marks)
 
 
@@ -255,56 +257,18 @@ def test_a_member_failing_a_live_node_gets_no_correct_member_evicted() -> None:
     _run(7, "7:fail-live:1", seed=1)
 
 
-# Issue 16, finding 10: a member listing a live node in the fail set of
-# every join kept it out of every ring (fail sets were unioned on trust, as
-# in Totem) and was not always evicted. Claims are counted now (engine/
-# claims.py): the liar leaves out only itself, f liars nobody correct. The
-# last two were found by the Byzantine soak of stop 20 (seeds from 6000).
-FAIL_LIVE_WORLDS = [
+# Open (issue 16), strict xfails run by make soak. A member listing a live
+# node in its joins' fail set keeps it out of every ring (fail sets are
+# unioned on trust, as in Totem), and is not always evicted: docs/
+# fault-detector.md, "What is not done". The rest were found by the
+# Byzantine soak of stop 20 (seeds from 6000).
+OPEN_SOAK_WORLDS = [
     (4, "4:fail-live:1", 7, "none"),
     (7, "7:fail-live:1", 3, "none"),
     (7, "6:fail-live:1,7:fail-live:2", 1, "none"),
     (10, "8:fail-live:1,9:fail-live:1,10:fail-live:2", 2, "none"),
     (10, "1:lie-aru,6:fail-live:3,9:fail-live:2", 6074, "loss=0.05"),
     (10, "4:poison-ring-seq-jump,9:recover-fork,10:fail-live:1", 6062, "none"),
-    # The liar is the representative's next member (claims.note_refusal
-    # takes only a claim made after agreeing), and two liars of one target
-    # under loss.
-    (4, "2:fail-live:1", 1, "none"),
-    (7, "2:fail-live:1,3:fail-live:1", 1, "loss=0.05"),
-    # Left out, the liar restarts the ring as an outsider at the combined
-    # pace of every member's merge back-off, each round a consensus timeout:
-    # open (OPEN_SOAK_WORLDS).
-]
-
-
-@HEAVY
-def test_members_that_missed_a_refused_commit_count_the_refusal() -> None:
-    """Byzantine soak seed 330191 (the first version of fail claims): the
-    members that saw bad-key-next's commit reach its victim and stop left
-    the representative out; three that missed the forward kept it, and at
-    the consensus timeout the four claimed the three, which split into
-    singletons. Whoever sees the refusal claims the representative too."""
-    _run(10, "1:bad-key-next,5:frame:10,8:equivocate", seed=330191)
-
-
-@HEAVY
-@pytest.mark.parametrize(("nodes", "spec", "seed", "faults"), FAIL_LIVE_WORLDS)
-def test_a_member_failing_a_live_node_leaves_out_only_itself(
-    nodes: int, spec: str, seed: int, faults: str
-) -> None:
-    _run(nodes, spec, seed=seed, faults=faults)
-
-
-# Open (issue 16), strict xfails run by make soak.
-OPEN_SOAK_WORLDS = [
-    # A fail-live liar, left out, restarts the ring as an outsider at the
-    # combined pace of every member's merge back-off (a member's join
-    # restarts the others without charging theirs), each round a consensus
-    # timeout that its sets never agree in: late deliveries, G3 (Byzantine
-    # soak seed 340142; review of stop 26, world 4242).
-    (10, "4:starve-successor,7:fail-live:2,9:drop-token", 340142, "none"),
-    (5, "2:fail-live:3", 4242, "loss=0.05,delay=1..15"),
     # drop-commit beside bad-key-next, both outside the ring, form rounds
     # of their own in which only the other liar sees the commit withheld;
     # the ring merges drop-commit at its back-off pace, so it is evicted

@@ -51,8 +51,8 @@ Behaviours (docs/fault-detector.md has the detection bounds):
   such node, it is join-churn.
 * ``flood-signed`` - signs and broadcasts tokens that are not its turn.
 * ``frame:TARGET`` - accuses TARGET at every visit.
-* ``fail-live:TARGET`` - restarts membership once, then proposes, fails
-  and claims TARGET, a live correct member, in every join it signs.
+* ``fail-live:TARGET`` - restarts membership once, then lists TARGET, a
+  live correct member, in the fail set of every join it signs.
 * ``flood-junk`` - ten datagrams that fail checks per real one.
 * ``replay`` - re-sends other members' frames captured a second earlier.
 * ``overload`` - (honest) processes every datagram slowly for a while,

@@ -410,16 +410,12 @@ def _commit_members(ct: CommitToken) -> tuple[int, ...]:
 
 
 class FailLive(RestartOnce):
-    """``fail-live:TARGET``: restarts membership once, then proposes, fails
-    and claims TARGET, a live correct member, in every join it signs."""
+    """``fail-live:TARGET``: restarts membership once, then lists TARGET, a
+    live correct member, in the fail set of every join it signs."""
 
     def signing(self, ring: RingId, body: object) -> object:
         e = self.engine
         if isinstance(body, Join) and e.now >= e.start_s and self.arg is not None:
-            # Proposed, failed and claimed: a valid statement (a claim is
-            # of a node the join proposes), so no rule convicts it.
-            proc = tuple(sorted({*body.proc, self.arg}))
             fail = tuple(sorted({*body.fail, self.arg}))
-            claimed = tuple(sorted({*body.claims, self.arg}))
-            return dataclasses.replace(body, proc=proc, fail=fail, claims=claimed)
+            return dataclasses.replace(body, fail=fail)
         return body

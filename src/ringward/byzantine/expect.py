@@ -31,10 +31,7 @@ Expectation = Literal["proof", "accused", "overload", "harmless"]
 # Behaviour -> what must happen to the node.
 EXPECT: Final[dict[str, Expectation]] = {
     "equivocate": "proof",
-    # Fail claims are counted, never unioned (engine/claims.py): a node
-    # still heard is left out on f+1 claims only, so the liar's claim
-    # leaves nobody out but itself, whose sets never agree.
-    "fail-live": "harmless",
+    "fail-live": "accused",
     "lie-aru": "proof",
     "break-link": "accused",
     "drop-token": "accused",

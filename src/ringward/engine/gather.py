@@ -15,12 +15,12 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ringward.engine import accusations, claims, evidence, faults, recovery, transition
+from ringward.engine import accusations, evidence, faults, recovery, transition
 from ringward.engine.config import MERGE_BACKOFF_MAX_S
 from ringward.engine.membership import Agreed, GatherState, State
 from ringward.engine.reasons import Drop, Note
 from ringward.errors import WireError
-from ringward.wire import Frame, Join, RingId, limits, signing_bytes
+from ringward.wire import Frame, Join, RingId, limits
 
 if TYPE_CHECKING:
     from ringward.engine.engine import Engine
@@ -83,25 +83,22 @@ def enter(
     if engine.state is State.REJECTED and not rejoin:
         return
     if engine.state is State.GATHER and engine.gather is not None:
-        if engine.gather.merge(add):
-            claims.refresh(engine)
+        if engine.gather.merge(add, ()):
             send_join(engine)
         return
     engine.notes[f"{Note.GATHER}:{reason}"] += 1  # counted, not an error: a reason to reconfigure
     died = _died_at(engine)
     transition.to(engine, State.GATHER)
-    # Back from a failed COMMIT or RECOVERY, the previous round's claims
+    # Back from a failed COMMIT or RECOVERY, the previous round's sets
     # stand (Totem clears the fail set only on entering OPERATIONAL):
     # forgetting them would re-admit the nodes just failed and loop.
     kept = engine.gather
     engine.gather = GatherState(
         proc={engine.node_id, *engine.members, *add, *(kept.proc if kept else ())},
-        fail=set(),
+        fail=set(kept.fail) if kept else set(),
         ring_seq_max=engine.ring_seq_max,
         died_at=died,
         cause=cause,
-        claims=set(kept.claims) if kept else set(),
-        local=set(kept.local) if kept else set(),
     )
     if died is not None and kept is not None and kept.died_at == died:
         # The ring died at this member twice in a row, and its other
@@ -112,14 +109,9 @@ def enter(
         # third member to relay the token) looped so (Byzantine soak seed
         # 2098). Failed, it is merged with later, once we are operational.
         engine.notes[Note.DIED_TWICE] += 1
-        claims.claim(engine, (died,), local=True)
-    claims.claim(engine, {n for n in engine.gather.proc if engine.banned(n)}, local=True)
-    stuck = engine.detector.tokens
-    if stuck.aru_stuck_id and stuck.aru_stuck >= max(1, engine.config.fail_recv_const // 2):
-        # The same member held our ring's aru down for half of Totem's
-        # fail_recv_const: we saw what the member that failed it saw.
-        claims.claim(engine, (stuck.aru_stuck_id,))
-    claims.refresh(engine)
+        engine.gather.fail.add(died)
+    engine.gather.fail.discard(engine.node_id)
+    engine.gather.fail |= {n for n in engine.gather.proc if engine.banned(n)}
     transition.end_round(engine)
     engine.security.retire({engine.ring} if engine.ring else ())
     transition.reset_tokens(engine)
@@ -162,7 +154,6 @@ def send_join(engine: Engine) -> None:
         accused,
         g.cause,
         load,
-        tuple(sorted(g.claims & g.proc)),
     )
     try:
         raw = engine.emit_signed(ring, body)
@@ -196,22 +187,33 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
         # consensus timeout for it) and hide the sender's latest join.
         engine.drops[Drop.STALE_JOIN] += 1
         return
-    engine.detector.heard_from(sender, engine.now)  # alive (claims.refresh)
-    if engine.gather is not None:
-        engine.gather.answered[sender] = engine.now  # a fresh join
     accusations.on_join(engine, frame)
     faults.join_load(engine, frame)
     if engine.state is State.REJECTED or sender in engine.detector.verdicts:
         return  # its evidence convicted us, or it convicted itself
     engine.ring_seq_max = max(engine.ring_seq_max, j.ring_seq)
-    if engine.state is not State.GATHER and not _restart_by_join(engine, frame):
-        return
+    if engine.state is not State.GATHER:
+        members = engine.pending.members if engine.pending else engine.members
+        failed = engine.gather.fail if engine.gather is not None else set()
+        if engine.node_id in j.fail or engine.node_id not in j.proc or sender in failed:
+            # It is not trying to join us (it failed us, or does not know
+            # us yet): restarting our membership would only start a loop
+            # of rings that it leaves again. Our ring traffic will reach
+            # it as foreign traffic, and the merge starts from there.
+            engine.drops[Drop.JOIN_NOT_FOR_US] += 1
+            return
+        if sender not in members and not engine.merge_backoff.allow(engine.now, sender):
+            # An outsider's join (perhaps a replayed one of a node that
+            # is gone) restarts membership once per back-off period.
+            engine.drops[Drop.JOIN_BACKOFF] += 1
+            return
+        accusations.on_restart_by_join(engine, frame)
+        enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
     g = engine.gather
     assert g is not None
-    # Its claims count whether or not we fail it (claims.refresh): members
-    # holding the same joins then leave out the same nodes.
-    claims.note_claims(engine, frame)
-    g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
+    if sender in g.fail:
+        engine.drops[Drop.JOIN_FROM_FAILED] += 1
+        return
     # A member whose wait for the commit ran out before ours fails the
     # representative: blame it as our own timer would (as for token loss,
     # accusations.SILENT_TOKEN_FRACTION), or only the first to time out
@@ -219,14 +221,18 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     # Failing the representative changes our sets: announced below, with
     # a fresh consensus period, like any other change.
     changed = _commit_overdue(engine, accusations.SILENT_TOKEN_FRACTION)
-    changed |= claims.refresh(engine)
-    if sender in g.fail:
-        engine.drops[Drop.JOIN_FROM_FAILED] += 1
+    if engine.node_id in j.fail:
+        # It considers us failed: part ways; the merge comes later.
+        g.fail.add(sender)
+        changed = True
     else:
-        changed |= g.merge(j.proc) | _fail_banned(engine, j.proc)
-        changed |= claims.refresh(engine)
-        g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
-    _relay_joins(engine, frame)
+        g.joins[sender] = (frozenset(j.proc), frozenset(j.fail), frame)
+        # Fail sets are unioned on trust, as in Totem: refusing claims
+        # about nodes we still hear was tried and split partitioned
+        # rings into singletons that never re-merged (SECURITY.md: a
+        # Byzantine member can keep a live node out of one ring).
+        changed |= g.merge(j.proc, j.fail) | _fail_banned(engine, j.proc)
+    g.ring_seq_max = max(g.ring_seq_max, j.ring_seq)
     if changed:
         # New sets: everyone gets a full consensus period to agree to
         # them (Totem re-enters gather), or the first timer to fire
@@ -239,63 +245,6 @@ def on_join_frame(engine: Engine, frame: Frame, raw: bytes) -> None:
     check_consensus(engine)
 
 
-def _restart_by_join(engine: Engine, frame: Frame) -> bool:
-    """A join outside GATHER: whether it starts a round (then started)."""
-    j = frame.body
-    assert isinstance(j, Join)
-    sender = frame.sender
-    members = engine.pending.members if engine.pending else engine.members
-    failed = engine.gather.fail if engine.gather is not None else set()
-    if engine.node_id in j.fail or engine.node_id not in j.proc or sender in failed:
-        # It is not trying to join us (it failed us, or does not know us
-        # yet): restarting our membership would only start a loop of rings
-        # that it leaves again. Our ring traffic will reach it as foreign
-        # traffic, and the merge starts from there.
-        engine.drops[Drop.JOIN_NOT_FOR_US] += 1
-        return False
-    if sender not in members and not engine.merge_backoff.allow(engine.now, sender):
-        # An outsider's join (perhaps a replayed one of a node that
-        # is gone) restarts membership once per back-off period.
-        engine.drops[Drop.JOIN_BACKOFF] += 1
-        return False
-    accusations.on_restart_by_join(engine, frame)
-    enter(engine, engine.now, reason="join", add=(sender,), cause=sender)
-    return True
-
-
-def _relay_joins(engine: Engine, frame: Frame) -> None:
-    """Whoever leaves out a node we still hear gets that node's latest join
-    from us, and a node's join goes to the members leaving it out: a link
-    that lost one direction (or a member silent to one other only) then
-    costs no correct node its place (claims.refresh leaves a node heard out
-    only on f+1 claims). At most once per join timeout per pair."""
-    g = engine.gather
-    assert g is not None
-    j = frame.body
-    assert isinstance(j, Join)
-    me, sender = engine.node_id, frame.sender
-    recent_s = engine.timing.consensus_timeout_s
-    for node in set(j.fail) - g.fail - {me, sender}:
-        got = g.joins.get(node)
-        if got is not None and engine.detector.heard_lately(node, engine.now, recent_s):
-            _relay(engine, sender, got[2])
-    if sender not in g.fail:
-        for node, (_, failed, _) in list(g.joins.items()):
-            if node not in (me, sender) and sender in failed:
-                _relay(engine, node, frame)
-
-
-def _relay(engine: Engine, dest: int, frame: Frame) -> None:
-    g = engine.gather
-    assert g is not None
-    key = (dest, frame.sender)
-    if engine.now < g.relayed.get(key, -1.0) + engine.timing.join_timeout_s:
-        return
-    g.relayed[key] = engine.now
-    engine.notes[Note.JOIN_RELAYED] += 1
-    engine.send(dest, signing_bytes(frame) + frame.signature)
-
-
 def _fail_banned(engine: Engine, proposed: Iterable[int]) -> bool:
     """A node we evicted, proposed by a member that has not learnt of it
     yet: fail it, or the round waits for its join until the consensus
@@ -303,7 +252,7 @@ def _fail_banned(engine: Engine, proposed: Iterable[int]) -> bool:
     g = engine.gather
     assert g is not None
     banned = {n for n in proposed if n not in g.fail and engine.banned(n)}
-    claims.claim(engine, banned, local=True)
+    g.fail |= banned
     return bool(banned)
 
 
@@ -336,11 +285,8 @@ def _stale_join(engine: Engine, sender: int, j: Join) -> bool:
     assert isinstance(old, Join)
     if j.ring_seq != old.ring_seq:
         return j.ring_seq < old.ring_seq
-    # Within a round proc and claims only grow (the fail set is computed
-    # from what the sender hears, and may shrink).
-    proc, claimed = frozenset(j.proc), frozenset(j.claims)
-    old_claimed = frozenset(old.claims)
-    return proc <= got[0] and claimed <= old_claimed and (proc, claimed) != (got[0], old_claimed)
+    proc, fail = frozenset(j.proc), frozenset(j.fail)
+    return proc <= got[0] and fail <= got[1] and (proc, fail) != (got[0], got[1])
 
 
 def on_leave(engine: Engine, sender: int, j: Join) -> None:
@@ -352,16 +298,15 @@ def on_leave(engine: Engine, sender: int, j: Join) -> None:
         engine.drops[Drop.STALE_LEAVE] += 1
         return
     if engine.state is State.GATHER and engine.gather is not None:
-        claims.claim(engine, (sender,), local=True)
-        if claims.refresh(engine):
+        if sender not in engine.gather.fail:
+            engine.gather.fail.add(sender)
             engine.set_timer("consensus", engine.timing.consensus_timeout_s)
             send_join(engine)
             check_consensus(engine)
         return
     enter(engine, engine.now, reason="leave")
     if engine.gather is not None:
-        claims.claim(engine, (sender,), local=True)
-        claims.refresh(engine)
+        engine.gather.fail.add(sender)
         send_join(engine)
 
 
@@ -392,13 +337,8 @@ def on_consensus_timer(engine: Engine) -> None:
         # soak seed 2098). They get a consensus period to answer.
         send_join(engine)
         return
-    if claims.refresh(engine):
-        # What we hear changed since the last event: new sets, a new period.
-        send_join(engine)
-        check_consensus(engine)
-        return
-    claims.claim(engine, engine.gather.silent())
-    claims.refresh(engine)
+    silent = engine.gather.silent() - {engine.node_id}
+    engine.gather.fail |= silent
     send_join(engine)
     check_consensus(engine)
 
@@ -436,8 +376,7 @@ def _commit_overdue(engine: Engine, fraction: float) -> bool:
     rep = members[0]
     g.agreed = None
     accusations.suspect(engine, rep, "commit_withheld")
-    claims.claim(engine, (rep,))
-    claims.refresh(engine)
+    g.fail.add(rep)
     return True
 
 
@@ -461,8 +400,7 @@ def foreign(engine: Engine, frame: Frame) -> None:
         # Gathering (a node that just started, say) and a ring is out
         # there: propose to include its members rather than wait for the
         # consensus timer, form a ring alone, and merge afterwards.
-        g.merge((sender,))
-        claims.refresh(engine)
+        g.merge((sender,), ())
         engine.set_timer("consensus", engine.timing.consensus_timeout_s)
         send_join(engine)
         return

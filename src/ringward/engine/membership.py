@@ -60,8 +60,6 @@ class GatherState:
     ``my_failed_list`` and the joins received)."""
 
     proc: set[int]
-    # What we propose to leave out: computed from the claims we hold
-    # (engine/claims.py), never unioned from other joins.
     fail: set[int]
     # Latest join of each node: its proc and fail sets and the frame itself
     # (the frames become the commit token's certificate).
@@ -81,23 +79,16 @@ class GatherState:
     # When each node's latest fresh join of this round arrived: a commit
     # holder that sent one since its round stalled answered (recovery._watch).
     answered: dict[int, float] = field(default_factory=dict)
-    # Nodes we fail on our own account (every join names them), and those
-    # of them we leave out whatever the others claim (a verdict, a leave).
-    claims: set[int] = field(default_factory=set)
-    local: set[int] = field(default_factory=set)
-    # (claimant, node) -> when we first saw the claim this round.
-    claimed_at: dict[tuple[int, int], float] = field(default_factory=dict)
-    # (to, whose join) -> when we last relayed that join (gather._relay_joins).
-    relayed: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def candidates(self) -> list[int]:
         return sorted(self.proc - self.fail)
 
-    def merge(self, proc: Iterable[int]) -> bool:
-        """Union another node's proposed nodes into ours; True if ours grew."""
-        before = len(self.proc)
+    def merge(self, proc: Iterable[int], fail: Iterable[int]) -> bool:
+        """Union another node's sets into ours; True if ours changed."""
+        before = (len(self.proc), len(self.fail))
         self.proc.update(proc)
-        return before != len(self.proc)
+        self.fail.update(fail)
+        return before != (len(self.proc), len(self.fail))
 
     def consensus(self) -> bool:
         """Every candidate has sent a join with exactly our sets."""

@@ -103,8 +103,6 @@ class Note(enum.StrEnum):
     WAKE_SENT = "wake_sent"  # new work on an idle ring: we asked for the next token
     WOKEN = "woken"  # a member's wake: our next visit does not hold the token
     COMMIT_RELAYED = "commit_relayed"  # a commit token re-sent to its late holder
-    # A node's join sent to a member that leaves out a node we hear.
-    JOIN_RELAYED = "join_relayed"
     # Our key in the representative's commit did not open or match its
     # commitment: the representative failed and blamed (recovery.py).
     COMMIT_KEY_REFUSED = "commit_key_refused"

@@ -46,7 +46,7 @@ import functools
 import hmac
 from typing import TYPE_CHECKING, NamedTuple
 
-from ringward.engine import accusations, claims, token, transition, versions
+from ringward.engine import accusations, token, transition, versions
 from ringward.engine.config import EngineConfig
 from ringward.engine.detector import CommitWatch, LossBlame
 from ringward.engine.membership import State, plan_recovery
@@ -369,8 +369,7 @@ def _refuse_representative(engine: Engine, ring: RingId, members: tuple[int, ...
     if not _may_refuse(engine, ring, members) or g is None:
         return
     accusations.suspect(engine, ring.rep, "bad_commit")
-    claims.claim(engine, (ring.rep,), local=True)
-    claims.refresh(engine)
+    g.fail.add(ring.rep)
     g.agreed = None
     engine.notes[Note.COMMIT_KEY_REFUSED] += 1
     engine.set_timer("consensus", engine.timing.consensus_timeout_s)

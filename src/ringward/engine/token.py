@@ -27,17 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ringward.engine import (
-    accusations,
-    chain,
-    claims,
-    delivery,
-    evidence,
-    faults,
-    flow,
-    idle,
-    versions,
-)
+from ringward.engine import accusations, chain, delivery, evidence, faults, flow, idle, versions
 from ringward.engine.config import MS_PER_S
 from ringward.engine.membership import State
 from ringward.engine.reasons import Drop, Note
@@ -96,7 +86,6 @@ def on_token(engine: Engine, frame: Frame, raw: bytes) -> None:
     ts = engine.tokens
     _track_hops(engine, ts, tk.hop, members)
     if tk.hop > ts.hops.seen:
-        engine.detector.heard_from(frame.sender, engine.now)  # alive (claims.refresh)
         _observe(engine, ts, tk, members)
         _arm_relay(engine, ts, frame, raw)
     _take_turn(engine, ts, frame, raw)
@@ -457,7 +446,6 @@ def _aru_stuck(
     watch = engine.detector.tokens
     held = pv is not None and aru == pv.aru and aru < seq and aru_id not in (0, engine.node_id)
     stuck = watch.aru_held(held, engine.now)
-    watch.aru_stuck_id = aru_id if held else 0
     span_s = ARU_STUCK_TOKEN_TIMEOUTS * engine.timing.token_timeout_s
     if (
         held
@@ -480,8 +468,7 @@ def _aru_stuck(
         return engine.active() is None
     engine.enter_gather(engine.now, reason="fail_recv")
     if engine.gather is not None:
-        claims.claim(engine, (aru_id,))
-        claims.refresh(engine)
+        engine.gather.fail.add(aru_id)
         engine.send_join()
     return True
 

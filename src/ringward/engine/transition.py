@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from ringward.engine import accusations, claims, delivery, versions
+from ringward.engine import accusations, delivery, versions
 from ringward.engine.api import Rejected
 from ringward.engine.membership import State, regular_view_id
 from ringward.engine.reasons import Note
@@ -121,8 +121,7 @@ def act(engine: Engine, v: Verdict) -> None:
         return
     if engine.state is State.GATHER:
         if forming and g is not None and v.target not in g.fail:
-            claims.claim(engine, (v.target,), local=True)
-            claims.refresh(engine)
+            g.fail.add(v.target)
             engine.set_timer("consensus", engine.timing.consensus_timeout_s)
             engine.send_join()
     elif in_ring:

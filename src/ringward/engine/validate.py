@@ -94,7 +94,6 @@ STATIC_RULES: Final = (
     "commit_ring_seq",
     "commit_entry",
     "join_cause",
-    "join_claims",
 )
 
 
@@ -129,9 +128,6 @@ def _join_rule(frame: Frame, j: Join) -> str | None:
     # node's join or by itself (0), never by itself named.
     if j.ring_seq > RING_SEQ_LIMIT or j.ring_seq < frame.ring.seq:
         return "ring_seq"
-    # A node fails on its own account only nodes it proposes, never itself.
-    if frame.sender in j.claims or not set(j.claims) <= set(j.proc):
-        return "join_claims"
     return "join_cause" if j.cause == frame.sender else None
 
 

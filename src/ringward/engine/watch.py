@@ -44,8 +44,6 @@ class TokenWatch:
     # Our visits with the aru held by the same other member, and since when.
     aru_stuck: int = 0
     aru_stuck_at: float = 0.0
-    # The member holding it (0: none).
-    aru_stuck_id: int = 0
     # The count of those visits at the last aru_stuck suspicion.
     aru_suspected: int = 0
     # Retransmission requests seen in the chain: seq -> (first hop, last hop).

@@ -127,13 +127,7 @@ class Join:
     """A Gather-state join: the sender's proposed membership, what started
     its round (``cause``: the node whose join did, 0 for its own reason),
     and its load, signed as in a token (a member too slow to forward any
-    token or commit still sends joins: overload evidence).
-
-    ``fail`` is the membership the sender proposes to leave out; ``claims``
-    are the nodes it fails on its own account (it heard no matching join
-    of them, or it holds a reason of its own). Receivers count claims, not
-    fail sets: a node still heard is left out only when f+1 members claim
-    it (docs/protocol.md, "Fail claims")."""
+    token or commit still sends joins: overload evidence)."""
 
     ring_seq: int
     proc: tuple[int, ...]
@@ -142,7 +136,6 @@ class Join:
     accusations: tuple[Frame, ...]
     cause: int = 0
     load: LoadReport = LoadReport(0, 0, 0, 0)
-    claims: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +267,6 @@ SCHEMAS: dict[Kind, Record[Any]] = {
             ("accusations", List(_embedded({Kind.ACCUSATION}), limits.JOIN_ACCUSATIONS_MAX)),
             ("cause", U16),
             ("load", LOAD_SPEC),
-            ("claims", List(NODE, limits.NODES_MAX, ascending=True)),
         ),
     ),
     Kind.COMMIT: Record(
